@@ -1,0 +1,46 @@
+"""damestoilet-contracts: cache invalidation as a typed, schema-first contract.
+
+The top level exports the error tree and the contract model. The layers live in sub-packages,
+in the order they import each other: ``model``, ``loaders``, ``compiler``, ``lint``,
+``generator``, ``runtime``, ``cli``.
+"""
+
+from __future__ import annotations
+
+from damestoilet_contracts._errors import (
+    CodegenError,
+    ContractError,
+    DamestoiletError,
+    DeliveryError,
+    DeliveryTimeoutError,
+    EmptyValueError,
+    EnvelopeError,
+    FanOutError,
+    PlanError,
+    Problem,
+    PurgeError,
+    SchemaError,
+    SchemaSyntaxError,
+    SourceLocation,
+    TemplateError,
+)
+from damestoilet_contracts._version import __version__
+
+__all__ = [
+    "CodegenError",
+    "ContractError",
+    "DamestoiletError",
+    "DeliveryError",
+    "DeliveryTimeoutError",
+    "EmptyValueError",
+    "EnvelopeError",
+    "FanOutError",
+    "PlanError",
+    "Problem",
+    "PurgeError",
+    "SchemaError",
+    "SchemaSyntaxError",
+    "SourceLocation",
+    "TemplateError",
+    "__version__",
+]

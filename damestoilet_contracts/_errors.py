@@ -1,0 +1,105 @@
+"""The one error tree of damestoilet-contracts.
+
+Every error the toolkit raises on purpose derives from :class:`DamestoiletError`, with one
+branch per stage, and leaves that also subclass the built-in exception that fits::
+
+    DamestoiletError
+    ├── SchemaError                 a contract (schema, annotation, flush graph) is wrong
+    │   ├── SchemaSyntaxError       (ValueError) a file does not parse
+    │   ├── TemplateError           (ValueError) a key template is malformed or names bad fields
+    │   └── ContractError          (ValueError) several problems, collected by a loader or lint
+    ├── PlanError                   an event cannot be turned into a flush plan
+    │   ├── EmptyValueError         (ValueError) a template field is empty, missing or None
+    │   └── FanOutError             (ValueError) the keys of one event exceed the cap
+    ├── CodegenError                the generator cannot render or check its output
+    ├── DeliveryError               an event cannot be emitted, read or acknowledged
+    │   ├── EnvelopeError           (ValueError) bytes or fields are not a valid envelope
+    │   └── DeliveryTimeoutError    (TimeoutError) the bus did not answer in time
+    └── PurgeError                  a purge target failed to purge a key, prefix or tag
+
+Messages say what was wrong, where (``path:line`` for schemas) and what to do about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SourceLocation:
+    """A place in a schema file: path as given to the loader, 1-based line and column."""
+
+    path: str
+    line: int = 1
+    column: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    """One finding of a loader or of lint: where it is and what to do about it."""
+
+    location: SourceLocation
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
+class DamestoiletError(Exception):
+    """Root of every error this toolkit raises on purpose."""
+
+
+class SchemaError(DamestoiletError):
+    """A contract (schema, annotation or flush graph) is wrong."""
+
+
+class SchemaSyntaxError(SchemaError, ValueError):
+    """A schema or graph file does not parse; the message keeps the parser's line and column."""
+
+
+class TemplateError(SchemaError, ValueError):
+    """A key template is malformed (unbalanced brace, empty placeholder) or names bad fields."""
+
+
+class ContractError(SchemaError, ValueError):
+    """Several problems found at once; ``problems`` holds them sorted by location."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: Sequence[Problem] = tuple(sorted(set(problems)))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class PlanError(DamestoiletError):
+    """An event cannot be turned into a flush plan."""
+
+
+class EmptyValueError(PlanError, ValueError):
+    """A template field is empty, missing or None: it would widen a purge into a cache storm."""
+
+
+class FanOutError(PlanError, ValueError):
+    """The keys of one event exceed the configured fan-out cap."""
+
+
+class CodegenError(DamestoiletError):
+    """The code generator cannot render or check its output."""
+
+
+class DeliveryError(DamestoiletError):
+    """An event cannot be emitted to, read from or acknowledged on the bus."""
+
+
+class EnvelopeError(DeliveryError, ValueError):
+    """Bytes or stream fields are not a valid envelope (wrong version, missing attribute)."""
+
+
+class DeliveryTimeoutError(DeliveryError, TimeoutError):
+    """The bus did not answer in time."""
+
+
+class PurgeError(DamestoiletError):
+    """A purge target failed to purge a key, a prefix or a tag."""

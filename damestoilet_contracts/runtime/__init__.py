@@ -1,0 +1,6 @@
+"""The runtime a service imports: envelope, bus backends, emitters, coordinator, purge
+targets, read-through cache. It needs neither the loaders nor the generator."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
