@@ -10,7 +10,8 @@ branch per stage, and leaves that also subclass the built-in exception that fits
     │   └── ContractError          (ValueError) several problems, collected by a loader or lint
     ├── PlanError                   an event cannot be turned into a flush plan
     │   ├── EmptyValueError         (ValueError) a template field is empty, missing or None
-    │   └── FanOutError             (ValueError) the keys of one event exceed the cap
+    │   ├── FanOutError             (ValueError) the keys of one event exceed the cap
+    │   └── PayloadError            (ValueError) a payload does not fit its event type
     ├── CodegenError                the generator cannot render or check its output
     ├── DeliveryError               an event cannot be emitted, read or acknowledged
     │   ├── EnvelopeError           (ValueError) bytes or fields are not a valid envelope
@@ -83,6 +84,10 @@ class EmptyValueError(PlanError, ValueError):
 
 class FanOutError(PlanError, ValueError):
     """The keys of one event exceed the configured fan-out cap."""
+
+
+class PayloadError(PlanError, ValueError):
+    """A payload does not fit its event type: unknown type, or a value of the wrong type."""
 
 
 class CodegenError(DamestoiletError):
