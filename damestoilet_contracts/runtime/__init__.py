@@ -3,4 +3,9 @@ targets, read-through cache. It needs neither the loaders nor the generator."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from damestoilet_contracts.runtime._purge import PurgeStats, RedisPurgeTarget
+
+__all__ = [
+    "PurgeStats",
+    "RedisPurgeTarget",
+]

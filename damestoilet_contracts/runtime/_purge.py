@@ -1,0 +1,365 @@
+"""The Redis purge target: executes one stage of a flush plan against standalone Redis or a
+Redis Cluster.
+
+Exact keys go out as pipelined ``UNLINK`` calls, many keys per call (one slot per call in a
+cluster); prefixes are found with ``SCAN`` run to cursor 0 on every primary, the prefix
+glob-escaped in ``MATCH`` (never ``KEYS``); tags are read from their set and each chunk of
+members is first ``SREM``-ed from the set and then purged (see :mod:`runtime._layout` for why
+that order keeps a racing fill from being left behind). ``mode: soft`` runs a Lua script that
+marks cache entries stale for the grace window of the op's target instead of unlinking them.
+
+The planning (filtering by target, de-duplication, grouping by slot, chunking) does no I/O and
+is shared with :class:`AsyncRedisPurgeTarget` in :mod:`runtime._purge_async`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import redis
+import redis.cluster
+import redis.exceptions
+
+from damestoilet_contracts._errors import PurgeError
+from damestoilet_contracts.model import FlushOp
+from damestoilet_contracts.runtime import _layout as layout
+
+Key: TypeAlias = str | bytes
+
+#: Keys per ``UNLINK`` or soft-script call. Large enough to amortise the round trip, small
+#: enough that one call never blocks the server noticeably.
+DEFAULT_CHUNK_SIZE = 500
+
+#: Commands queued in one pipeline before it is sent, so a huge stage does not buffer
+#: everything in memory first.
+DEFAULT_PIPELINE_SIZE = 64
+
+#: Marks cache entries stale (hash: ``stale`` = now ms unless already stale, ``lease``
+#: removed, expiry shortened to the grace window) and shortens the expiry of any other key.
+#: A missing key is left alone. KEYS: keys of one slot; ARGV[1]: grace in ms. Returns how
+#: many keys it touched. A soft purge never lengthens a key's life.
+SOFT_PURGE_LUA = f"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local grace = tonumber(ARGV[1])
+local marked = 0
+for _, k in ipairs(KEYS) do
+  local kind = redis.call('TYPE', k)['ok']
+  if kind ~= 'none' then
+    if kind == 'hash' then
+      redis.call('HSETNX', k, '{layout.FIELD_STALE}', now)
+      redis.call('HDEL', k, '{layout.FIELD_LEASE}')
+    end
+    local ttl = redis.call('PTTL', k)
+    if ttl < 0 or ttl > grace then
+      redis.call('PEXPIRE', k, grace)
+    end
+    marked = marked + 1
+  end
+end
+return marked
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeStats:
+    """What one purge did: keys purged per op kind, and how many of them were soft-marked."""
+
+    #: Keys purged by ``op: key`` that existed (unlinked, or marked stale when soft).
+    keys: int = 0
+    #: Keys matched by prefix scans and purged (unlinked or soft-marked).
+    prefix_keys: int = 0
+    #: Members of tag sets purged (unlinked or soft-marked); members already gone not counted.
+    tag_keys: int = 0
+    #: Of the keys above, those marked stale (or given the grace expiry) by ``mode: soft``.
+    soft_marked: int = 0
+
+    def __add__(self, other: PurgeStats) -> PurgeStats:
+        return PurgeStats(
+            self.keys + other.keys,
+            self.prefix_keys + other.prefix_keys,
+            self.tag_keys + other.tag_keys,
+            self.soft_marked + other.soft_marked,
+        )
+
+    @property
+    def total(self) -> int:
+        """Every key purged, hard or soft, by any op."""
+        return self.keys + self.prefix_keys + self.tag_keys
+
+    @property
+    def unlinked(self) -> int:
+        """Keys removed outright (not soft-marked)."""
+        return self.total - self.soft_marked
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """A prefix or tag op, resolved: what to scan, whether soft, and the grace in ms."""
+
+    text: str
+    soft: bool
+    grace_ms: int
+
+
+@dataclass(slots=True)
+class StagePlan:
+    """One stage, filtered and de-duplicated: what a purge target will send (no I/O)."""
+
+    unlink: list[str] = field(default_factory=list)
+    #: Exact keys to soft-purge, by grace window in ms.
+    soft: dict[int, list[str]] = field(default_factory=dict)
+    prefixes: list[_Scan] = field(default_factory=list)
+    tags: list[_Scan] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.unlink or self.soft or self.prefixes or self.tags)
+
+
+class PurgePlanner:
+    """The no-I/O half of a Redis purge target: target filter, grace windows, grouping."""
+
+    def __init__(
+        self,
+        *,
+        targets: Collection[str] | None = None,
+        grace: Mapping[str, float] | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        self.targets: frozenset[str] | None = None if targets is None else frozenset(targets)
+        self.grace: Mapping[str, float] = dict(grace or {})
+        for target, seconds in self.grace.items():
+            if seconds < 0:
+                raise ValueError(f"grace of target {target!r} is negative ({seconds}s)")
+        self.chunk_size = chunk_size
+
+    def serves(self, op: FlushOp) -> bool:
+        """Whether this target executes ``op`` (its target is one of ``targets``, or all)."""
+        return self.targets is None or op.target in self.targets
+
+    def grace_ms(self, target: str) -> int:
+        """The soft-purge window of ``target`` in ms (default :data:`DEFAULT_GRACE_S`)."""
+        return round(self.grace.get(target, layout.DEFAULT_GRACE_S) * 1000)
+
+    def plan(self, ops: Iterable[FlushOp]) -> StagePlan:
+        """The ops of one stage this target serves, de-duplicated; a key both deleted and
+        soft-purged in one stage is deleted (the stronger purge wins)."""
+        plan = StagePlan()
+        deleted: dict[str, None] = {}
+        soft: dict[str, int] = {}
+        scans: dict[tuple[str, str], _Scan] = {}
+        for op in ops:
+            if not self.serves(op):
+                continue
+            is_soft = op.mode == "soft"
+            if op.mode not in ("delete", "soft"):
+                raise PurgeError(f"unknown purge mode {op.mode!r} in {op.to_dict()}")
+            if op.op == "key":
+                if is_soft:
+                    soft.setdefault(op.key, self.grace_ms(op.target))
+                else:
+                    deleted[op.key] = None
+            elif op.op in ("prefix", "tag"):
+                scan = _Scan(op.key, is_soft, self.grace_ms(op.target))
+                prior = scans.get((op.op, op.key))
+                # delete beats soft; between two soft windows the shorter one wins
+                if prior is None or _stronger(scan, prior):
+                    scans[(op.op, op.key)] = scan
+            else:
+                raise PurgeError(f"unknown purge op {op.op!r} in {op.to_dict()}")
+        plan.unlink = list(deleted)
+        for key, grace_ms in soft.items():
+            if key not in deleted:
+                plan.soft.setdefault(grace_ms, []).append(key)
+        plan.prefixes = [s for (kind, _), s in scans.items() if kind == "prefix"]
+        plan.tags = [s for (kind, _), s in scans.items() if kind == "tag"]
+        return plan
+
+    def batches(self, keys: Sequence[Key], slot_of: Callable[[Key], int] | None) -> list[list[Key]]:
+        """``keys`` cut into calls of at most ``chunk_size`` keys; with ``slot_of`` (a cluster)
+        every call holds keys of one slot only."""
+        if slot_of is None:
+            return [list(c) for c in chunks(keys, self.chunk_size)]
+        by_slot: dict[int, list[Key]] = {}
+        for key in keys:
+            by_slot.setdefault(slot_of(key), []).append(key)
+        return [list(c) for group in by_slot.values() for c in chunks(group, self.chunk_size)]
+
+
+def _stronger(new: _Scan, old: _Scan) -> bool:
+    if new.soft != old.soft:
+        return not new.soft
+    return new.grace_ms < old.grace_ms
+
+
+def chunks(items: Sequence[Key], size: int) -> Iterator[Sequence[Key]]:
+    """Consecutive slices of ``items`` of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def prefix_pattern(prefix: str) -> str:
+    """The ``SCAN MATCH`` pattern for every key that starts with ``prefix``."""
+    return layout.escape_glob(prefix) + "*"
+
+
+def purge_error(what: str, exc: Exception) -> PurgeError:
+    """A :class:`PurgeError` for a failed Redis call, saying what to do about it."""
+    return PurgeError(
+        f"purge failed while {what}: {type(exc).__name__}: {exc}. The purge is idempotent: "
+        "retry the stage once Redis answers again."
+    )
+
+
+class RedisPurgeTarget:
+    """Purges keys, prefixes and tags from a sync redis-py client (standalone or cluster)."""
+
+    def __init__(
+        self,
+        client: redis.Redis | redis.cluster.RedisCluster,
+        *,
+        grace: Mapping[str, float] | None = None,
+        scan_count: int = 1000,
+        targets: Collection[str] | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        pipeline_size: int = DEFAULT_PIPELINE_SIZE,
+    ) -> None:
+        """Wrap ``client``. ``grace`` maps a target to its soft-purge window in seconds
+        (default :data:`_layout.DEFAULT_GRACE_S`); ``scan_count`` is the ``COUNT`` hint of
+        each ``SCAN``/``SSCAN``; ``targets`` restricts the ops executed to those targets
+        (None: every target); ``chunk_size`` is keys per call, ``pipeline_size`` calls per
+        round trip. Raises ValueError for a negative grace or a chunk size below 1."""
+        self.client = client
+        self.planner = PurgePlanner(targets=targets, grace=grace, chunk_size=chunk_size)
+        self.scan_count = scan_count
+        self.pipeline_size = max(1, pipeline_size)
+        self.is_cluster = isinstance(client, redis.cluster.RedisCluster)
+
+    @property
+    def targets(self) -> frozenset[str] | None:
+        """The targets served, or None for all."""
+        return self.planner.targets
+
+    def serves(self, op: FlushOp) -> bool:
+        """Whether ``op`` is for a target this purge target serves."""
+        return self.planner.serves(op)
+
+    def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
+        """Execute the ops of one stage that this target serves; return what was purged.
+
+        Raises :class:`PurgeError` when Redis fails (connection, timeout, a cluster
+        redirect); every op is idempotent, so the caller retries the whole stage."""
+        plan = self.planner.plan(ops)
+        if not plan:
+            return PurgeStats()
+        keys = soft_marked = prefix_keys = tag_keys = 0
+        try:
+            if plan.unlink:
+                keys = self._unlink(plan.unlink)
+            for grace_ms, soft_keys in plan.soft.items():
+                n = self._soft(soft_keys, grace_ms)
+                keys += n
+                soft_marked += n
+            for scan in plan.prefixes:
+                n = self._purge_prefix(scan)
+                prefix_keys += n
+                soft_marked += n if scan.soft else 0
+            for scan in plan.tags:
+                n = self._purge_tag(scan)
+                tag_keys += n
+                soft_marked += n if scan.soft else 0
+        except redis.exceptions.RedisError as exc:
+            self._after_error(exc)
+            raise purge_error("executing a stage", exc) from exc
+        return PurgeStats(keys, prefix_keys, tag_keys, soft_marked)
+
+    # -- building blocks ------------------------------------------------------------------
+
+    def _slot_of(self) -> Callable[[Key], int] | None:
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            return self.client.keyslot
+        return None
+
+    def _run(self, calls: Iterable[tuple[Any, ...]]) -> int:
+        """Send ``calls`` (raw commands) in pipelines of ``pipeline_size``; sum the replies."""
+        total = 0
+        pipe = self.client.pipeline(transaction=False)
+        queued = 0
+        for call in calls:
+            pipe.execute_command(*call)
+            queued += 1
+            if queued >= self.pipeline_size:
+                total += sum(int(r) for r in pipe.execute())
+                queued = 0
+        if queued:
+            total += sum(int(r) for r in pipe.execute())
+        return total
+
+    def _unlink_calls(self, keys: Sequence[Key]) -> Iterator[tuple[Any, ...]]:
+        for batch in self.planner.batches(keys, self._slot_of()):
+            yield ("UNLINK", *batch)
+
+    def _soft_calls(self, keys: Sequence[Key], grace_ms: int) -> Iterator[tuple[Any, ...]]:
+        for batch in self.planner.batches(keys, self._slot_of()):
+            yield ("EVAL", SOFT_PURGE_LUA, len(batch), *batch, grace_ms)
+
+    def _unlink(self, keys: Sequence[Key]) -> int:
+        return self._run(self._unlink_calls(keys))
+
+    def _soft(self, keys: Sequence[Key], grace_ms: int) -> int:
+        return self._run(self._soft_calls(keys, grace_ms))
+
+    def _purge_found(self, keys: Sequence[Key], scan: _Scan) -> int:
+        return self._soft(keys, scan.grace_ms) if scan.soft else self._unlink(keys)
+
+    def _scan_nodes(self) -> list[redis.Redis]:
+        """One plain client per primary (cluster), or the client itself."""
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            cluster = self.client
+            primaries = cluster.get_primaries()  # type: ignore[no-untyped-call]
+            return [cluster.get_redis_connection(node) for node in primaries]
+        return [self.client]
+
+    def _purge_prefix(self, scan: _Scan) -> int:
+        pattern = prefix_pattern(scan.text)
+        purged = 0
+        buffer: list[Key] = []
+        for node in self._scan_nodes():
+            cursor = 0
+            while True:
+                cursor, found = node.scan(cursor, match=pattern, count=self.scan_count)
+                buffer.extend(found)
+                # purge as the scan goes so a huge prefix never sits in memory at once
+                if len(buffer) >= self.planner.chunk_size * self.pipeline_size:
+                    purged += self._purge_found(buffer, scan)
+                    buffer = []
+                if cursor == 0:
+                    break
+        if buffer:
+            purged += self._purge_found(buffer, scan)
+        return purged
+
+    def _purge_tag(self, scan: _Scan) -> int:
+        tag_set = layout.tag_key(scan.text)
+        members = list(dict.fromkeys(self.client.sscan_iter(tag_set, count=self.scan_count)))
+        purged = 0
+        for part in chunks(members, self.planner.chunk_size * self.pipeline_size):
+            # SREM before the purge: a fill that re-joins the tag after the SREM is either
+            # unlinked by the purge that follows or took its lease after the purge began.
+            for batch in chunks(part, self.planner.chunk_size):
+                self.client.srem(tag_set, *batch)
+            purged += self._purge_found(part, scan)
+        return purged
+
+    def _after_error(self, exc: redis.exceptions.RedisError) -> None:
+        # A redirect means the slot map moved: refresh it so the caller's retry goes right.
+        if isinstance(self.client, redis.cluster.RedisCluster) and isinstance(
+            exc, redis.exceptions.MovedError | redis.exceptions.AskError
+        ):
+            with contextlib.suppress(redis.exceptions.RedisError):
+                self.client.nodes_manager.initialize()
