@@ -94,7 +94,7 @@ def graph(
     return FlushGraph(
         nodes=MappingProxyType({n.name: n for n in nodes}),
         path="flush-graph.yaml",
-        grace=MappingProxyType({t: 30.0 for t in targets}),
+        grace=MappingProxyType(dict.fromkeys(targets, 30.0)),
     )
 
 
