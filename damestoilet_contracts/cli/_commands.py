@@ -5,3 +5,11 @@ from __future__ import annotations
 import click
 
 COMMANDS: list[click.Command] = []
+
+from damestoilet_contracts.cli._lint import lint  # noqa: E402
+
+COMMANDS.append(lint)
+
+from damestoilet_contracts.cli._plan import plan  # noqa: E402
+
+COMMANDS.append(plan)
