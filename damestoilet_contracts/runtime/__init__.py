@@ -3,9 +3,58 @@ targets, read-through cache. It needs neither the loaders nor the generator."""
 
 from __future__ import annotations
 
+from damestoilet_contracts.runtime._bus import (
+    Bus,
+    BusEntry,
+    Claimed,
+    GroupInfo,
+    dlq_stream_name,
+)
+from damestoilet_contracts.runtime._coordinator import (
+    Coordinator,
+    CoordinatorConfig,
+    load_handlers,
+)
+from damestoilet_contracts.runtime._emitter import AsyncEmitter, Emitter
+from damestoilet_contracts.runtime._envelope import Envelope, uuid7
+from damestoilet_contracts.runtime._event import (
+    AVRO_CONTENT_TYPE,
+    PROTOBUF_CONTENT_TYPE,
+    ContractEvent,
+)
+from damestoilet_contracts.runtime._metrics import CoordinatorStats, serve_metrics
+from damestoilet_contracts.runtime._protocols import FlushHandler, HandlerRegistry, PurgeTarget
 from damestoilet_contracts.runtime._purge import PurgeStats, RedisPurgeTarget
+from damestoilet_contracts.runtime._redis_bus import (
+    DEFAULT_GROUP,
+    DEFAULT_STREAM,
+    RedisStreamBus,
+)
 
 __all__ = [
+    "AVRO_CONTENT_TYPE",
+    "DEFAULT_GROUP",
+    "DEFAULT_STREAM",
+    "PROTOBUF_CONTENT_TYPE",
+    "AsyncEmitter",
+    "Bus",
+    "BusEntry",
+    "Claimed",
+    "ContractEvent",
+    "Coordinator",
+    "CoordinatorConfig",
+    "CoordinatorStats",
+    "Emitter",
+    "Envelope",
+    "FlushHandler",
+    "GroupInfo",
+    "HandlerRegistry",
     "PurgeStats",
+    "PurgeTarget",
     "RedisPurgeTarget",
+    "RedisStreamBus",
+    "dlq_stream_name",
+    "load_handlers",
+    "serve_metrics",
+    "uuid7",
 ]

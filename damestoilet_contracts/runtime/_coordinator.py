@@ -1,0 +1,497 @@
+"""The flush coordinator: reads envelopes from the bus, purges their plans stage by stage,
+marks them done, acknowledges; retries with backoff and dead-letters what cannot be purged.
+
+Per batch, in this order (DESIGN.md, delivery guarantees):
+
+1. decode every entry; a malformed one is dead-lettered at once with the reason;
+2. skip ids already done (``_layout.done_key``), counting duplicates;
+3. take each plan from its envelope, or from a flush handler of its type; none: dead-letter;
+4. purge stage 1 of every event of the batch, then stage 2, ... (merging events keeps each
+   event's order and saves round trips); if that fails, purge event by event to find which;
+5. ``SET done_key NX EX`` for the purged events, only after their purge succeeded;
+6. dead-letter what must be, then ``XACK`` purged, duplicate and dead-lettered entries.
+
+A failed event stays pending and is taken again (``XCLAIM``, which counts a delivery) after an
+exponential backoff with jitter; once its delivery count reaches ``max_deliveries`` it is
+dead-lettered with the last error. On start the coordinator re-reads its own pending entries,
+then reclaims entries idle too long in other consumers (``XAUTOCLAIM``), and does so again
+every ``claim_interval_s``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import redis
+
+from damestoilet_contracts._errors import DamestoiletError, EnvelopeError
+from damestoilet_contracts.model import FlushOp, Plan
+from damestoilet_contracts.runtime._bus import Bus, BusEntry
+from damestoilet_contracts.runtime._envelope import Envelope
+from damestoilet_contracts.runtime._layout import DEFAULT_DONE_TTL_S, done_key
+from damestoilet_contracts.runtime._metrics import CoordinatorStats
+from damestoilet_contracts.runtime._protocols import HandlerRegistry, PurgeTarget
+from damestoilet_contracts.runtime._redis_bus import (
+    DEFAULT_GROUP,
+    DEFAULT_STREAM,
+    RedisStreamBus,
+    SyncRedis,
+)
+
+logger = logging.getLogger("damestoilet.coordinator")
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorConfig:
+    """How a coordinator reads, retries, reclaims and remembers."""
+
+    stream: str = DEFAULT_STREAM
+    group: str = DEFAULT_GROUP
+    #: This consumer's name; None: ``<hostname>-<pid>``. Keep it stable across restarts to
+    #: re-read its own pending entries at once instead of waiting for a reclaim.
+    consumer: str | None = None
+    #: None: ``<stream>:dlq``.
+    dlq_stream: str | None = None
+    #: Entries per ``XREADGROUP``.
+    batch: int = 100
+    #: How long one read waits for new entries (ms); also bounds how fast a stop is noticed.
+    block_ms: int = 1000
+    #: Deliveries after which a failing entry is dead-lettered.
+    max_deliveries: int = 5
+    #: Backoff before the n-th retry: ``min(retry_max_s, retry_base_s * 2**(n-1))``, jittered
+    #: into the upper half of that.
+    retry_base_s: float = 0.1
+    retry_max_s: float = 10.0
+    #: Entries idle this long in any consumer are reclaimed (ms), every ``claim_interval_s``.
+    claim_min_idle_ms: int = 60_000
+    claim_interval_s: float = 30.0
+    #: How long an event id stays marked done (s).
+    done_ttl_s: int = DEFAULT_DONE_TTL_S
+    #: How often lag and pending are read from ``XINFO GROUPS`` (s).
+    info_interval_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.batch < 1 or self.max_deliveries < 1 or self.done_ttl_s < 1:
+            raise ValueError("batch, max_deliveries and done_ttl_s must be at least 1")
+        if self.block_ms < 0 or self.claim_min_idle_ms < 0:
+            raise ValueError("block_ms and claim_min_idle_ms must not be negative")
+        if self.retry_base_s < 0 or self.retry_max_s < self.retry_base_s:
+            raise ValueError("retry_base_s must be >= 0 and retry_max_s >= retry_base_s")
+
+
+def load_handlers(package: str) -> dict[str, Callable[[bytes], Plan]]:
+    """The flush handlers a package exposes as ``HANDLERS`` (type full name -> handler).
+
+    Raises :class:`DamestoiletError` when the package cannot be imported or has no mapping
+    named ``HANDLERS``.
+    """
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise DamestoiletError(
+            f"cannot import handlers package {package!r}: {exc}; is it installed and on PYTHONPATH?"
+        ) from exc
+    handlers = getattr(module, "HANDLERS", None)
+    if not isinstance(handlers, Mapping):
+        raise DamestoiletError(
+            f"handlers package {package!r} has no HANDLERS mapping (type name -> handler)"
+        )
+    return {str(name): handler for name, handler in handlers.items()}
+
+
+@dataclass(slots=True)
+class _Work:
+    entry: BusEntry
+    envelope: Envelope
+    plan: Plan | None = None
+
+
+@dataclass(slots=True)
+class _Retry:
+    due: float
+    reason: str
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What one batch decided, sent to Redis at its end."""
+
+    done: list[_Work] = field(default_factory=list)
+    duplicates: list[_Work] = field(default_factory=list)
+    dead: list[tuple[BusEntry, str, Envelope | None]] = field(default_factory=list)
+    failed: list[tuple[_Work, str]] = field(default_factory=list)
+
+
+class Coordinator:
+    """Consumes envelopes from a bus and purges their plans through a purge target."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        target: PurgeTarget,
+        done_client: SyncRedis,
+        config: CoordinatorConfig | None = None,
+        *,
+        handlers: HandlerRegistry | None = None,
+        stats: CoordinatorStats | None = None,
+    ) -> None:
+        """Read from ``bus``, purge through ``target``, mark ids done in ``done_client``.
+
+        ``handlers`` plan envelopes that arrive without a plan (type name -> callable taking
+        the payload bytes, returning a :class:`Plan`).
+        """
+        self.bus = bus
+        self.target = target
+        self.config = config or CoordinatorConfig()
+        self.handlers: HandlerRegistry = dict(handlers or {})
+        self.stats = stats or CoordinatorStats()
+        self._done: Any = done_client
+        self._stop = threading.Event()
+        self._retries: dict[str, _Retry] = {}
+        self._reread_pending = True
+        self._next_claim = 0.0
+        self._next_info = 0.0
+        self._random = random.Random()
+
+    @classmethod
+    def from_url(
+        cls,
+        redis_url: str,
+        config: CoordinatorConfig | None = None,
+        *,
+        bus_url: str | None = None,
+        handlers: HandlerRegistry | None = None,
+        grace: Mapping[str, float] | None = None,
+    ) -> Coordinator:
+        """A coordinator purging the Redis at ``redis_url``, reading the stream at ``bus_url``
+        (default: the same server); ``grace`` maps targets to soft-purge windows (s)."""
+        from damestoilet_contracts.runtime._purge import RedisPurgeTarget
+
+        config = config or CoordinatorConfig()
+        cache = redis.Redis.from_url(redis_url)
+        bus_client = cache if bus_url is None else redis.Redis.from_url(bus_url)
+        bus = RedisStreamBus(
+            bus_client,
+            stream=config.stream,
+            group=config.group,
+            consumer=config.consumer,
+            dlq_stream=config.dlq_stream,
+        )
+        return cls(bus, RedisPurgeTarget(cache, grace=grace), cache, config, handlers=handlers)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in hand (safe from any thread or signal)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was asked for."""
+        return self._stop.is_set()
+
+    def run(self, *, stop_when_idle: bool = False, handle_signals: bool = False) -> None:
+        """Consume until :meth:`stop` (or SIGTERM/SIGINT with ``handle_signals``, main thread
+        only); with ``stop_when_idle``, also return once a read finds nothing new and no
+        retry is waiting. Redis errors outside a purge are logged and retried, not raised."""
+        with self._signals(handle_signals):
+            self.bus.ensure_group()
+            _log("started", stream=self.bus.stream, consumer=getattr(self.bus, "consumer", None))
+            while not self._stop.is_set():
+                try:
+                    idle = self.step()
+                except redis.RedisError as exc:
+                    _log("bus_error", level=logging.WARNING, error=f"{type(exc).__name__}: {exc}")
+                    self._reread_pending = True
+                    self._stop.wait(self._backoff(1))
+                    continue
+                if stop_when_idle and idle and not self._retries:
+                    break
+            with contextlib.suppress(redis.RedisError):
+                self._refresh_info()
+            _log("stopped", **self._summary())
+
+    def step(self) -> bool:
+        """One round: own pending if due, reclaim if due, due retries, one read of new
+        entries. Returns True when the read of new entries found nothing."""
+        if self._reread_pending:
+            self._drain_own_pending()
+            self._reread_pending = False
+        now = time.monotonic()
+        if now >= self._next_claim:
+            self._reclaim()
+            self._next_claim = now + self.config.claim_interval_s
+        if now >= self._next_info:
+            self._refresh_info()
+            self._next_info = now + self.config.info_interval_s
+        self._run_due_retries()
+        if self._stop.is_set():
+            return True
+        entries = self.bus.read_new(self.config.batch, self._block_ms())
+        if entries:
+            self.process(entries)
+        return not entries
+
+    def process(self, entries: Sequence[BusEntry]) -> None:
+        """Handle one batch of entries to the end: purged and acked, dead-lettered and acked,
+        or left pending with a retry scheduled."""
+        out = _Outcome()
+        work = self._decode(entries, out)
+        work = self._skip_done(work, out)
+        work = self._plan(work, out)
+        self._purge(work, out)
+        self._settle(out)
+
+    # -- the batch, step by step --------------------------------------------------------------
+
+    def _decode(self, entries: Sequence[BusEntry], out: _Outcome) -> list[_Work]:
+        work = []
+        for entry in entries:
+            self._retries.pop(entry.id, None)
+            if not entry.fields:
+                out.dead.append(
+                    (entry, "entry was trimmed from the stream before it was processed", None)
+                )
+                continue
+            try:
+                envelope = Envelope.from_fields(entry.fields)
+            except EnvelopeError as exc:
+                out.dead.append((entry, f"malformed envelope: {exc}", None))
+                continue
+            if entry.deliveries > self.config.max_deliveries:
+                # Taken more often than allowed without an ack: it may crash coordinators.
+                out.dead.append(
+                    (
+                        entry,
+                        f"delivered {entry.deliveries} times without being acknowledged "
+                        f"(max_deliveries {self.config.max_deliveries})",
+                        envelope,
+                    )
+                )
+                continue
+            work.append(_Work(entry, envelope))
+        return work
+
+    def _skip_done(self, work: list[_Work], out: _Outcome) -> list[_Work]:
+        if not work:
+            return work
+        pipe = self._done.pipeline(transaction=False)
+        for w in work:
+            pipe.exists(done_key(w.envelope.id))
+        fresh: list[_Work] = []
+        for w, seen in zip(work, pipe.execute(), strict=True):
+            (out.duplicates if seen else fresh).append(w)
+        return fresh
+
+    def _plan(self, work: list[_Work], out: _Outcome) -> list[_Work]:
+        planned = []
+        for w in work:
+            env = w.envelope
+            if env.plan is not None:
+                w.plan = env.plan
+                planned.append(w)
+                continue
+            handler = self.handlers.get(env.type)
+            if handler is None:
+                out.dead.append((w.entry, f"no plan and no handler for type {env.type}", env))
+                continue
+            try:
+                plan = handler(env.data)
+                if plan.type != env.type:
+                    raise DamestoiletError(f"handler returned a plan for {plan.type}")
+            except Exception as exc:  # a payload that cannot be planned never will be
+                out.dead.append(
+                    (w.entry, f"handler for {env.type} failed: {type(exc).__name__}: {exc}", env)
+                )
+                continue
+            w.plan = plan
+            planned.append(w)
+        return planned
+
+    def _purge(self, work: list[_Work], out: _Outcome) -> None:
+        if not work:
+            return
+        depth = max(len(w.plan.stages) for w in work if w.plan is not None)
+        try:
+            # Stage k of every event before stage k+1 of any: each event keeps its order.
+            for k in range(depth):
+                ops = [op for w in work if k < len(_stages(w)) for op in _stages(w)[k]]
+                if ops:
+                    self.stats.add_purge(self.target.purge_stage(ops))
+            out.done += work
+            return
+        except Exception as exc:
+            if len(work) == 1:
+                out.failed.append((work[0], _reason(exc)))
+                return
+        # Which event failed? Purges are idempotent, so each event is simply purged again.
+        for w in work:
+            try:
+                for stage in _stages(w):
+                    if stage:
+                        self.stats.add_purge(self.target.purge_stage(stage))
+            except Exception as exc:
+                out.failed.append((w, _reason(exc)))
+            else:
+                out.done.append(w)
+
+    def _settle(self, out: _Outcome) -> None:
+        if out.done:
+            ttl = self.config.done_ttl_s
+            pipe = self._done.pipeline(transaction=False)
+            for w in out.done:
+                pipe.set(done_key(w.envelope.id), b"1", nx=True, ex=ttl)
+            pipe.execute()
+        for w, reason in out.failed:
+            deliveries = w.entry.deliveries
+            if deliveries >= self.config.max_deliveries:
+                out.dead.append(
+                    (w.entry, f"failed {deliveries} deliveries; last error: {reason}", w.envelope)
+                )
+            else:
+                delay = self._backoff(deliveries)
+                self._retries[w.entry.id] = _Retry(time.monotonic() + delay, reason)
+                self.stats.retries += 1
+                _log_event("retry", w.envelope, w.entry, error=reason, delay_s=round(delay, 3))
+        if out.dead:
+            self.bus.dead_letter([(entry, reason) for entry, reason, _ in out.dead])
+        self.bus.ack(
+            [w.entry.id for w in out.done]
+            + [w.entry.id for w in out.duplicates]
+            + [entry.id for entry, _, _ in out.dead]
+        )
+        now = time.time()
+        for w in out.done:
+            self.stats.events += 1
+            latency = max(0.0, now - w.envelope.timestamp)
+            self.stats.latency.observe(latency)
+            _log_event("purged", w.envelope, w.entry, latency_ms=round(latency * 1000, 3))
+        for w in out.duplicates:
+            self.stats.duplicates_skipped += 1
+            _log_event("duplicate", w.envelope, w.entry)
+        for entry, reason, env in out.dead:
+            self.stats.dead_lettered += 1
+            _log_event("dead_lettered", env, entry, reason=reason, level=logging.WARNING)
+
+    # -- pending, reclaim, retries -----------------------------------------------------------
+
+    def _drain_own_pending(self) -> None:
+        after = "0"
+        while not self._stop.is_set():
+            entries = self.bus.read_pending(after, self.config.batch)
+            if not entries:
+                return
+            after = entries[-1].id
+            # Entries waiting for their backoff are left to the retry schedule.
+            ready = [e for e in entries if e.id not in self._retries]
+            if ready:
+                _log("pending", count=len(ready))
+                self.process(ready)
+
+    def _reclaim(self) -> None:
+        claimed = self.bus.claim_idle(self.config.claim_min_idle_ms, self.config.batch)
+        if claimed.lost:
+            self.stats.lost += len(claimed.lost)
+            _log("lost", level=logging.ERROR, ids=claimed.lost, reason="trimmed before acked")
+        if claimed.entries:
+            _log("reclaimed", count=len(claimed.entries))
+            for start in range(0, len(claimed.entries), self.config.batch):
+                self.process(claimed.entries[start : start + self.config.batch])
+
+    def _run_due_retries(self) -> None:
+        now = time.monotonic()
+        due = [entry_id for entry_id, r in self._retries.items() if r.due <= now]
+        if not due:
+            return
+        entries = self.bus.claim(due)
+        for entry_id in due:
+            # Claimed or not (acked elsewhere, trimmed), it leaves the schedule.
+            self._retries.pop(entry_id, None)
+        if entries:
+            self.process(entries)
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.config.retry_max_s, self.config.retry_base_s * 2 ** (attempt - 1))
+        return float(ceiling / 2 + self._random.uniform(0, ceiling / 2))
+
+    def _block_ms(self) -> int:
+        if not self._retries:
+            return self.config.block_ms
+        wait = min(r.due for r in self._retries.values()) - time.monotonic()
+        return max(0, min(self.config.block_ms, int(wait * 1000)))
+
+    def _refresh_info(self) -> None:
+        info = self.bus.group_info()
+        self.stats.lag, self.stats.pending = info.lag, info.pending
+
+    def _summary(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "events": s.events,
+            "dead_lettered": s.dead_lettered,
+            "retries": s.retries,
+            "duplicates_skipped": s.duplicates_skipped,
+            "pending": s.pending,
+        }
+
+    @contextlib.contextmanager
+    def _signals(self, enabled: bool) -> Iterator[None]:
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            # Only a flag: the batch in hand finishes, and run() logs as it returns.
+            self.stop()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _stages(w: _Work) -> tuple[tuple[FlushOp, ...], ...]:
+    assert w.plan is not None
+    return w.plan.stages
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _log(msg: str, *, level: int = logging.INFO, **fields: Any) -> None:
+    if logger.isEnabledFor(level):
+        logger.log(level, json.dumps({"msg": msg, **fields}, default=str))
+
+
+def _log_event(
+    outcome: str,
+    envelope: Envelope | None,
+    entry: BusEntry,
+    *,
+    level: int = logging.INFO,
+    **fields: Any,
+) -> None:
+    if logger.isEnabledFor(level):
+        record = {
+            "outcome": outcome,
+            "id": envelope.id if envelope else None,
+            "type": envelope.type if envelope else None,
+            "entry": entry.id,
+            "deliveries": entry.deliveries,
+            **fields,
+        }
+        logger.log(level, json.dumps(record, default=str))

@@ -1,0 +1,184 @@
+"""Emitters: wrap generated events in envelopes and append them to a Redis stream.
+
+:class:`Emitter` (sync) and :class:`AsyncEmitter` (``redis.asyncio``) share one base that does
+everything but I/O: building the envelope and the ``XADD`` arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from damestoilet_contracts.runtime._envelope import Envelope
+from damestoilet_contracts.runtime._event import ContractEvent
+from damestoilet_contracts.runtime._redis_bus import (
+    DEFAULT_MAXLEN,
+    DEFAULT_STREAM,
+    SyncRedis,
+    xadd_options,
+)
+
+
+class _EmitterBase:
+    """What both emitters share: stream, source, cap, and envelope building (no I/O)."""
+
+    def __init__(self, *, stream: str, source: str, maxlen: int | None) -> None:
+        if not source:
+            raise ValueError("an emitter needs a source naming the emitting service")
+        self.stream = stream
+        self.source = source
+        self.maxlen = maxlen
+        self._options = xadd_options(maxlen)
+
+    def envelope(self, event: ContractEvent) -> Envelope:
+        """The envelope ``event`` travels in; raises :class:`PlanError` if it cannot be planned."""
+        return Envelope.from_event(event, source=self.source)
+
+    def _prepare(self, envelopes: Iterable[Envelope]) -> list[tuple[str, dict[str, bytes]]]:
+        return [(env.id, env.to_fields()) for env in envelopes]
+
+
+class Emitter(_EmitterBase):
+    """Appends events to a Redis stream, one ``XADD`` each or many in one pipeline."""
+
+    def __init__(
+        self,
+        client: SyncRedis,
+        *,
+        source: str,
+        stream: str = DEFAULT_STREAM,
+        maxlen: int | None = DEFAULT_MAXLEN,
+        owns_client: bool = False,
+    ) -> None:
+        """Emit through ``client`` onto ``stream``, capped near ``maxlen`` entries (None: no
+        cap); ``source`` is the CloudEvents source; ``owns_client``: close it on close()."""
+        super().__init__(stream=stream, source=source, maxlen=maxlen)
+        self._client: Any = client
+        self._owns_client = owns_client
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        source: str,
+        stream: str = DEFAULT_STREAM,
+        maxlen: int | None = DEFAULT_MAXLEN,
+    ) -> Emitter:
+        """An emitter with its own client for ``url`` (``redis://host:port/db``)."""
+        return cls(
+            redis.Redis.from_url(url), source=source, stream=stream, maxlen=maxlen, owns_client=True
+        )
+
+    def emit(self, event: ContractEvent) -> str:
+        """Emit one event; returns its envelope id. Raises :class:`PlanError` or a Redis error."""
+        return self.emit_envelopes([self.envelope(event)])[0]
+
+    def emit_many(self, events: Iterable[ContractEvent]) -> list[str]:
+        """Emit events in one pipeline, in order; returns their envelope ids. Every event is
+        planned before anything is sent, so a :class:`PlanError` sends none of them."""
+        return self.emit_envelopes([self.envelope(e) for e in events])
+
+    def emit_envelopes(self, envelopes: Sequence[Envelope]) -> list[str]:
+        """Append ready envelopes in one pipeline; returns their envelope ids."""
+        prepared = self._prepare(envelopes)
+        if len(prepared) == 1:
+            self._client.xadd(self.stream, prepared[0][1], **self._options)
+        elif prepared:
+            pipe = self._client.pipeline(transaction=False)
+            for _, fields in prepared:
+                pipe.xadd(self.stream, fields, **self._options)
+            pipe.execute()
+        return [env_id for env_id, _ in prepared]
+
+    def close(self) -> None:
+        """Close the client if this emitter created it."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Emitter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncEmitter(_EmitterBase):
+    """Appends events to a Redis stream from asyncio code (``redis.asyncio``)."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        source: str,
+        stream: str = DEFAULT_STREAM,
+        maxlen: int | None = DEFAULT_MAXLEN,
+        owns_client: bool = False,
+    ) -> None:
+        """Like :class:`Emitter`, over an asyncio client."""
+        super().__init__(stream=stream, source=source, maxlen=maxlen)
+        self._client: Any = client
+        self._owns_client = owns_client
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        source: str,
+        stream: str = DEFAULT_STREAM,
+        maxlen: int | None = DEFAULT_MAXLEN,
+    ) -> AsyncEmitter:
+        """An emitter with its own asyncio client for ``url``."""
+        return cls(
+            redis.asyncio.Redis.from_url(url),
+            source=source,
+            stream=stream,
+            maxlen=maxlen,
+            owns_client=True,
+        )
+
+    async def emit(self, event: ContractEvent) -> str:
+        """Emit one event; returns its envelope id."""
+        return (await self.emit_envelopes([self.envelope(event)]))[0]
+
+    async def emit_many(self, events: Iterable[ContractEvent]) -> list[str]:
+        """Emit events in one pipeline, in order; returns their envelope ids."""
+        return await self.emit_envelopes([self.envelope(e) for e in events])
+
+    async def emit_envelopes(self, envelopes: Sequence[Envelope]) -> list[str]:
+        """Append ready envelopes in one pipeline; returns their envelope ids."""
+        prepared = self._prepare(envelopes)
+        if len(prepared) == 1:
+            await self._client.xadd(self.stream, prepared[0][1], **self._options)
+        elif prepared:
+            pipe = self._client.pipeline(transaction=False)
+            for _, fields in prepared:
+                pipe.xadd(self.stream, fields, **self._options)
+            await pipe.execute()
+        return [env_id for env_id, _ in prepared]
+
+    async def aclose(self) -> None:
+        """Close the client if this emitter created it."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> AsyncEmitter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

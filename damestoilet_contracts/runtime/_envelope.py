@@ -1,0 +1,295 @@
+"""The envelope: CloudEvents 1.0 attributes, the compiled flush plan and the encoded payload.
+
+Two encodings, both versioned (``v`` = 1) and both decoded by the same checks:
+
+Stream entry fields (Redis Streams), one field per attribute::
+
+    v                1
+    specversion      1.0
+    id               0193f0c6-...          time-ordered UUIDv7
+    source           //svc/catalog
+    type             catalog.v1.ProductPriceChanged
+    time             2026-11-26T11:15:37.123Z
+    datacontenttype  avro/binary
+    dataschema       the schema fingerprint
+    rulesfingerprint the rules fingerprint (absent when empty)
+    plan             the plan as compact JSON (absent when the producer sent none)
+    data             the payload bytes
+
+One bytes blob (NATS, Kafka): ``DSE`` + version byte, a 16-bit field count, then per field a
+16-bit name length, the name, a 32-bit value length and the value (big-endian), that is the
+same fields as above in a single value.
+
+Decoding anything either returns an :class:`Envelope` or raises :class:`EnvelopeError`.
+Fields a decoder does not know are ignored, so that v1 readers accept additive attributes.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import time as _time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from damestoilet_contracts._errors import EnvelopeError
+from damestoilet_contracts.model import Plan
+from damestoilet_contracts.runtime._event import ContractEvent
+
+#: The version of the encoding this module writes and reads.
+ENVELOPE_VERSION = 1
+SPEC_VERSION = "1.0"
+
+_MAGIC = b"DSE"
+_TEXT_ATTRIBUTES = (
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "datacontenttype",
+    "dataschema",
+)
+_HEAD = struct.Struct(">H")
+_NAME = struct.Struct(">H")
+_VALUE = struct.Struct(">I")
+
+
+class _UUID7:
+    """A process-wide, thread-safe UUIDv7 source, strictly increasing within the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._last_counter = 0
+
+    def __call__(self) -> tuple[uuid.UUID, int]:
+        rand = int.from_bytes(os.urandom(10), "big")
+        with self._lock:
+            ms = _time.time_ns() // 1_000_000
+            counter = rand >> 68  # 12 bits: rand_a
+            if ms <= self._last_ms:
+                # Same (or a stepped-back) millisecond: count up in rand_a so ids stay ordered.
+                ms = self._last_ms
+                counter = self._last_counter + 1
+                if counter > 0xFFF:
+                    ms += 1
+                    counter = 0
+            self._last_ms, self._last_counter = ms, counter
+        rand_b = rand & ((1 << 62) - 1)
+        value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
+        return uuid.UUID(int=value), ms
+
+
+_uuid7 = _UUID7()
+
+
+def uuid7() -> uuid.UUID:
+    """A new time-ordered UUID (RFC 9562 version 7: 48-bit unix ms, then random bits)."""
+    return _uuid7()[0]
+
+
+def format_time(ms: int) -> str:
+    """The RFC 3339 UTC text of unix time ``ms`` (milliseconds), ``2026-11-26T11:15:37.123Z``."""
+    seconds, millis = divmod(ms, 1000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{millis:03d}Z"
+
+
+def parse_time(text: str) -> float:
+    """Unix time in seconds of an RFC 3339 timestamp; raises :class:`EnvelopeError`."""
+    if "T" not in text and "t" not in text:
+        raise EnvelopeError(f"time {text!r} is not RFC 3339: it has no time of day")
+    try:
+        moment = datetime.fromisoformat(text)
+        stamp = moment.timestamp() if moment.tzinfo is not None else None
+    except (ValueError, OverflowError) as exc:
+        raise EnvelopeError(f"time {text!r} is not RFC 3339: {exc}") from exc
+    if stamp is None:
+        raise EnvelopeError(f"time {text!r} is not RFC 3339: it has no UTC offset")
+    return stamp
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One event on the bus: CloudEvents 1.0 attributes, the flush plan and the payload."""
+
+    id: str
+    source: str
+    type: str
+    time: str
+    datacontenttype: str
+    dataschema: str
+    data: bytes
+    plan: Plan | None = None
+    rulesfingerprint: str = ""
+    specversion: str = field(default=SPEC_VERSION)
+
+    def __post_init__(self) -> None:
+        for name in (*_TEXT_ATTRIBUTES, "rulesfingerprint"):
+            if not isinstance(getattr(self, name), str):
+                raise EnvelopeError(f"envelope attribute {name} must be text")
+        for name in ("id", "source", "type", "datacontenttype"):
+            if not getattr(self, name):
+                raise EnvelopeError(f"envelope attribute {name} is empty; every event needs one")
+        if self.specversion != SPEC_VERSION:
+            raise EnvelopeError(
+                f"specversion {self.specversion!r} is not supported; only {SPEC_VERSION}"
+            )
+        if not isinstance(self.data, bytes):
+            raise EnvelopeError("envelope data must be bytes")
+        if self.plan is not None and self.plan.type != self.type:
+            raise EnvelopeError(
+                f"the plan is for {self.plan.type!r} but the envelope's type is {self.type!r}"
+            )
+        parse_time(self.time)
+
+    @classmethod
+    def from_event(cls, event: ContractEvent, *, source: str) -> Envelope:
+        """Wrap a generated event: a new UUIDv7 id, the current time, its plan and payload.
+
+        ``source`` is the CloudEvents source (a URI reference naming the emitting service).
+        Raises :class:`PlanError` when the event cannot be planned, :class:`EnvelopeError`
+        when an attribute is empty.
+        """
+        plan = event.flush_plan()
+        data = event.to_bytes()
+        event_id, ms = _uuid7()
+        return cls(
+            id=str(event_id),
+            source=source,
+            type=event.EVENT_TYPE,
+            time=format_time(ms),
+            datacontenttype=event.CONTENT_TYPE,
+            dataschema=event.SCHEMA_FINGERPRINT,
+            data=data,
+            plan=plan,
+            rulesfingerprint=event.RULES_FINGERPRINT,
+        )
+
+    @property
+    def timestamp(self) -> float:
+        """The event's ``time`` as unix seconds."""
+        return parse_time(self.time)
+
+    # -- stream entry fields ------------------------------------------------------------------
+
+    def to_fields(self) -> dict[str, bytes]:
+        """The stream entry fields of this envelope (see the module docstring)."""
+        fields: dict[str, bytes] = {"v": b"1"}
+        for name in _TEXT_ATTRIBUTES:
+            fields[name] = getattr(self, name).encode()
+        if self.rulesfingerprint:
+            fields["rulesfingerprint"] = self.rulesfingerprint.encode()
+        if self.plan is not None:
+            fields["plan"] = self.plan.to_json().encode()
+        fields["data"] = self.data
+        return fields
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[Any, Any]) -> Envelope:
+        """Decode stream entry fields (names and values as bytes or str).
+
+        Raises :class:`EnvelopeError` when they are not a version-1 envelope.
+        """
+        if not isinstance(fields, Mapping):
+            raise EnvelopeError(f"envelope fields must be a mapping, not {type(fields).__name__}")
+        values: dict[str, bytes] = {}
+        for raw_name, raw_value in fields.items():
+            values[_text(raw_name, "field name")] = _bytes(raw_value)
+        version = values.get("v")
+        if version is None:
+            raise EnvelopeError("not a damestoilet envelope: the field `v` is missing")
+        if version != b"1":
+            raise EnvelopeError(
+                f"envelope version {version[:20]!r} is not supported; this reader knows 1"
+            )
+        text: dict[str, str] = {}
+        for name in (*_TEXT_ATTRIBUTES, "rulesfingerprint"):
+            raw = values.get(name)
+            if raw is None:
+                if name == "rulesfingerprint":
+                    continue
+                raise EnvelopeError(f"envelope attribute {name} is missing")
+            text[name] = _text(raw, f"attribute {name}")
+        data = values.get("data")
+        if data is None:
+            raise EnvelopeError("envelope data is missing")
+        plan = None
+        raw_plan = values.get("plan")
+        if raw_plan is not None:
+            try:
+                plan = Plan.from_json(raw_plan)
+            except RecursionError as exc:
+                raise EnvelopeError("flush plan is nested too deeply") from exc
+        return cls(data=data, plan=plan, **text)
+
+    # -- single blob ------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """This envelope as one bytes value (see the module docstring)."""
+        fields = self.to_fields()
+        parts = [_MAGIC, bytes([ENVELOPE_VERSION]), _HEAD.pack(len(fields))]
+        for name, value in fields.items():
+            encoded = name.encode()
+            parts += [_NAME.pack(len(encoded)), encoded, _VALUE.pack(len(value)), value]
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Envelope:
+        """Decode one bytes value written by :meth:`to_bytes`; raises :class:`EnvelopeError`."""
+        if not isinstance(blob, bytes | bytearray | memoryview):
+            raise EnvelopeError(f"an envelope blob must be bytes, not {type(blob).__name__}")
+        view = bytes(blob)
+        if view[:3] != _MAGIC:
+            raise EnvelopeError("not a damestoilet envelope: the blob does not start with DSE")
+        if len(view) < 6:
+            raise EnvelopeError("envelope blob is truncated in its header")
+        if view[3] != ENVELOPE_VERSION:
+            raise EnvelopeError(f"envelope version {view[3]} is not supported; this reader knows 1")
+        (count,) = _HEAD.unpack_from(view, 4)
+        offset = 6
+        fields: dict[bytes, bytes] = {}
+        for _ in range(count):
+            name, offset = _chunk(view, offset, _NAME)
+            value, offset = _chunk(view, offset, _VALUE)
+            fields[name] = value
+        if offset != len(view):
+            raise EnvelopeError(f"envelope blob has {len(view) - offset} trailing bytes")
+        return cls.from_fields(fields)
+
+
+def _chunk(view: bytes, offset: int, length: struct.Struct) -> tuple[bytes, int]:
+    if offset + length.size > len(view):
+        raise EnvelopeError("envelope blob is truncated in a field length")
+    (size,) = length.unpack_from(view, offset)
+    offset += length.size
+    if offset + size > len(view):
+        raise EnvelopeError("envelope blob is truncated in a field value")
+    return view[offset : offset + size], offset + size
+
+
+def _text(value: object, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError as exc:
+            raise EnvelopeError(f"envelope {what} is not UTF-8: {exc}") from exc
+    raise EnvelopeError(f"envelope {what} must be bytes or text, not {type(value).__name__}")
+
+
+def _bytes(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return value.encode()
+        except UnicodeEncodeError as exc:  # lone surrogates
+            raise EnvelopeError(f"envelope field value is not encodable text: {exc}") from exc
+    raise EnvelopeError(f"envelope field values must be bytes or text, not {type(value).__name__}")
