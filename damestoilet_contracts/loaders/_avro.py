@@ -313,6 +313,8 @@ class _Resolver:
         self.emitted: set[str] = set()  # named types already written out in this schema
         self.deps: set[str] = set()  # named types this schema uses or defines
         self.problems: list[Problem] = []
+        self.where = "the schema"  # what the type being resolved belongs to, for messages
+        self.record = ""  # the record whose fields are being resolved
 
     def resolve(self, node: Any, namespace: str, path: str, line: int) -> Any:
         if isinstance(node, str):
@@ -348,14 +350,14 @@ class _Resolver:
 
     def unknown(self, ref: str, namespace: str) -> str:
         names = sorted(self.loader.table)
-        hint = did_you_mean(ref, [*names, *_PRIMITIVES])
-        if not hint and "." not in ref and namespace:
-            hint = did_you_mean(f"{namespace}.{ref}", names)
-        shown = f"{namespace}.{ref}" if "." not in ref and namespace else ref
-        return (
-            f"unknown type {shown!r}{hint} (define it as a named type in an .avsc file of the "
-            "schema directory, or use a primitive type)"
+        full = _qualify(ref, namespace)
+        hint = did_you_mean(full, names) or did_you_mean(ref, [*names, *_PRIMITIVES])
+        read_as = f" (read as {full!r} in namespace {namespace})" if full != ref else ""
+        advice = hint or (
+            "; define it as a named type in an .avsc file of the schema directory, or use a "
+            "primitive type"
         )
+        return f"{self.where} has unknown type {ref!r}{read_as}{advice}"
 
     def definition(self, node: JsonObject, enclosing: str, path: str) -> Any:
         full = _full_name(node, enclosing)
@@ -374,7 +376,9 @@ class _Resolver:
             out["aliases"] = _plain(aliases)
         fields = node.get("fields")
         if isinstance(fields, JsonArray):
+            outer, self.record = self.record, full
             out["fields"] = [self.field(f, namespace, path) for f in fields]
+            self.record = outer
         elif fields is not None:
             out["fields"] = _plain(fields)
         return out
@@ -384,7 +388,10 @@ class _Resolver:
             return _plain(node)
         out = {k: _plain(v) for k, v in node.items()}
         if "type" in node:
+            outer = self.where
+            self.where = f"field {node.get('name')!r} of record {self.record}"
             out["type"] = self.resolve(node["type"], namespace, path, node.line_of("type"))
+            self.where = outer
         return out
 
 
@@ -395,6 +402,7 @@ class _Mapper:
         self.loader = loader
         self.stack: list[str] = []
         self.problems: list[Problem] = []
+        self.where = "the schema"  # the field being mapped, for messages
 
     def map(self, node: Any, namespace: str, path: str, line: int) -> TypeRef | None:
         if isinstance(node, str):
@@ -450,7 +458,8 @@ class _Mapper:
             self.problems.append(
                 Problem(
                     SourceLocation(path, line),
-                    f"union [{shown}] is not supported; only a type or its optional form "
+                    f"{self.where}: union [{shown}] is not supported; only a type or its "
+                    "optional form "
                     '["null", T] is (split the field, or use a record per alternative)',
                 )
             )
@@ -473,7 +482,9 @@ class _Mapper:
         for f in raw_fields if isinstance(raw_fields, JsonArray) else ():
             if not isinstance(f, JsonObject) or not isinstance(f.get("name"), str):
                 continue
+            outer, self.where = self.where, f"field {f['name']!r} of record {full}"
             mapped = self.map(f.get("type"), own, path, f.line_of("type"))
+            self.where = outer
             if mapped is None:
                 ok = False
                 continue
