@@ -10,6 +10,7 @@ from damestoilet_contracts.runtime._bus import (
     GroupInfo,
     dlq_stream_name,
 )
+from damestoilet_contracts.runtime._cache import AsyncCache, Cache, JsonSerializer, Serializer
 from damestoilet_contracts.runtime._coordinator import (
     Coordinator,
     CoordinatorConfig,
@@ -36,9 +37,11 @@ __all__ = [
     "DEFAULT_GROUP",
     "DEFAULT_STREAM",
     "PROTOBUF_CONTENT_TYPE",
+    "AsyncCache",
     "AsyncEmitter",
     "Bus",
     "BusEntry",
+    "Cache",
     "Claimed",
     "ContractEvent",
     "Coordinator",
@@ -49,10 +52,12 @@ __all__ = [
     "FlushHandler",
     "GroupInfo",
     "HandlerRegistry",
+    "JsonSerializer",
     "PurgeStats",
     "PurgeTarget",
     "RedisPurgeTarget",
     "RedisStreamBus",
+    "Serializer",
     "dlq_stream_name",
     "load_handlers",
     "serve_metrics",

@@ -2,7 +2,7 @@
 encodings from here, so the coordinator, the purge targets and the read-through cache agree.
 
 Cache entries
-    A key written by the read-through cache (:mod:`runtime.cache`) is a Redis **hash** at the
+    A key written by the read-through cache (:mod:`runtime._cache`) is a Redis **hash** at the
     cache key itself, so that the value, its staleness and its fill lease live in one key (one
     slot in a cluster, one ``UNLINK`` voids them all):
 
@@ -11,17 +11,43 @@ Cache entries
     ``stale``  present when soft-purged: the unix time in ms at which it was marked stale
 
     A miss with no value takes the lease by creating the hash with only ``lease`` and a short
-    expiry (:data:`LEASE_TTL_MS`). A fill is written only if ``lease`` still holds its token.
+    expiry (:data:`LEASE_TTL_MS`). A fill is written only if ``lease`` still holds its token;
+    it sets ``v``, removes ``lease`` and ``stale``, and sets the entry's TTL (a backstop).
+    ``UNLINK`` of the key voids every outstanding lease; so does a soft purge (it removes
+    ``lease``). A lease whose holder dies expires with the lease-only hash; on a stale entry it
+    lasts at most the grace window, during which the other readers are served the stale value.
+    A caller whose load fails gives its lease back (and drops a hash left with no value).
+
+    Soft purge (``mode: soft``): a hash entry gets ``stale`` = now ms (kept if already stale),
+    loses ``lease``, and its expiry is shortened to the target's grace window; the first reader
+    within the window takes the lease and refills, the others get the stale value. A soft purge
+    never lengthens a key's life.
 
     Keys written by anyone else (plain ``SET``) are purged too: ``delete`` unlinks whatever
     type the key is; ``soft`` on a non-hash key only shortens its expiry to the grace window.
+    The read-through cache treats such a key as foreign: it loads and never fills over it.
 
 Tags
-    The members of tag ``T`` are in the Redis **set** ``tag_key(T)``. A fill adds its key to
-    the sets of its tags before (cluster) or with (standalone, same script) its value, so a
-    value is never visible without its memberships. A tag purge reads the set, purges the
-    members, then removes those members from the set (``SREM``, not ``DEL``: a fill that
-    joined meanwhile keeps its membership).
+    The members of tag ``T`` are in the Redis **set** ``tag_key(T)``. A reader adds the key to
+    the sets of its tags when it takes the lease, before its loader runs, and again with the
+    fill (standalone: inside the same scripts; cluster, where the sets live on other slots:
+    just after the lease and just before the fill). So a value is never visible without its
+    memberships, and a tag purge that starts after a load began always finds that key and
+    voids its lease. Each tag set's expiry is kept at least as long as the TTL of the last
+    fill that joined it, so a set never expires before a member's value.
+
+    A tag purge reads the set (``SSCAN`` to cursor 0), and for each chunk of members removes
+    them from the set (``SREM``, not ``DEL``: a fill that joined meanwhile keeps its
+    membership) and purges them. Standalone, the two go in one ``MULTI``, so no reader sees a
+    value that has left its set. In a cluster the set and its members live on different
+    slots, so ``SREM`` goes first and the purge after: a member removed from the set is
+    always purged afterwards, and a reader that re-joins the set after the ``SREM`` either
+    has its lease voided by the purge that follows or took its lease after the purge began
+    (and so loads fresh data). A member whose key is already gone is a harmless no-op.
+
+Prefixes
+    ``SCAN`` with ``MATCH escape_glob(prefix) + "*"`` to cursor 0, on every primary of a
+    cluster; never ``KEYS``.
 
 Dedup of event ids
     ``done_key(id)`` is set with ``NX`` and an expiry (default 300 s) only after the event's

@@ -4,8 +4,9 @@ Redis Cluster.
 Exact keys go out as pipelined ``UNLINK`` calls, many keys per call (one slot per call in a
 cluster); prefixes are found with ``SCAN`` run to cursor 0 on every primary, the prefix
 glob-escaped in ``MATCH`` (never ``KEYS``); tags are read from their set and each chunk of
-members is first ``SREM``-ed from the set and then purged (see :mod:`runtime._layout` for why
-that order keeps a racing fill from being left behind). ``mode: soft`` runs a Lua script that
+members is ``SREM``-ed from the set and purged, in one ``MULTI`` on a standalone server and in
+that order on a cluster (see :mod:`runtime._layout` for why that keeps a racing fill from
+being left behind). ``mode: soft`` runs a Lua script that
 marks cache entries stale for the grace window of the op's target instead of unlinking them.
 
 The planning (filtering by target, de-duplication, grouping by slot, chunking) does no I/O and
@@ -349,11 +350,25 @@ class RedisPurgeTarget:
         members = list(dict.fromkeys(self.client.sscan_iter(tag_set, count=self.scan_count)))
         purged = 0
         for part in chunks(members, self.planner.chunk_size * self.pipeline_size):
-            # SREM before the purge: a fill that re-joins the tag after the SREM is either
-            # unlinked by the purge that follows or took its lease after the purge began.
+            if isinstance(self.client, redis.cluster.RedisCluster):
+                # The set and its members live on different slots, so no one step holds
+                # both: SREM first, then purge. A fill that re-joins the tag after the SREM
+                # is either unlinked by the purge that follows or took its lease after the
+                # purge began (see _layout).
+                for batch in chunks(part, self.planner.chunk_size):
+                    self.client.srem(tag_set, *batch)
+                purged += self._purge_found(part, scan)
+                continue
+            # Standalone: membership and value go in one MULTI, so no reader ever sees a
+            # value that has already left its tag set.
+            pipe = self.client.pipeline(transaction=True)
             for batch in chunks(part, self.planner.chunk_size):
-                self.client.srem(tag_set, *batch)
-            purged += self._purge_found(part, scan)
+                pipe.srem(tag_set, *batch)
+                if scan.soft:
+                    pipe.eval(SOFT_PURGE_LUA, len(batch), *batch, scan.grace_ms)
+                else:
+                    pipe.unlink(*batch)
+            purged += sum(int(r) for r in pipe.execute()[1::2])
         return purged
 
     def _after_error(self, exc: redis.exceptions.RedisError) -> None:
