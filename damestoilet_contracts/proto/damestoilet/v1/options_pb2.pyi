@@ -1,0 +1,53 @@
+from google.protobuf import descriptor_pb2 as _descriptor_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODE_UNSPECIFIED: _ClassVar[Mode]
+    MODE_DELETE: _ClassVar[Mode]
+    MODE_SOFT: _ClassVar[Mode]
+
+class IfAbsent(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IF_ABSENT_UNSPECIFIED: _ClassVar[IfAbsent]
+    IF_ABSENT_ERROR: _ClassVar[IfAbsent]
+    IF_ABSENT_SKIP: _ClassVar[IfAbsent]
+MODE_UNSPECIFIED: Mode
+MODE_DELETE: Mode
+MODE_SOFT: Mode
+IF_ABSENT_UNSPECIFIED: IfAbsent
+IF_ABSENT_ERROR: IfAbsent
+IF_ABSENT_SKIP: IfAbsent
+EVENT_FIELD_NUMBER: _ClassVar[int]
+event: _descriptor.FieldDescriptor
+
+class FlushRule(_message.Message):
+    __slots__ = ("key", "prefix", "tag", "cache", "target", "mode", "if_absent")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    IF_ABSENT_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    prefix: str
+    tag: str
+    cache: str
+    target: str
+    mode: Mode
+    if_absent: IfAbsent
+    def __init__(self, key: _Optional[str] = ..., prefix: _Optional[str] = ..., tag: _Optional[str] = ..., cache: _Optional[str] = ..., target: _Optional[str] = ..., mode: _Optional[_Union[Mode, str]] = ..., if_absent: _Optional[_Union[IfAbsent, str]] = ...) -> None: ...
+
+class EventOptions(_message.Message):
+    __slots__ = ("flush",)
+    FLUSH_FIELD_NUMBER: _ClassVar[int]
+    flush: _containers.RepeatedCompositeFieldContainer[FlushRule]
+    def __init__(self, flush: _Optional[_Iterable[_Union[FlushRule, _Mapping]]] = ...) -> None: ...
