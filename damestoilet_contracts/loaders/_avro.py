@@ -22,7 +22,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
+from fastavro.schema import (
+    SchemaParseException,
+    fingerprint,
+    parse_schema,
+    to_parsing_canonical_form,
+)
 
 from damestoilet_contracts._errors import Problem, SourceLocation
 from damestoilet_contracts.loaders import _jsonpos
@@ -193,25 +198,33 @@ class _Loader:
 
     # -- pass 3: resolution --------------------------------------------------------------------
 
-    def validate(self, index: int) -> None:
-        """Resolve top-level schema ``index`` and let fastavro check it; mark it failed if not."""
-        top = self.tops[index]
-        resolver = _Resolver(self)
-        resolved = resolver.resolve(top.node, "", top.path, top.node.line)
-        if resolver.problems:
-            self.problems.extend(resolver.problems)
-            top.failed = True
-            return
-        try:
-            parse_schema(resolved, named_schemas={})
-        except Exception as exc:  # fastavro raises ValueError, SchemaParseException, KeyError...
-            self.problem(
-                top.path,
-                top.node.line,
-                f"invalid Avro schema: {_fastavro_message(exc)}",
-                top.node.column,
-            )
-            top.failed = True
+    def validate(self) -> None:
+        """Resolve every top-level schema and let fastavro check it; mark the failed ones.
+
+        A schema that fails only because a type it uses from another file fails is not
+        reported again: the problem is reported where that type is defined.
+        """
+        errors: dict[int, str] = {}
+        uses: dict[int, set[int]] = {}
+        for index, top in enumerate(self.tops):
+            resolver = _Resolver(self)
+            resolved = resolver.resolve(top.node, "", top.path, top.node.line)
+            uses[index] = {self.table[d].top for d in resolver.deps if d in self.table} - {index}
+            if resolver.problems:
+                self.problems.extend(resolver.problems)  # repeats of one problem merge later
+                top.failed = True
+                continue
+            try:
+                parse_schema(resolved, named_schemas={})
+            except Exception as exc:  # fastavro raises ValueError, SchemaParseException, ...
+                errors[index] = f"invalid Avro schema: {_fastavro_message(exc)}"
+                top.failed = True
+        for index, message in errors.items():
+            # Explained by another failed file, unless that file also uses this one.
+            explained = any(other in errors and index not in uses[other] for other in uses[index])
+            if not explained:
+                top = self.tops[index]
+                self.problem(top.path, top.node.line, message, top.node.column)
 
     # -- pass 4: events ------------------------------------------------------------------------
 
@@ -514,8 +527,7 @@ def load_avro(paths: Sequence[Path], root: Path) -> tuple[list[EventType], list[
         loader.read(path, file)
     for index, top in enumerate(loader.tops):
         loader.collect(top.node, "", top.path, index)
-    for index in range(len(loader.tops)):
-        loader.validate(index)
+    loader.validate()
     events: list[EventType] = []
     for named in sorted(loader.table.values(), key=lambda n: n.location):
         if named.node.get("type") not in ("record", "error") or ANNOTATION not in named.node:
@@ -586,4 +598,6 @@ def _describe(branch: Any) -> str:
 
 def _fastavro_message(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
+    if isinstance(exc, ValueError | SchemaParseException):
+        return text
+    return f"{type(exc).__name__}: {text}"  # an unexpected kind of failure: say which
