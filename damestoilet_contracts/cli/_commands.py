@@ -13,3 +13,11 @@ COMMANDS.append(lint)
 from damestoilet_contracts.cli._plan import plan  # noqa: E402
 
 COMMANDS.append(plan)
+
+from damestoilet_contracts.cli._coordinator import coordinator  # noqa: E402
+
+COMMANDS.append(coordinator)
+
+from damestoilet_contracts.cli._dlq import dlq  # noqa: E402
+
+COMMANDS.append(dlq)

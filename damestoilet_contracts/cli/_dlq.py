@@ -1,0 +1,107 @@
+"""``damestoilet dlq list|replay``: inspect the dead-letter stream and put entries back."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import click
+import redis
+
+from damestoilet_contracts._errors import DeliveryError
+from damestoilet_contracts.runtime import DEFAULT_STREAM, dlq_stream_name
+from damestoilet_contracts.runtime._dead_letters import list_dead_letters, replay_dead_letters
+
+_redis_option = click.option(
+    "--redis", "redis_url", required=True, metavar="URL", help="The stream's Redis."
+)
+_stream_option = click.option(
+    "--stream", default=DEFAULT_STREAM, show_default=True, help="The main stream."
+)
+_dlq_option = click.option(
+    "--dlq-stream", metavar="S", help="The dead-letter stream [default: <stream>:dlq]."
+)
+
+
+@click.group("dlq")
+def dlq() -> None:
+    """Inspect and replay the dead-letter stream.
+
+    \b
+    Examples:
+      damestoilet dlq list --redis redis://127.0.0.1:6379/0
+      damestoilet dlq replay --redis redis://127.0.0.1:6379/0 --all
+    """
+
+
+@dlq.command("list")
+@_redis_option
+@_stream_option
+@_dlq_option
+@click.option("--count", type=click.IntRange(min=1), help="Show at most this many.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def list_(
+    redis_url: str, stream: str, dlq_stream: str | None, count: int | None, as_json: bool
+) -> None:
+    """List dead letters, oldest first: DLQ id, envelope id, type, deliveries, reason.
+
+    \b
+    Example:
+      damestoilet dlq list --redis redis://127.0.0.1:6379/0 --stream damestoilet:events --json
+    """
+    client = _connect(redis_url)
+    try:
+        letters = list_dead_letters(client, dlq_stream or dlq_stream_name(stream), count=count)
+    except redis.RedisError as exc:
+        click.echo(f"cannot read the dead-letter stream: {exc}", err=True)
+        raise SystemExit(1) from exc
+    for letter in letters:
+        if as_json:
+            click.echo(json.dumps(letter.to_dict()))
+            continue
+        when = datetime.datetime.fromtimestamp(letter.time_ms / 1000, datetime.UTC)
+        click.echo(
+            f"{letter.dlq_id}  {letter.envelope_id or '-'}  {letter.type or '-'}  "
+            f"deliveries={letter.deliveries}  {when:%Y-%m-%dT%H:%M:%SZ}  {letter.reason}"
+        )
+
+
+@dlq.command("replay")
+@_redis_option
+@_stream_option
+@_dlq_option
+@click.option("--id", "ids", multiple=True, metavar="DLQ_ID", help="A dead-letter entry id.")
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
+def replay(
+    redis_url: str, stream: str, dlq_stream: str | None, ids: tuple[str, ...], replay_all: bool
+) -> None:
+    """Put dead letters back onto the main stream, envelope ids unchanged, and remove them
+    from the dead-letter stream. Exit 1 when an --id is not a dead letter (nothing replayed).
+
+    \b
+    Examples:
+      damestoilet dlq replay --redis redis://127.0.0.1:6379/0 --id 1764155737123-0
+      damestoilet dlq replay --redis redis://127.0.0.1:6379/0 --all
+    """
+    if bool(ids) == replay_all:
+        raise click.UsageError("give either --id (one or more) or --all")
+    client = _connect(redis_url)
+    try:
+        replayed = replay_dead_letters(
+            client, dlq_stream or dlq_stream_name(stream), None if replay_all else list(ids),
+            stream=stream,
+        )
+    except (DeliveryError, redis.RedisError) as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(1) from exc
+    for dlq_id, new_id in replayed:
+        click.echo(f"{dlq_id} -> {stream} {new_id}")
+    click.echo(f"replayed {len(replayed)} dead letter(s)", err=True)
+
+
+def _connect(url: str) -> redis.Redis:
+    try:
+        return redis.Redis.from_url(url)
+    except ValueError as exc:
+        click.echo(f"--redis {url!r} is not a Redis URL: {exc}", err=True)
+        raise SystemExit(1) from exc

@@ -1,0 +1,135 @@
+"""Reading and replaying the dead-letter stream of a Redis stream bus."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from damestoilet_contracts._errors import DeliveryError
+from damestoilet_contracts.runtime._bus import (
+    DLQ_DELIVERIES,
+    DLQ_FIELDS,
+    DLQ_ID,
+    DLQ_REASON,
+    DLQ_STREAM,
+    DLQ_TIME,
+)
+from damestoilet_contracts.runtime._redis_bus import SyncRedis, xadd_options
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One dead-letter entry: why, from where, and the original fields."""
+
+    dlq_id: str
+    reason: str
+    stream: str
+    original_id: str
+    deliveries: int
+    time_ms: int
+    #: The entry's own fields, without the ``dlq_*`` ones.
+    fields: Mapping[bytes, bytes]
+
+    @property
+    def envelope_id(self) -> str | None:
+        """The envelope's ``id`` field when the entry has one."""
+        return _opt_text(self.fields.get(b"id"))
+
+    @property
+    def type(self) -> str | None:
+        """The envelope's ``type`` field when the entry has one."""
+        return _opt_text(self.fields.get(b"type"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (payload left out)."""
+        return {
+            "dlq_id": self.dlq_id,
+            "id": self.envelope_id,
+            "type": self.type,
+            "reason": self.reason,
+            "stream": self.stream,
+            "original_id": self.original_id,
+            "deliveries": self.deliveries,
+            "time_ms": self.time_ms,
+        }
+
+
+def list_dead_letters(
+    client: SyncRedis, dlq_stream: str, *, count: int | None = None
+) -> list[DeadLetter]:
+    """The entries of ``dlq_stream``, oldest first (at most ``count``)."""
+    raw: Any = client.xrange(dlq_stream, count=count)
+    return [_parse(_text(entry_id), fields) for entry_id, fields in raw]
+
+
+def replay_dead_letters(
+    client: SyncRedis,
+    dlq_stream: str,
+    ids: Sequence[str] | None = None,
+    *,
+    stream: str | None = None,
+    maxlen: int | None = None,
+) -> list[tuple[str, str]]:
+    """Put dead letters back on their stream with their original fields (so the envelope id
+    is preserved), then delete them from ``dlq_stream``.
+
+    ``ids`` selects dead-letter entry ids (None: all); ``stream`` overrides the stream each
+    entry came from. Returns ``(dlq id, new stream id)`` pairs. Raises
+    :class:`DeliveryError` naming ids not in the dead-letter stream (nothing is replayed).
+    """
+    letters = list_dead_letters(client, dlq_stream)
+    if ids is not None:
+        wanted = list(dict.fromkeys(ids))
+        by_id = {letter.dlq_id: letter for letter in letters}
+        missing = [i for i in wanted if i not in by_id]
+        if missing:
+            raise DeliveryError(
+                f"not in dead-letter stream {dlq_stream}: {', '.join(missing)}; "
+                "see `damestoilet dlq list`"
+            )
+        letters = [by_id[i] for i in wanted]
+    if not letters:
+        return []
+    for letter in letters:
+        if not (stream or letter.stream):
+            raise DeliveryError(
+                f"dead letter {letter.dlq_id} does not say which stream it came from; "
+                "pass the stream to replay it onto"
+            )
+    pipe: Any = client.pipeline(transaction=False)
+    for letter in letters:
+        pipe.xadd(stream or letter.stream, dict(letter.fields), **xadd_options(maxlen))
+    new_ids = [_text(i) for i in pipe.execute()]
+    # Deleted only once every one is back on its stream: a crash in between replays twice,
+    # which a purge shrugs off, rather than losing one.
+    client.xdel(dlq_stream, *[letter.dlq_id for letter in letters])
+    return [(letter.dlq_id, new) for letter, new in zip(letters, new_ids, strict=True)]
+
+
+def _parse(dlq_id: str, fields: Mapping[bytes, bytes]) -> DeadLetter:
+    def get(name: str) -> str:
+        return _opt_text(fields.get(name.encode())) or ""
+
+    def number(name: str) -> int:
+        text = get(name)
+        return int(text) if text.isdigit() else 0
+
+    own = {k: v for k, v in fields.items() if _text(k) not in DLQ_FIELDS}
+    return DeadLetter(
+        dlq_id=dlq_id,
+        reason=get(DLQ_REASON),
+        stream=get(DLQ_STREAM),
+        original_id=get(DLQ_ID),
+        deliveries=number(DLQ_DELIVERIES),
+        time_ms=number(DLQ_TIME),
+        fields=own,
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _opt_text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode(errors="replace")
