@@ -98,8 +98,9 @@ def compile_event(event: EventType, graph: FlushGraph) -> PlanSpec:
     """Compile the flush plan of ``event`` over ``graph``.
 
     Takes an event type and the flush graph; returns its :class:`PlanSpec`: stage 0 has the
-    event's direct rules in order, then the nodes it names; later stages have derived nodes,
-    sorted by name; repeats within a stage are dropped. Raises :class:`ContractError` when a
+    event's direct rules and the nodes it names, in rule order; later stages have derived
+    nodes, sorted by name; repeats within a stage are dropped. A cache rule purges with its
+    node's target and mode. Raises :class:`ContractError` when a
     rule names a node the graph lacks or a reached node is on a cycle (lint reports both).
     """
     named = [rule.cache for rule in event.rules if rule.cache is not None]

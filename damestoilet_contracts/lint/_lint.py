@@ -13,7 +13,17 @@ from damestoilet_contracts._errors import ContractError, Problem
 from damestoilet_contracts.compiler import find_cycles, format_cycle, reached_nodes
 from damestoilet_contracts.loaders import collect_contracts
 from damestoilet_contracts.loaders._rules import check_template, did_you_mean
-from damestoilet_contracts.model import CacheNode, ContractSet, EventType, FlushGraph, TypeRef
+from damestoilet_contracts.model import (
+    DEFAULT_TARGET,
+    CacheNode,
+    ContractSet,
+    EventType,
+    FlushGraph,
+    IfAbsent,
+    Mode,
+    Rule,
+    TypeRef,
+)
 
 
 def lint_directory(root: Path) -> list[Problem]:
@@ -75,6 +85,16 @@ def _check_event(event: EventType, graph: FlushGraph) -> list[Problem]:
             )
         if rule.cache is None:
             continue
+        overrides = _overrides(rule)
+        if overrides:
+            problems.append(
+                Problem(
+                    rule.location,
+                    f"{rule.describe()} of event {event.full_name} gives {overrides}, which a "
+                    "cache rule does not use; remove it (a cache rule purges with its node's "
+                    f"target and mode, set in {graph.path or 'the flush graph'})",
+                )
+            )
         if rule.cache in graph.nodes:
             named.append(rule.cache)
         else:
@@ -89,6 +109,17 @@ def _check_event(event: EventType, graph: FlushGraph) -> list[Problem]:
     for name in sorted(reached_nodes(graph, named)):
         problems.extend(_check_node(event, graph.nodes[name]))
     return problems
+
+
+def _overrides(rule: Rule) -> str:
+    given = []
+    if rule.target != DEFAULT_TARGET:
+        given.append("target")
+    if rule.mode is not Mode.DELETE:
+        given.append("mode")
+    if rule.if_absent is not IfAbsent.ERROR:
+        given.append("if_absent")
+    return " and ".join(given)
 
 
 def _check_node(event: EventType, node: CacheNode) -> list[Problem]:
