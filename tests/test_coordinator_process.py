@@ -176,13 +176,10 @@ def test_metrics_are_served_on_the_metrics_port(
 
 
 def test_unimportable_handlers_package_exits_one(redis_url: str, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable, "-c", "from damestoilet_contracts.cli import main; main()",
-            "coordinator", "--redis", redis_url, "--handlers", "no_such_package_xyz",
-        ],  # fmt: skip
-        capture_output=True,
-        timeout=30,
-    )
+    command = [
+        sys.executable, "-c", "from damestoilet_contracts.cli import main; main()",
+        "coordinator", "--redis", redis_url, "--handlers", "no_such_package_xyz",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, timeout=30)
     assert result.returncode == 1
     assert b"cannot import handlers package" in result.stderr

@@ -88,7 +88,9 @@ def replay(
     client = _connect(redis_url)
     try:
         replayed = replay_dead_letters(
-            client, dlq_stream or dlq_stream_name(stream), None if replay_all else list(ids),
+            client,
+            dlq_stream or dlq_stream_name(stream),
+            None if replay_all else list(ids),
             stream=stream,
         )
     except (DeliveryError, redis.RedisError) as exc:
