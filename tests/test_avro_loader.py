@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
+from hypothesis import given
+from hypothesis import strategies as st
 
 from damestoilet_contracts.loaders._avro import load_avro
 from damestoilet_contracts.loaders._jsonpos import JsonArray, JsonObject, loads
@@ -554,3 +556,29 @@ def test_jsonpos_keeps_lines_of_objects_keys_and_items() -> None:
     items = inner["b"]
     assert isinstance(items, JsonArray) and items.item_lines == [4, 5]
     assert items[1].line == 5
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON, st.sampled_from([None, 0, 2]))
+def test_jsonpos_agrees_with_json_loads_on_any_document(value: Any, indent: int | None) -> None:
+    text = json.dumps(value, indent=indent)
+    assert loads(text) == json.loads(text)
+
+
+@given(st.text(alphabet='{}[]",: \n0-1.etruflasn\\x', max_size=30))
+def test_jsonpos_agrees_with_json_loads_on_any_text(text: str) -> None:
+    try:
+        expected: Any = json.dumps(json.loads(text))
+    except json.JSONDecodeError as exc:
+        expected = (exc.msg, exc.lineno, exc.colno)
+    try:
+        got: Any = json.dumps(loads(text))
+    except json.JSONDecodeError as exc:
+        got = (exc.msg, exc.lineno, exc.colno)
+    assert got == expected

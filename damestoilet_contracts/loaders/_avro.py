@@ -339,8 +339,10 @@ class _Resolver:
         if not isinstance(node, JsonObject):
             return _plain(node)
         kind = node.get("type")
-        if kind in _NAMED and isinstance(node.get("name"), str):
-            return self.definition(node, namespace, path)
+        if kind in _NAMED:
+            if isinstance(node.get("name"), str):
+                return self.definition(node, namespace, path)
+            return _plain(node)  # nameless: fastavro says what is wrong
         out = {k: _plain(v) for k, v in node.items()}
         if kind == "array" and "items" in node:
             out["items"] = self.resolve(node["items"], namespace, path, node.line_of("items"))
