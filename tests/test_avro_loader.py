@@ -582,3 +582,12 @@ def test_jsonpos_agrees_with_json_loads_on_any_text(text: str) -> None:
     except json.JSONDecodeError as exc:
         got = (exc.msg, exc.lineno, exc.colno)
     assert got == expected
+
+
+def test_annotation_is_checked_even_when_the_types_are_wrong(tmp_path: Path) -> None:
+    schema = _event("X", [{"name": "id", "type": "Nowhere"}], flush=[])
+    events, problems = _load(tmp_path, {"x.avsc": schema})
+    assert events == {}
+    assert len(problems) == 2
+    assert any("unknown type 'Nowhere'" in p for p in problems)
+    assert any("flush of record shop.v1.X is empty" in p for p in problems)
