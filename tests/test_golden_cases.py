@@ -8,8 +8,12 @@ A case folder ``tests/cases/<name>/`` holds ``schemas/`` (a schema directory) an
   either ``expected-plan.json`` (the plan, compared as JSON, exit 0) or
   ``expected-plan-error.txt`` (the exact stderr, exit 1).
 
-``DAMESTOILET_UPDATE_GOLDEN=1 pytest tests/test_golden_cases.py`` rewrites the expected files
-from the current output; read the diff before committing it.
+A case may instead hold several variants, sub-folders each with its own ``schemas/`` (such as
+``equivalent/avro`` and ``equivalent/proto``): each runs in its sub-folder and must give the
+case's one expected output.
+
+``DAMESTOILET_UPDATE_GOLDEN=1 pytest tests/test_golden_cases.py -k <case>`` rewrites the
+expected files of the selected cases from the current output; read the diff before committing.
 """
 
 from __future__ import annotations
@@ -27,19 +31,26 @@ CASES = Path(__file__).resolve().parent / "cases"
 UPDATE = os.environ.get("DAMESTOILET_UPDATE_GOLDEN") == "1"
 
 
-# equivalent/ holds one event in two formats, avro/ and proto/, each with a schemas/ folder of
-# its own; tests/test_equivalent_formats.py runs it.
-NOT_CASES = frozenset({"equivalent"})
-
-
 def _case_dirs() -> list[Path]:
     if not CASES.is_dir():
         return []
-    return sorted(p for p in CASES.iterdir() if p.is_dir() and p.name not in NOT_CASES)
+    return sorted(p for p in CASES.iterdir() if p.is_dir())
 
 
-def _with(filename: str) -> list[Path]:
-    return [case for case in _case_dirs() if (case / filename).exists()]
+def _variants(case: Path) -> list[Path]:
+    """The folders to run the case in: the case itself, or its sub-folders with schemas/."""
+    if (case / "schemas").is_dir():
+        return [case]
+    return sorted(sub for sub in case.iterdir() if (sub / "schemas").is_dir())
+
+
+def _with(filename: str) -> list[object]:
+    return [
+        pytest.param(case, run_dir, id=str(run_dir.relative_to(CASES)))
+        for case in _case_dirs()
+        if (case / filename).exists()
+        for run_dir in _variants(case)
+    ]
 
 
 def _run(case: Path, args: list[str], monkeypatch: pytest.MonkeyPatch) -> Result:
@@ -50,7 +61,7 @@ def _run(case: Path, args: list[str], monkeypatch: pytest.MonkeyPatch) -> Result
 def test_every_case_folder_has_schemas_and_an_expectation() -> None:
     assert _case_dirs(), "no golden cases found"
     for case in _case_dirs():
-        assert (case / "schemas").is_dir(), f"{case.name}: no schemas/ folder"
+        assert _variants(case), f"{case.name}: no schemas/ folder, nor sub-folders with one"
         expectations = ["expected-lint.txt", "expected-plan.json", "expected-plan-error.txt"]
         assert any((case / name).exists() for name in expectations), (
             f"{case.name}: no expected-lint.txt, expected-plan.json or expected-plan-error.txt"
@@ -64,10 +75,12 @@ def test_every_case_folder_has_schemas_and_an_expectation() -> None:
         )
 
 
-@pytest.mark.parametrize("case", _with("expected-lint.txt"), ids=lambda p: p.name)
-def test_lint_prints_expected_problems(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("case", "run_dir"), _with("expected-lint.txt"))
+def test_lint_prints_expected_problems(
+    case: Path, run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     expected_file = case / "expected-lint.txt"
-    result = _run(case, ["lint", "schemas"], monkeypatch)
+    result = _run(run_dir, ["lint", "schemas"], monkeypatch)
     if UPDATE:
         expected_file.write_text(result.stdout)
     expected = expected_file.read_text()
@@ -75,13 +88,15 @@ def test_lint_prints_expected_problems(case: Path, monkeypatch: pytest.MonkeyPat
     assert result.exit_code == (1 if expected else 0), result.stderr
 
 
-@pytest.mark.parametrize("case", _with("plan-input.json"), ids=lambda p: p.name)
-def test_plan_prints_expected_plan_or_error(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("case", "run_dir"), _with("plan-input.json"))
+def test_plan_prints_expected_plan_or_error(
+    case: Path, run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = json.loads((case / "plan-input.json").read_text())
     args = ["plan", "schemas", spec["type"], "--json", json.dumps(spec["payload"])]
     if "cap" in spec:
         args += ["--cap", str(spec["cap"])]
-    result = _run(case, args, monkeypatch)
+    result = _run(run_dir, args, monkeypatch)
     plan_file = case / "expected-plan.json"
     error_file = case / "expected-plan-error.txt"
     if UPDATE:
