@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.cluster
 
-from tests.servers import redis_server
+from tests.servers import redis_cluster, redis_server
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"
@@ -26,5 +27,22 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     """A client on an emptied database: every test starts from no keys."""
     client = redis.Redis.from_url(redis_url)
     client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of one node of a real 3-primary Redis Cluster that lives as long as the test
+    session (a cluster client discovers the others from it)."""
+    with redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as ports:
+        yield f"redis://127.0.0.1:{ports[0]}"
+
+
+@pytest.fixture
+def redis_cluster_client(redis_cluster_url: str) -> Iterator[redis.cluster.RedisCluster]:
+    """A cluster client on emptied primaries: every test starts from no keys."""
+    client = redis.cluster.RedisCluster.from_url(redis_cluster_url)
+    client.flushall(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
     yield client
     client.close()

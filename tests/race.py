@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
+import redis.cluster
 
 from damestoilet_contracts.model import FlushOp
 from damestoilet_contracts.runtime import _layout as layout
@@ -63,10 +64,11 @@ class Database:
 
 
 def run_race(
-    client: redis.Redis,
+    client: redis.Redis | redis.cluster.RedisCluster,
     strategy: str,
     *,
     mode: str = "delete",
+    op: str = "key",
     keys: int = 20,
     readers: int = 12,
     writers: int = 4,
@@ -79,10 +81,15 @@ def run_race(
     """Run one race on ``client`` (its database is flushed first) and count stale keys.
 
     ``strategy`` is ``helper`` or ``plain``; ``mode`` the purge mode the writers use
-    (``delete`` or ``soft``; for soft the count waits out the ``grace`` window first)."""
+    (``delete`` or ``soft``; for soft the count waits out the ``grace`` window first); ``op``
+    how they purge: ``key`` the key itself, ``tag`` a tag of its own that readers fill it
+    under."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    client.flushdb()
+    if isinstance(client, redis.cluster.RedisCluster):
+        client.flushall(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+    else:
+        client.flushdb()
     names = [f"race:{strategy}:{i}" for i in range(keys)]
     db = Database(names)
     target = RedisPurgeTarget(client, grace={"default": grace})
@@ -104,13 +111,18 @@ def run_race(
 
         return load
 
+    def tags_of(key: str) -> list[str]:
+        return [f"row:{key}"] if op == "tag" else []
+
     def read_plain(key: str, rng: random.Random) -> None:
         if client.get(key) is None:
             value = loader_for(key, rng)()
+            for tag in tags_of(key):
+                client.sadd(layout.tag_key(tag), key)
             client.set(key, value, ex=600)
 
     def read_helper(key: str, rng: random.Random) -> None:
-        cache.get_or_fill(key, loader_for(key, rng))
+        cache.get_or_fill(key, loader_for(key, rng), tags=tags_of(key))
 
     read_one = read_helper if strategy == "helper" else read_plain
 
@@ -125,7 +137,8 @@ def run_race(
         for _ in range(writes_per_writer):
             key = rng.choice(names)
             db.write(key)
-            target.purge_stage([FlushOp("key", "default", key, mode)])
+            purged = f"row:{key}" if op == "tag" else key
+            target.purge_stage([FlushOp(op, "default", purged, mode)])
             bump("writes")
             time.sleep(rng.uniform(*writer_pause))
 
@@ -151,7 +164,9 @@ def run_race(
     )  # fmt: skip
 
 
-def _cached(client: redis.Redis, key: str, strategy: str) -> bytes | None:
+def _cached(
+    client: redis.Redis | redis.cluster.RedisCluster, key: str, strategy: str
+) -> bytes | None:
     if strategy == "plain":
         value: bytes | None = client.get(key)
         return value

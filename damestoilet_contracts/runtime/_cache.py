@@ -40,11 +40,11 @@ DEFAULT_LEASE_WAIT_S = 1.0
 
 _V, _L, _S = layout.FIELD_VALUE, layout.FIELD_LEASE, layout.FIELD_STALE
 
-# Adds KEYS[1] to every tag set in KEYS[2..] and keeps each set alive at least ARGV[ttl]
-# ms, so a tag set never expires before a value that joined it.
+# Adds ``member`` to every tag set in KEYS[first..] and keeps each set alive at least
+# ``ttl`` ms, so a tag set never expires before a value that joined it.
 _ADD_TAGS_LUA = """
-local function add_tags(member, ttl)
-  for i = 2, #KEYS do
+local function add_tags(member, ttl, first)
+  for i = first, #KEYS do
     redis.call('SADD', KEYS[i], member)
     if redis.call('PTTL', KEYS[i]) < ttl then
       redis.call('PEXPIRE', KEYS[i], ttl)
@@ -66,13 +66,13 @@ if value then
   if not stale then return {{1, value}} end
   if lease then return {{2, value}} end
   redis.call('HSET', KEYS[1], '{_L}', ARGV[1])
-  add_tags(KEYS[1], tonumber(ARGV[3]))
+  add_tags(KEYS[1], tonumber(ARGV[3]), 2)
   return {{3, value}}
 end
 if lease then return {{5}} end
 redis.call('HSET', KEYS[1], '{_L}', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-add_tags(KEYS[1], tonumber(ARGV[3]))
+add_tags(KEYS[1], tonumber(ARGV[3]), 2)
 return {{4}}
 """
 )
@@ -87,7 +87,7 @@ if redis.call('HGET', KEYS[1], '{_L}') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], '{_V}', ARGV[2])
 redis.call('HDEL', KEYS[1], '{_L}', '{_S}')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-add_tags(KEYS[1], tonumber(ARGV[3]))
+add_tags(KEYS[1], tonumber(ARGV[3]), 2)
 return 1
 """
 )
@@ -105,7 +105,7 @@ return 1
 #: KEYS: tag sets of one slot; ARGV member, ttl ms. Cluster only: the tags of an entry may
 #: live on other nodes, so they are added once the lease is taken (before the loader runs)
 #: and again just before the fill.
-TAGS_LUA = _ADD_TAGS_LUA + "add_tags(ARGV[1], tonumber(ARGV[2]))\nreturn 1\n"
+TAGS_LUA = _ADD_TAGS_LUA + "add_tags(ARGV[1], tonumber(ARGV[2]), 1)\nreturn 1\n"
 
 
 class Status(IntEnum):
