@@ -21,3 +21,7 @@ COMMANDS.append(coordinator)
 from damestoilet_contracts.cli._dlq import dlq  # noqa: E402
 
 COMMANDS.append(dlq)
+
+from damestoilet_contracts.cli._emit import emit  # noqa: E402
+
+COMMANDS.append(emit)

@@ -149,6 +149,36 @@ class Envelope:
         parse_time(self.time)
 
     @classmethod
+    def new(
+        cls,
+        *,
+        type: str,
+        data: bytes,
+        plan: Plan | None,
+        source: str,
+        datacontenttype: str,
+        dataschema: str = "",
+        rulesfingerprint: str = "",
+    ) -> Envelope:
+        """An envelope with a new UUIDv7 id and the current time (the id's millisecond).
+
+        Raises :class:`EnvelopeError` when an attribute is empty or the plan is for another
+        type.
+        """
+        event_id, ms = _uuid7()
+        return cls(
+            id=str(event_id),
+            source=source,
+            type=type,
+            time=format_time(ms),
+            datacontenttype=datacontenttype,
+            dataschema=dataschema,
+            data=data,
+            plan=plan,
+            rulesfingerprint=rulesfingerprint,
+        )
+
+    @classmethod
     def from_event(cls, event: ContractEvent, *, source: str) -> Envelope:
         """Wrap a generated event: a new UUIDv7 id, the current time, its plan and payload.
 
@@ -157,17 +187,13 @@ class Envelope:
         when an attribute is empty.
         """
         plan = event.flush_plan()
-        data = event.to_bytes()
-        event_id, ms = _uuid7()
-        return cls(
-            id=str(event_id),
-            source=source,
+        return cls.new(
             type=event.EVENT_TYPE,
-            time=format_time(ms),
+            data=event.to_bytes(),
+            plan=plan,
+            source=source,
             datacontenttype=event.CONTENT_TYPE,
             dataschema=event.SCHEMA_FINGERPRINT,
-            data=data,
-            plan=plan,
             rulesfingerprint=event.RULES_FINGERPRINT,
         )
 
