@@ -44,7 +44,7 @@ def test_the_session_cluster_has_three_primaries(redis_cluster_client: Cluster) 
 def test_exact_keys_across_slots_are_unlinked(redis_cluster_client: Cluster) -> None:
     client = redis_cluster_client
     keys = [f"catalog:product:{i}" for i in range(3000)]
-    fill(client, keys + ["keep:1", "keep:2"])
+    fill(client, [*keys, "keep:1", "keep:2"])
     assert len({client.keyslot(k) for k in keys}) > 1000
     assert len(nodes_holding(client, keys)) == 3
     stats = RedisPurgeTarget(client, chunk_size=50).purge_stage(
@@ -72,7 +72,7 @@ def test_prefix_purge_scans_every_primary(redis_cluster_client: Cluster) -> None
 def test_tag_purge_reaches_members_on_every_node(redis_cluster_client: Cluster) -> None:
     client = redis_cluster_client
     members = [f"p:{i}" for i in range(600)]
-    fill(client, members + ["other"])
+    fill(client, [*members, "other"])
     client.sadd(layout.tag_key("category:c1"), *members)
     assert len(nodes_holding(client, members)) == 3
     stats = RedisPurgeTarget(client, chunk_size=40).purge_stage(
