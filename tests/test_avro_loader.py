@@ -591,3 +591,11 @@ def test_annotation_is_checked_even_when_the_types_are_wrong(tmp_path: Path) -> 
     assert len(problems) == 2
     assert any("unknown type 'Nowhere'" in p for p in problems)
     assert any("flush of record shop.v1.X is empty" in p for p in problems)
+
+
+def test_a_byte_order_mark_is_tolerated(tmp_path: Path) -> None:
+    path = tmp_path / "x.avsc"
+    text = json.dumps(_event("X", [{"name": "id", "type": "string"}]))
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    events, problems = load_avro([path], tmp_path)
+    assert problems == [] and [e.full_name for e in events] == ["shop.v1.X"]

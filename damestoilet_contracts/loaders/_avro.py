@@ -77,7 +77,7 @@ class _Loader:
 
     def read(self, path: str, file: Path) -> None:
         try:
-            text = file.read_text(encoding="utf-8")
+            text = file.read_text(encoding="utf-8-sig")  # tolerate a BOM, as editors write one
         except (OSError, UnicodeDecodeError) as exc:
             self.problem(path, 1, f"cannot read the schema file: {exc}")
             return
