@@ -193,7 +193,16 @@ class _Loader:
         record = self._record(declared, nullable=False, stack=())
         location = self.location(declared, declared.path)
         option_path = (*declared.path, _MESSAGE_OPTIONS, _EVENT.number)
-        lines = self._sources[declared.file.name].rule_lines(option_path)
+        lines, hashes = self._sources[declared.file.name].rule_lines(option_path)
+        problems.extend(
+            Problem(
+                SourceLocation(location.path, line),
+                f"'#' in the (damestoilet.v1.event) value of {declared.full_name} comments out "
+                "the rest of it (protoc reads the value as one line), so the rules after it "
+                "are silently lost; use // or /* */ comments there",
+            )
+            for line in hashes
+        )
         raw_rules = []
         for index, rule in enumerate(message.options.Extensions[_EVENT].flush):
             line = lines[index] if index < len(lines) else location.line

@@ -3,7 +3,8 @@
 protoc records one span per option statement, not per element of an aggregate value (and the
 paths it gives for ``option (damestoilet.v1.event).flush = {...}`` do not count earlier rules),
 so the rules are found by reading the statement's text: each ``flush`` entry of the aggregate,
-or each ``.flush`` statement, in the order protoc applies them.
+or each ``.flush`` statement, in the order protoc applies them. ``//`` and ``/* */`` comments
+are skipped as protoc skips them; ``#`` is not a comment there (see :meth:`rule_lines`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from google.protobuf import descriptor_pb2
 
 Path = tuple[int, ...]
 _TOKEN = re.compile(
-    r"""(?P<space>\s+)|(?P<comment>//[^\n]*|\#[^\n]*|/\*.*?\*/)"""
+    r"""(?P<space>\s+)|(?P<comment>//[^\n]*|/\*.*?\*/)"""
     r"""|(?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')"""
     r"""|(?P<word>[A-Za-z_][\w.]*)|(?P<other>.)""",
     re.DOTALL,
@@ -50,11 +51,14 @@ class SourceInfo:
         """The leading (else trailing) comment of the element at ``path``, stripped."""
         return " ".join(self._comments.get(path, "").split())
 
-    def rule_lines(self, option_path: Path) -> list[int]:
+    def rule_lines(self, option_path: Path) -> tuple[list[int], list[int]]:
         """The 1-based line of each flush rule of the option at ``option_path``, in order.
 
         ``option_path`` is the message's path followed by the options field and the extension
         number. Statements are read in source order; a rule not found is simply not listed.
+        Also returns the lines of any ``#`` in the option's value: protoc joins the value onto
+        one line before parsing it as text format, so a ``#`` there silently drops every rule
+        after it.
         """
         statements = sorted(
             {
@@ -64,14 +68,16 @@ class SourceInfo:
             }
         )
         lines: list[int] = []
+        hashes: list[int] = []
         seen: set[tuple[int, int]] = set()
         for start_line, start_col, end_line, whole in statements:
             if (start_line, start_col) in seen:
                 continue
             seen.add((start_line, start_col))
             tokens = list(self._tokens(start_line, start_col, end_line))
+            hashes.extend(line for token, line in tokens if token == "#")
             lines.extend(_rules_in_aggregate(tokens) if whole else [start_line + 1])
-        return lines
+        return lines, hashes
 
     def _tokens(self, start_line: int, start_col: int, end_line: int) -> Iterator[tuple[str, int]]:
         """(token, 1-based line) for the text from the start of a span to its last line."""
@@ -111,6 +117,8 @@ def _rules_in_aggregate(tokens: Sequence[tuple[str, int]]) -> list[int]:
     i = start + 1
     while i < len(tokens):
         token, line = tokens[i]
+        if token == "#":
+            break  # protoc drops the rest of the value, and so the rules in it
         if token in _OPEN or token == "[":
             depth += 1
         elif token in _CLOSE or token == "]":
@@ -127,6 +135,8 @@ def _rules_in_aggregate(tokens: Sequence[tuple[str, int]]) -> list[int]:
                 inner = 0
                 while j < len(tokens) and not (tokens[j][0] == "]" and inner == 0):
                     tok, tok_line = tokens[j]
+                    if tok == "#":
+                        return lines
                     if tok in _OPEN:
                         if inner == 0:
                             lines.append(tok_line)

@@ -106,6 +106,9 @@ def compile_protos(paths: Sequence[Path], root: Path) -> Compiled:
             )
             continue
         shown[name] = str(path)
+        # protoc names a file it has read from disk by its include directory and name.
+        for base in proto_import_roots(root):
+            shown.setdefault(str(base.resolve() / name), str(path))
         try:
             texts[name] = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -113,6 +116,9 @@ def compile_protos(paths: Sequence[Path], root: Path) -> Compiled:
             continue
         names.append(name)
     missing_import = {name: _missing_import_line(texts[name]) for name in names}
+    names_by_disk = {
+        str(base.resolve() / name): name for name in names for base in proto_import_roots(root)
+    }
 
     pending = sorted(names)
     descriptors = descriptor_pb2.FileDescriptorSet()
@@ -126,11 +132,14 @@ def compile_protos(paths: Sequence[Path], root: Path) -> Compiled:
             problem, file = _parse_protoc_line(line, shown)
             if problem is None:
                 continue
+            file = names_by_disk.get(file, file)
             failed.add(file)
             # protoc's own message for a missing import is obscure; ours replaces it.
             if missing_import.get(file) is not None and "damestoilet.v1" in problem.message:
                 continue
-            problems.append(problem)
+            # An imported broken file is reported once for each file importing it.
+            if problem not in problems:
+                problems.append(problem)
         still = [name for name in pending if name not in failed]
         if len(still) == len(pending):
             # protoc named none of these files: nothing can be set aside, nothing compiles.
@@ -194,7 +203,11 @@ def _parse_protoc_line(line: str, shown: dict[str, str]) -> tuple[Problem | None
     if match is not None:
         file = match["file"]
         location = SourceLocation(shown.get(file, file), int(match["line"]), int(match["col"]))
-        message = f"{match['msg']}{_hint(match['msg'])} (protoc, column {match['col']})"
+        text = match["msg"]
+        hint = _hint(text)
+        if hint:
+            text = text.rstrip(".")
+        message = f"{text}{hint} (protoc, column {match['col']})"
         return Problem(location, message), file
     match = _FILE_ONLY.match(line)
     if match is not None:
