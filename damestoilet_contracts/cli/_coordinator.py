@@ -22,6 +22,8 @@ from damestoilet_contracts.runtime import (
 @click.command("coordinator")
 @click.option("--redis", "redis_url", required=True, metavar="URL", help="The cache Redis.")
 @click.option("--bus", "bus_url", metavar="URL", help="The stream's Redis [default: --redis].")
+@click.option("--cluster", is_flag=True, help="--redis names a node of a Redis Cluster.")
+@click.option("--bus-cluster", is_flag=True, help="--bus names a node of a Redis Cluster.")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Stream to consume.")
 @click.option("--group", default=DEFAULT_GROUP, show_default=True, help="Consumer group.")
 @click.option(
@@ -85,6 +87,8 @@ from damestoilet_contracts.runtime import (
 def coordinator(
     redis_url: str,
     bus_url: str | None,
+    cluster: bool,
+    bus_cluster: bool,
     stream: str,
     group: str,
     consumer: str | None,
@@ -135,7 +139,14 @@ def coordinator(
     )
     try:
         handlers = load_handlers(handlers_package) if handlers_package else None
-        worker = Coordinator.from_url(redis_url, config, bus_url=bus_url, handlers=handlers)
+        worker = Coordinator.from_url(
+            redis_url,
+            config,
+            bus_url=bus_url,
+            handlers=handlers,
+            cluster=cluster,
+            bus_cluster=bus_cluster if bus_url else cluster,
+        )
         worker.bus.ensure_group()
     except (DamestoiletError, redis.RedisError, ValueError) as exc:
         click.echo(f"coordinator cannot start: {exc}", err=True)

@@ -11,9 +11,13 @@ import redis
 from damestoilet_contracts._errors import DeliveryError
 from damestoilet_contracts.runtime import DEFAULT_STREAM, dlq_stream_name
 from damestoilet_contracts.runtime._dead_letters import list_dead_letters, replay_dead_letters
+from damestoilet_contracts.runtime._redis_bus import SyncRedis, connect
 
 _redis_option = click.option(
     "--redis", "redis_url", required=True, metavar="URL", help="The stream's Redis."
+)
+_cluster_option = click.option(
+    "--cluster", is_flag=True, help="--redis names a node of a Redis Cluster."
 )
 _stream_option = click.option(
     "--stream", default=DEFAULT_STREAM, show_default=True, help="The main stream."
@@ -36,12 +40,18 @@ def dlq() -> None:
 
 @dlq.command("list")
 @_redis_option
+@_cluster_option
 @_stream_option
 @_dlq_option
 @click.option("--count", type=click.IntRange(min=1), help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def list_(
-    redis_url: str, stream: str, dlq_stream: str | None, count: int | None, as_json: bool
+    redis_url: str,
+    cluster: bool,
+    stream: str,
+    dlq_stream: str | None,
+    count: int | None,
+    as_json: bool,
 ) -> None:
     """List dead letters, oldest first: DLQ id, envelope id, type, deliveries, reason.
 
@@ -49,7 +59,7 @@ def list_(
     Example:
       damestoilet dlq list --redis redis://127.0.0.1:6379/0 --stream damestoilet:events --json
     """
-    client = _connect(redis_url)
+    client = _connect(redis_url, cluster)
     try:
         letters = list_dead_letters(client, dlq_stream or dlq_stream_name(stream), count=count)
     except redis.RedisError as exc:
@@ -68,12 +78,18 @@ def list_(
 
 @dlq.command("replay")
 @_redis_option
+@_cluster_option
 @_stream_option
 @_dlq_option
 @click.option("--id", "ids", multiple=True, metavar="DLQ_ID", help="A dead-letter entry id.")
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
 def replay(
-    redis_url: str, stream: str, dlq_stream: str | None, ids: tuple[str, ...], replay_all: bool
+    redis_url: str,
+    cluster: bool,
+    stream: str,
+    dlq_stream: str | None,
+    ids: tuple[str, ...],
+    replay_all: bool,
 ) -> None:
     """Put dead letters back onto the main stream, envelope ids unchanged, and remove them
     from the dead-letter stream. Exit 1 when an --id is not a dead letter (nothing replayed).
@@ -85,7 +101,7 @@ def replay(
     """
     if bool(ids) == replay_all:
         raise click.UsageError("give either --id (one or more) or --all")
-    client = _connect(redis_url)
+    client = _connect(redis_url, cluster)
     try:
         replayed = replay_dead_letters(
             client,
@@ -101,9 +117,9 @@ def replay(
     click.echo(f"replayed {len(replayed)} dead letter(s)", err=True)
 
 
-def _connect(url: str) -> redis.Redis:
+def _connect(url: str, cluster: bool) -> SyncRedis:
     try:
-        return redis.Redis.from_url(url)
+        return connect(url, cluster=cluster)
     except ValueError as exc:
         click.echo(f"--redis {url!r} is not a Redis URL: {exc}", err=True)
         raise SystemExit(1) from exc

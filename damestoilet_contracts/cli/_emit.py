@@ -32,6 +32,7 @@ _CHUNK = 1000
     help="The payload as a JSON object, or - to read one JSON object per line from stdin.",
 )
 @click.option("--redis", "redis_url", required=True, metavar="URL", help="The stream's Redis.")
+@click.option("--cluster", is_flag=True, help="--redis names a node of a Redis Cluster.")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Stream to append to.")
 @click.option(
     "--source", default="//damestoilet/cli", show_default=True, help="CloudEvents source."
@@ -56,6 +57,7 @@ def emit(
     type_name: str,
     payload_text: str,
     redis_url: str,
+    cluster: bool,
     stream: str,
     source: str,
     maxlen: int,
@@ -104,7 +106,9 @@ def emit(
     sent = 0
     line_no = 0
     try:
-        with Emitter.from_url(redis_url, source=source, stream=stream, maxlen=maxlen) as emitter:
+        with Emitter.from_url(
+            redis_url, source=source, stream=stream, maxlen=maxlen, cluster=cluster
+        ) as emitter:
             chunk: list[Envelope] = []
             for number, text in _lines(payload_text):
                 line_no = number

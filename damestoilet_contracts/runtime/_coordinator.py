@@ -47,6 +47,7 @@ from damestoilet_contracts.runtime._redis_bus import (
     DEFAULT_STREAM,
     RedisStreamBus,
     SyncRedis,
+    connect,
 )
 
 logger = logging.getLogger("damestoilet.coordinator")
@@ -173,14 +174,19 @@ class Coordinator:
         bus_url: str | None = None,
         handlers: HandlerRegistry | None = None,
         grace: Mapping[str, float] | None = None,
+        cluster: bool = False,
+        bus_cluster: bool | None = None,
     ) -> Coordinator:
         """A coordinator purging the Redis at ``redis_url``, reading the stream at ``bus_url``
-        (default: the same server); ``grace`` maps targets to soft-purge windows (s)."""
+        (default: the same server); ``grace`` maps targets to soft-purge windows (s);
+        ``cluster`` / ``bus_cluster`` (default: ``cluster``) say a URL names a cluster node.
+        Raises ValueError for a malformed URL."""
         from damestoilet_contracts.runtime._purge import RedisPurgeTarget
 
         config = config or CoordinatorConfig()
-        cache = redis.Redis.from_url(redis_url)
-        bus_client = cache if bus_url is None else redis.Redis.from_url(bus_url)
+        cache = connect(redis_url, cluster=cluster)
+        bus_cluster = cluster if bus_cluster is None else bus_cluster
+        bus_client = cache if bus_url is None else connect(bus_url, cluster=bus_cluster)
         bus = RedisStreamBus(
             bus_client,
             stream=config.stream,

@@ -19,6 +19,7 @@ from damestoilet_contracts.runtime._redis_bus import (
     DEFAULT_MAXLEN,
     DEFAULT_STREAM,
     SyncRedis,
+    connect,
     xadd_options,
 )
 
@@ -68,11 +69,12 @@ class Emitter(_EmitterBase):
         source: str,
         stream: str = DEFAULT_STREAM,
         maxlen: int | None = DEFAULT_MAXLEN,
+        cluster: bool = False,
     ) -> Emitter:
-        """An emitter with its own client for ``url`` (``redis://host:port/db``)."""
-        return cls(
-            redis.Redis.from_url(url), source=source, stream=stream, maxlen=maxlen, owns_client=True
-        )
+        """An emitter with its own client for ``url`` (``redis://host:port/db``; with
+        ``cluster``, any node of a Redis Cluster)."""
+        client = connect(url, cluster=cluster)
+        return cls(client, source=source, stream=stream, maxlen=maxlen, owns_client=True)
 
     def emit(self, event: ContractEvent) -> str:
         """Emit one event; returns its envelope id. Raises :class:`PlanError` or a Redis error."""
@@ -117,7 +119,7 @@ class AsyncEmitter(_EmitterBase):
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: redis.asyncio.Redis | redis.asyncio.RedisCluster,
         *,
         source: str,
         stream: str = DEFAULT_STREAM,
@@ -137,15 +139,16 @@ class AsyncEmitter(_EmitterBase):
         source: str,
         stream: str = DEFAULT_STREAM,
         maxlen: int | None = DEFAULT_MAXLEN,
+        cluster: bool = False,
     ) -> AsyncEmitter:
-        """An emitter with its own asyncio client for ``url``."""
-        return cls(
-            redis.asyncio.Redis.from_url(url),
-            source=source,
-            stream=stream,
-            maxlen=maxlen,
-            owns_client=True,
+        """An emitter with its own asyncio client for ``url`` (with ``cluster``, any node of
+        a Redis Cluster)."""
+        client: Any = (
+            redis.asyncio.RedisCluster.from_url(url)
+            if cluster
+            else redis.asyncio.Redis.from_url(url)
         )
+        return cls(client, source=source, stream=stream, maxlen=maxlen, owns_client=True)
 
     async def emit(self, event: ContractEvent) -> str:
         """Emit one event; returns its envelope id."""

@@ -36,6 +36,14 @@ DEFAULT_GROUP = "damestoilet-coordinator"
 DEFAULT_MAXLEN = 1_000_000
 
 
+def connect(url: str, *, cluster: bool = False) -> SyncRedis:
+    """A sync client for ``url``: a :class:`RedisCluster` discovering the cluster from that
+    node when ``cluster``, else a plain client. Raises ValueError for a malformed URL."""
+    if cluster:
+        return RedisCluster.from_url(url)
+    return redis.Redis.from_url(url)
+
+
 def default_consumer() -> str:
     """A consumer name unique to this process on this host: ``<hostname>-<pid>``."""
     return f"{socket.gethostname()}-{os.getpid()}"
