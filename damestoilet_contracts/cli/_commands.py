@@ -25,3 +25,7 @@ COMMANDS.append(dlq)
 from damestoilet_contracts.cli._emit import emit  # noqa: E402
 
 COMMANDS.append(emit)
+
+from damestoilet_contracts.cli._breaking import breaking  # noqa: E402
+
+COMMANDS.append(breaking)
