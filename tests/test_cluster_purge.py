@@ -95,7 +95,8 @@ def test_soft_purge_across_slots(redis_cluster_client: Cluster) -> None:
     assert stats == PurgeStats(keys=301, soft_marked=301)
     assert all(client.hexists(k, layout.FIELD_STALE) for k in keys[:20])
     time.sleep(0.45)
-    assert count_keys(client) == 0
+    # EXISTS, not DBSIZE: DBSIZE may still count expired keys the server has not reclaimed
+    assert sum(client.exists(k) for k in [*keys, "plain"]) == 0
 
 
 def test_cluster_cache_fills_with_tags_and_tag_purge_voids_in_flight_fill(

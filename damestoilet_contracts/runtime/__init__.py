@@ -26,6 +26,7 @@ from damestoilet_contracts.runtime._event import (
 from damestoilet_contracts.runtime._metrics import CoordinatorStats, serve_metrics
 from damestoilet_contracts.runtime._protocols import FlushHandler, HandlerRegistry, PurgeTarget
 from damestoilet_contracts.runtime._purge import PurgeStats, RedisPurgeTarget
+from damestoilet_contracts.runtime._purge_async import AsyncRedisPurgeTarget
 from damestoilet_contracts.runtime._redis_bus import (
     DEFAULT_GROUP,
     DEFAULT_STREAM,
@@ -39,6 +40,7 @@ __all__ = [
     "PROTOBUF_CONTENT_TYPE",
     "AsyncCache",
     "AsyncEmitter",
+    "AsyncRedisPurgeTarget",
     "Bus",
     "BusEntry",
     "Cache",

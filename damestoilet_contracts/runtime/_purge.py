@@ -98,7 +98,7 @@ class PurgeStats:
 
 
 @dataclass(frozen=True, slots=True)
-class _Scan:
+class ScanOp:
     """A prefix or tag op, resolved: what to scan, whether soft, and the grace in ms."""
 
     text: str
@@ -113,8 +113,8 @@ class StagePlan:
     unlink: list[str] = field(default_factory=list)
     #: Exact keys to soft-purge, by grace window in ms.
     soft: dict[int, list[str]] = field(default_factory=dict)
-    prefixes: list[_Scan] = field(default_factory=list)
-    tags: list[_Scan] = field(default_factory=list)
+    prefixes: list[ScanOp] = field(default_factory=list)
+    tags: list[ScanOp] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.unlink or self.soft or self.prefixes or self.tags)
@@ -153,7 +153,7 @@ class PurgePlanner:
         plan = StagePlan()
         deleted: dict[str, None] = {}
         soft: dict[str, int] = {}
-        scans: dict[tuple[str, str], _Scan] = {}
+        scans: dict[tuple[str, str], ScanOp] = {}
         for op in ops:
             if not self.serves(op):
                 continue
@@ -166,7 +166,7 @@ class PurgePlanner:
                 else:
                     deleted[op.key] = None
             elif op.op in ("prefix", "tag"):
-                scan = _Scan(op.key, is_soft, self.grace_ms(op.target))
+                scan = ScanOp(op.key, is_soft, self.grace_ms(op.target))
                 prior = scans.get((op.op, op.key))
                 # delete beats soft; between two soft windows the shorter one wins
                 if prior is None or _stronger(scan, prior):
@@ -192,7 +192,7 @@ class PurgePlanner:
         return [list(c) for group in by_slot.values() for c in chunks(group, self.chunk_size)]
 
 
-def _stronger(new: _Scan, old: _Scan) -> bool:
+def _stronger(new: ScanOp, old: ScanOp) -> bool:
     if new.soft != old.soft:
         return not new.soft
     return new.grace_ms < old.grace_ms
@@ -217,7 +217,69 @@ def purge_error(what: str, exc: Exception) -> PurgeError:
     )
 
 
-class RedisPurgeTarget:
+class PurgeTargetBase:
+    """What the sync and async Redis purge targets share: settings, target filter, and the
+    commands each step sends (no I/O)."""
+
+    def __init__(
+        self,
+        *,
+        grace: Mapping[str, float] | None,
+        scan_count: int,
+        targets: Collection[str] | None,
+        chunk_size: int,
+        pipeline_size: int,
+        slot_of: Callable[[Key], int] | None,
+    ) -> None:
+        self.planner = PurgePlanner(targets=targets, grace=grace, chunk_size=chunk_size)
+        self.scan_count = scan_count
+        self.pipeline_size = max(1, pipeline_size)
+        #: The slot of a key on a cluster (every multi-key call stays in one slot), else None.
+        self.slot_of = slot_of
+
+    @property
+    def targets(self) -> frozenset[str] | None:
+        """The targets served, or None for all."""
+        return self.planner.targets
+
+    def serves(self, op: FlushOp) -> bool:
+        """Whether ``op`` is for a target this purge target serves."""
+        return self.planner.serves(op)
+
+    @property
+    def buffer_size(self) -> int:
+        """Keys gathered (by a scan, from a tag set) before they are purged in one go."""
+        return self.planner.chunk_size * self.pipeline_size
+
+    def unlink_calls(self, keys: Sequence[Key]) -> Iterator[tuple[Any, ...]]:
+        """``UNLINK`` commands for ``keys``, chunked (and, on a cluster, one slot each)."""
+        for batch in self.planner.batches(keys, self.slot_of):
+            yield ("UNLINK", *batch)
+
+    def soft_calls(self, keys: Sequence[Key], grace_ms: int) -> Iterator[tuple[Any, ...]]:
+        """Soft-purge script calls for ``keys``, chunked like :meth:`unlink_calls`."""
+        for batch in self.planner.batches(keys, self.slot_of):
+            yield ("EVAL", SOFT_PURGE_LUA, len(batch), *batch, grace_ms)
+
+    def purge_calls(self, keys: Sequence[Key], soft: bool, grace_ms: int) -> list[tuple[Any, ...]]:
+        """The commands that purge ``keys`` found by a prefix or tag scan."""
+        if soft:
+            return list(self.soft_calls(keys, grace_ms))
+        return list(self.unlink_calls(keys))
+
+    def tag_calls(
+        self, tag_set: str, keys: Sequence[Key], soft: bool, grace_ms: int
+    ) -> list[tuple[Any, ...]]:
+        """Standalone only: for each chunk, ``SREM`` of the chunk then its purge, to be sent in
+        one ``MULTI`` (replies at odd positions count the keys purged)."""
+        calls: list[tuple[Any, ...]] = []
+        for batch in chunks(keys, self.planner.chunk_size):
+            calls.append(("SREM", tag_set, *batch))
+            calls.extend(self.purge_calls(batch, soft, grace_ms))
+        return calls
+
+
+class RedisPurgeTarget(PurgeTargetBase):
     """Purges keys, prefixes and tags from a sync redis-py client (standalone or cluster)."""
 
     def __init__(
@@ -235,20 +297,17 @@ class RedisPurgeTarget:
         each ``SCAN``/``SSCAN``; ``targets`` restricts the ops executed to those targets
         (None: every target); ``chunk_size`` is keys per call, ``pipeline_size`` calls per
         round trip. Raises ValueError for a negative grace or a chunk size below 1."""
+        cluster = isinstance(client, redis.cluster.RedisCluster)
+        super().__init__(
+            grace=grace,
+            scan_count=scan_count,
+            targets=targets,
+            chunk_size=chunk_size,
+            pipeline_size=pipeline_size,
+            slot_of=client.keyslot if isinstance(client, redis.cluster.RedisCluster) else None,
+        )
         self.client = client
-        self.planner = PurgePlanner(targets=targets, grace=grace, chunk_size=chunk_size)
-        self.scan_count = scan_count
-        self.pipeline_size = max(1, pipeline_size)
-        self.is_cluster = isinstance(client, redis.cluster.RedisCluster)
-
-    @property
-    def targets(self) -> frozenset[str] | None:
-        """The targets served, or None for all."""
-        return self.planner.targets
-
-    def serves(self, op: FlushOp) -> bool:
-        """Whether ``op`` is for a target this purge target serves."""
-        return self.planner.serves(op)
+        self.is_cluster = cluster
 
     def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
         """Execute the ops of one stage that this target serves; return what was purged.
@@ -261,9 +320,9 @@ class RedisPurgeTarget:
         keys = soft_marked = prefix_keys = tag_keys = 0
         try:
             if plan.unlink:
-                keys = self._unlink(plan.unlink)
+                keys = self._run(self.unlink_calls(plan.unlink))
             for grace_ms, soft_keys in plan.soft.items():
-                n = self._soft(soft_keys, grace_ms)
+                n = self._run(self.soft_calls(soft_keys, grace_ms))
                 keys += n
                 soft_marked += n
             for scan in plan.prefixes:
@@ -278,13 +337,6 @@ class RedisPurgeTarget:
             self._after_error(exc)
             raise purge_error("executing a stage", exc) from exc
         return PurgeStats(keys, prefix_keys, tag_keys, soft_marked)
-
-    # -- building blocks ------------------------------------------------------------------
-
-    def _slot_of(self) -> Callable[[Key], int] | None:
-        if isinstance(self.client, redis.cluster.RedisCluster):
-            return self.client.keyslot
-        return None
 
     def _run(self, calls: Iterable[tuple[Any, ...]]) -> int:
         """Send ``calls`` (raw commands) in pipelines of ``pipeline_size``; sum the replies."""
@@ -301,23 +353,6 @@ class RedisPurgeTarget:
             total += sum(int(r) for r in pipe.execute())
         return total
 
-    def _unlink_calls(self, keys: Sequence[Key]) -> Iterator[tuple[Any, ...]]:
-        for batch in self.planner.batches(keys, self._slot_of()):
-            yield ("UNLINK", *batch)
-
-    def _soft_calls(self, keys: Sequence[Key], grace_ms: int) -> Iterator[tuple[Any, ...]]:
-        for batch in self.planner.batches(keys, self._slot_of()):
-            yield ("EVAL", SOFT_PURGE_LUA, len(batch), *batch, grace_ms)
-
-    def _unlink(self, keys: Sequence[Key]) -> int:
-        return self._run(self._unlink_calls(keys))
-
-    def _soft(self, keys: Sequence[Key], grace_ms: int) -> int:
-        return self._run(self._soft_calls(keys, grace_ms))
-
-    def _purge_found(self, keys: Sequence[Key], scan: _Scan) -> int:
-        return self._soft(keys, scan.grace_ms) if scan.soft else self._unlink(keys)
-
     def _scan_nodes(self) -> list[redis.Redis]:
         """One plain client per primary (cluster), or the client itself."""
         if isinstance(self.client, redis.cluster.RedisCluster):
@@ -326,7 +361,7 @@ class RedisPurgeTarget:
             return [cluster.get_redis_connection(node) for node in primaries]
         return [self.client]
 
-    def _purge_prefix(self, scan: _Scan) -> int:
+    def _purge_prefix(self, scan: ScanOp) -> int:
         pattern = prefix_pattern(scan.text)
         purged = 0
         buffer: list[Key] = []
@@ -336,20 +371,20 @@ class RedisPurgeTarget:
                 cursor, found = node.scan(cursor, match=pattern, count=self.scan_count)
                 buffer.extend(found)
                 # purge as the scan goes so a huge prefix never sits in memory at once
-                if len(buffer) >= self.planner.chunk_size * self.pipeline_size:
-                    purged += self._purge_found(buffer, scan)
+                if len(buffer) >= self.buffer_size:
+                    purged += self._run(self.purge_calls(buffer, scan.soft, scan.grace_ms))
                     buffer = []
                 if cursor == 0:
                     break
         if buffer:
-            purged += self._purge_found(buffer, scan)
+            purged += self._run(self.purge_calls(buffer, scan.soft, scan.grace_ms))
         return purged
 
-    def _purge_tag(self, scan: _Scan) -> int:
+    def _purge_tag(self, scan: ScanOp) -> int:
         tag_set = layout.tag_key(scan.text)
         members = list(dict.fromkeys(self.client.sscan_iter(tag_set, count=self.scan_count)))
         purged = 0
-        for part in chunks(members, self.planner.chunk_size * self.pipeline_size):
+        for part in chunks(members, self.buffer_size):
             if isinstance(self.client, redis.cluster.RedisCluster):
                 # The set and its members live on different slots, so no one step holds
                 # both: SREM first, then purge. A fill that re-joins the tag after the SREM
@@ -357,17 +392,13 @@ class RedisPurgeTarget:
                 # purge began (see _layout).
                 for batch in chunks(part, self.planner.chunk_size):
                     self.client.srem(tag_set, *batch)
-                purged += self._purge_found(part, scan)
+                purged += self._run(self.purge_calls(part, scan.soft, scan.grace_ms))
                 continue
             # Standalone: membership and value go in one MULTI, so no reader ever sees a
             # value that has already left its tag set.
             pipe = self.client.pipeline(transaction=True)
-            for batch in chunks(part, self.planner.chunk_size):
-                pipe.srem(tag_set, *batch)
-                if scan.soft:
-                    pipe.eval(SOFT_PURGE_LUA, len(batch), *batch, scan.grace_ms)
-                else:
-                    pipe.unlink(*batch)
+            for call in self.tag_calls(tag_set, part, scan.soft, scan.grace_ms):
+                pipe.execute_command(*call)  # type: ignore[no-untyped-call]
             purged += sum(int(r) for r in pipe.execute()[1::2])
         return purged
 

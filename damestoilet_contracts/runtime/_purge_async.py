@@ -1,0 +1,139 @@
+"""The async twin of :class:`RedisPurgeTarget`, over ``redis.asyncio`` (standalone or
+cluster). The planning and the commands come from :class:`PurgeTargetBase`; only the I/O
+differs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.exceptions
+
+from damestoilet_contracts.model import FlushOp
+from damestoilet_contracts.runtime import _layout as layout
+from damestoilet_contracts.runtime._purge import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_PIPELINE_SIZE,
+    Key,
+    PurgeStats,
+    PurgeTargetBase,
+    ScanOp,
+    chunks,
+    prefix_pattern,
+    purge_error,
+)
+
+
+class AsyncRedisPurgeTarget(PurgeTargetBase):
+    """Purges keys, prefixes and tags from a redis.asyncio client (standalone or cluster)."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
+        *,
+        grace: Mapping[str, float] | None = None,
+        scan_count: int = 1000,
+        targets: Collection[str] | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        pipeline_size: int = DEFAULT_PIPELINE_SIZE,
+    ) -> None:
+        """Wrap ``client``; the settings are those of :class:`RedisPurgeTarget`."""
+        cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
+        super().__init__(
+            grace=grace,
+            scan_count=scan_count,
+            targets=targets,
+            chunk_size=chunk_size,
+            pipeline_size=pipeline_size,
+            slot_of=client.keyslot
+            if isinstance(client, redis.asyncio.cluster.RedisCluster)
+            else None,
+        )
+        self.client = client
+        self.is_cluster = cluster
+
+    async def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
+        """The async :meth:`RedisPurgeTarget.purge_stage`; raises :class:`PurgeError`."""
+        plan = self.planner.plan(ops)
+        if not plan:
+            return PurgeStats()
+        keys = soft_marked = prefix_keys = tag_keys = 0
+        try:
+            if plan.unlink:
+                keys = await self._run(self.unlink_calls(plan.unlink))
+            for grace_ms, soft_keys in plan.soft.items():
+                n = await self._run(self.soft_calls(soft_keys, grace_ms))
+                keys += n
+                soft_marked += n
+            for scan in plan.prefixes:
+                n = await self._purge_prefix(scan)
+                prefix_keys += n
+                soft_marked += n if scan.soft else 0
+            for scan in plan.tags:
+                n = await self._purge_tag(scan)
+                tag_keys += n
+                soft_marked += n if scan.soft else 0
+        except redis.exceptions.RedisError as exc:
+            await self._after_error(exc)
+            raise purge_error("executing a stage", exc) from exc
+        return PurgeStats(keys, prefix_keys, tag_keys, soft_marked)
+
+    async def _run(self, calls: Iterable[tuple[Any, ...]]) -> int:
+        total = 0
+        pipe = self.client.pipeline(transaction=False)
+        queued = 0
+        for call in calls:
+            pipe.execute_command(*call)
+            queued += 1
+            if queued >= self.pipeline_size:
+                total += sum(int(r) for r in await pipe.execute())
+                pipe = self.client.pipeline(transaction=False)
+                queued = 0
+        if queued:
+            total += sum(int(r) for r in await pipe.execute())
+        return total
+
+    async def _purge_prefix(self, scan: ScanOp) -> int:
+        # scan_iter runs SCAN to cursor 0; on a cluster it does so on every primary
+        purged = 0
+        buffer: list[Key] = []
+        async for found in self.client.scan_iter(
+            match=prefix_pattern(scan.text), count=self.scan_count
+        ):
+            buffer.append(found)
+            if len(buffer) >= self.buffer_size:
+                purged += await self._run(self.purge_calls(buffer, scan.soft, scan.grace_ms))
+                buffer = []
+        if buffer:
+            purged += await self._run(self.purge_calls(buffer, scan.soft, scan.grace_ms))
+        return purged
+
+    async def _purge_tag(self, scan: ScanOp) -> int:
+        tag_set = layout.tag_key(scan.text)
+        seen: dict[Key, None] = {}
+        async for member in self.client.sscan_iter(tag_set, count=self.scan_count):
+            seen[member] = None
+        members = list(seen)
+        purged = 0
+        for part in chunks(members, self.buffer_size):
+            if isinstance(self.client, redis.asyncio.cluster.RedisCluster):
+                # SREM first, then purge: see RedisPurgeTarget._purge_tag and _layout.
+                for batch in chunks(part, self.planner.chunk_size):
+                    await self.client.srem(tag_set, *batch)
+                purged += await self._run(self.purge_calls(part, scan.soft, scan.grace_ms))
+                continue
+            pipe = self.client.pipeline(transaction=True)
+            for call in self.tag_calls(tag_set, part, scan.soft, scan.grace_ms):
+                pipe.execute_command(*call)
+            purged += sum(int(r) for r in (await pipe.execute())[1::2])
+        return purged
+
+    async def _after_error(self, exc: redis.exceptions.RedisError) -> None:
+        if isinstance(self.client, redis.asyncio.cluster.RedisCluster) and isinstance(
+            exc, redis.exceptions.MovedError | redis.exceptions.AskError
+        ):
+            with contextlib.suppress(redis.exceptions.RedisError):
+                await self.client.nodes_manager.initialize()
