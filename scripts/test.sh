@@ -13,5 +13,7 @@ echo "== buf lint"
 buf lint
 echo "== damestoilet lint schemas"
 damestoilet lint schemas
+echo "== damestoilet generate schemas --check (codegen drift)"
+damestoilet generate schemas --out codegen --check
 echo "== pytest"
 python3 -m pytest -q "$@"

@@ -29,3 +29,7 @@ COMMANDS.append(emit)
 from damestoilet_contracts.cli._breaking import breaking  # noqa: E402
 
 COMMANDS.append(breaking)
+
+from damestoilet_contracts.cli._generate import generate  # noqa: E402
+
+COMMANDS.append(generate)

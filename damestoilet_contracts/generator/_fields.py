@@ -1,0 +1,342 @@
+"""Field types as Python: annotations, construction-time checks, and wire conversions.
+
+Every function takes a model :class:`TypeRef` and a :class:`TypeNames` context (the Python
+names of named types, integer bounds, Protobuf enum numbers) and returns code fragments; what a
+fragment needs imported is recorded in the :class:`Imports` passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from damestoilet_contracts._errors import CodegenError
+from damestoilet_contracts.generator._code import Imports, Line, Stmt, for_, if_, py_str
+from damestoilet_contracts.model import Format, Kind, TypeRef
+
+#: Bounds of the integer types, by wire type name (Avro and Protobuf).
+INT_BOUNDS: Mapping[str, tuple[int, int]] = {
+    "int": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "sint32": (-(2**31), 2**31 - 1),
+    "sfixed32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "sint64": (-(2**63), 2**63 - 1),
+    "sfixed64": (-(2**63), 2**63 - 1),
+    "uint32": (0, 2**32 - 1),
+    "fixed32": (0, 2**32 - 1),
+    "uint64": (0, 2**64 - 1),
+    "fixed64": (0, 2**64 - 1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TypeNames:
+    """How named types and wire details appear in one generated module."""
+
+    format: Format
+    module: str  # the module being generated
+    classes: Mapping[str, tuple[str, str]]  # full name of a record or enum -> (module, class)
+    int_types: Mapping[tuple[str, str], str]  # (record full name, field) -> wire int type
+
+
+def annotation(type_: TypeRef, names: TypeNames, imports: Imports) -> str:
+    """The Python annotation of ``type_``: ``str``, ``tuple[int, ...]``, ``Address | None``."""
+    text = _bare_annotation(type_, names, imports)
+    return f"{text} | None" if type_.nullable else text
+
+
+def _bare_annotation(type_: TypeRef, names: TypeNames, imports: Imports) -> str:
+    kind = type_.kind
+    simple = {
+        Kind.STRING: "str",
+        Kind.INT: "int",
+        Kind.BOOL: "bool",
+        Kind.FLOAT: "float",
+        Kind.BYTES: "bytes",
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind is Kind.UUID:
+        imports.stdlib.add("uuid")
+        return "uuid.UUID"
+    if kind is Kind.TIMESTAMP:
+        imports.stdlib.add("datetime")
+        return "datetime.datetime"
+    if kind is Kind.DATE:
+        imports.stdlib.add("datetime")
+        return "datetime.date"
+    if kind is Kind.DECIMAL:
+        imports.stdlib.add("decimal")
+        return "decimal.Decimal"
+    if kind in (Kind.RECORD, Kind.ENUM):
+        return class_of(type_, names, imports)
+    if kind is Kind.ARRAY:
+        return f"tuple[{annotation(_items(type_), names, imports)}, ...]"
+    if kind is Kind.MAP:
+        imports.abc.add("Mapping")
+        return f"Mapping[str, {annotation(_items(type_), names, imports)}]"
+    raise CodegenError(f"type {type_.describe()} has no Python equivalent in generated code")
+
+
+def class_of(type_: TypeRef, names: TypeNames, imports: Imports | None = None) -> str:
+    """The class expression of a record or enum type; a class of another module is reached
+    through that module, which ``imports`` then records."""
+    if type_.name is None or type_.name not in names.classes:
+        raise CodegenError(f"{type_.describe()} has no generated class; this is a generator bug")
+    module, name = names.classes[type_.name]
+    if module == names.module:
+        return name
+    if imports is not None:
+        imports.local.add(module)
+    return f"{module}.{name}"
+
+
+def _items(type_: TypeRef) -> TypeRef:
+    if type_.items is None:
+        raise CodegenError(f"{type_.describe()} has no element type; this is a generator bug")
+    return type_.items
+
+
+def _expected(type_: TypeRef, names: TypeNames) -> str:
+    """How a type error names the expected type: ``a str``, ``a tuple``."""
+    kind = type_.kind
+    words = {
+        Kind.STRING: "a str",
+        Kind.INT: "an int",
+        Kind.BOOL: "a bool",
+        Kind.FLOAT: "a float",
+        Kind.BYTES: "bytes",
+        Kind.UUID: "a uuid.UUID",
+        Kind.TIMESTAMP: "a timezone-aware datetime.datetime",
+        Kind.DATE: "a datetime.date",
+        Kind.DECIMAL: "a decimal.Decimal",
+        Kind.ARRAY: "a tuple (or list)",
+        Kind.MAP: "a mapping",
+    }
+    if kind in (Kind.RECORD, Kind.ENUM):
+        return class_of(type_, names)
+    return words[kind]
+
+
+def checks(
+    owner: str,
+    record: str,
+    field: str,
+    attr: str,
+    type_: TypeRef,
+    names: TypeNames,
+    imports: Imports,
+) -> list[Stmt]:
+    """The ``__post_init__`` statements that check field ``attr`` of class ``owner``.
+
+    Wrong types raise TypeError, integers out of their wire range ValueError, both naming the
+    field. A list given for an array is turned into a tuple. Timestamps are normalised to UTC
+    (and to milliseconds for Avro timestamp-millis) so that an event equals its round trip.
+    """
+    expr = f"self.{attr}"
+    label = f"{owner}.{attr}"
+    body: list[Stmt] = []
+    if type_.kind is Kind.ARRAY:
+        body.append(
+            if_(
+                f"isinstance({expr}, list)",
+                [Line(f'object.__setattr__(self, "{attr}", tuple({expr}))')],
+            )
+        )
+    body.extend(_value_checks(expr, label, type_, (record, field), names, imports, depth=0))
+    if type_.kind is Kind.TIMESTAMP:
+        body.append(Line(f'object.__setattr__(self, "{attr}", {_normalise_time(expr, type_)})'))
+    if type_.nullable:
+        return [if_(f"{expr} is not None", body)]
+    return body
+
+
+def _normalise_time(expr: str, type_: TypeRef) -> str:
+    text = f"{expr}.astimezone(datetime.UTC)"
+    if type_.logical == "timestamp-millis":
+        text = f"{text}.replace(microsecond={expr}.microsecond // 1000 * 1000)"
+    return text
+
+
+def _value_checks(
+    expr: str,
+    label: str,
+    type_: TypeRef,
+    where: tuple[str, str],
+    names: TypeNames,
+    imports: Imports,
+    *,
+    depth: int,
+) -> list[Stmt]:
+    """Checks of one non-None value ``expr`` of ``type_`` (nullability handled by the caller)."""
+    kind = type_.kind
+    wrong = [Line(f"raise _type_error({py_str(label)}, {py_str(_expected(type_, names))}, {expr})")]
+    out: list[Stmt] = []
+    if kind is Kind.STRING:
+        out.append(if_(f"not isinstance({expr}, str)", wrong))
+    elif kind is Kind.INT:
+        out.append(if_(f"not isinstance({expr}, int) or isinstance({expr}, bool)", wrong))
+        wire = names.int_types.get(where)
+        if wire is not None and wire in INT_BOUNDS:
+            low, high = INT_BOUNDS[wire]
+            out.append(
+                if_(
+                    f"not {low} <= {expr} <= {high}",
+                    [Line(f"raise _range_error({py_str(label)}, {py_str(wire)}, {expr})")],
+                )
+            )
+    elif kind is Kind.BOOL:
+        out.append(if_(f"not isinstance({expr}, bool)", wrong))
+    elif kind is Kind.FLOAT:
+        out.append(if_(f"not isinstance({expr}, int | float) or isinstance({expr}, bool)", wrong))
+    elif kind is Kind.BYTES:
+        out.append(if_(f"not isinstance({expr}, bytes)", wrong))
+    elif kind is Kind.UUID:
+        imports.stdlib.add("uuid")
+        out.append(if_(f"not isinstance({expr}, uuid.UUID)", wrong))
+    elif kind is Kind.TIMESTAMP:
+        imports.stdlib.add("datetime")
+        out.append(
+            if_(f"not isinstance({expr}, datetime.datetime) or {expr}.tzinfo is None", wrong)
+        )
+    elif kind is Kind.DATE:
+        imports.stdlib.add("datetime")
+        out.append(
+            if_(
+                f"not isinstance({expr}, datetime.date) or isinstance({expr}, datetime.datetime)",
+                wrong,
+            )
+        )
+    elif kind is Kind.DECIMAL:
+        imports.stdlib.add("decimal")
+        out.append(if_(f"not isinstance({expr}, decimal.Decimal)", wrong))
+    elif kind in (Kind.RECORD, Kind.ENUM):
+        out.append(if_(f"not isinstance({expr}, {class_of(type_, names, imports)})", wrong))
+    elif kind is Kind.ARRAY:
+        items = _items(type_)
+        item = _loop_name("item", depth)
+        out.append(if_(f"not isinstance({expr}, tuple)", wrong))
+        inner = _value_checks(item, f"{label}[]", items, where, names, imports, depth=depth + 1)
+        if items.nullable:
+            inner = [if_(f"{item} is not None", inner)] if inner else []
+        if inner:
+            out.append(for_(item, expr, inner))
+    elif kind is Kind.MAP:
+        imports.abc.add("Mapping")
+        items = _items(type_)
+        key, value = _loop_name("key", depth), _loop_name("value", depth)
+        out.append(if_(f"not isinstance({expr}, Mapping)", wrong))
+        key_wrong = Line(f'raise _type_error({py_str(label + "[key]")}, "a str key", {key})')
+        entry: list[Stmt] = [if_(f"not isinstance({key}, str)", [key_wrong])]
+        value_checks = _value_checks(
+            value, f"{label}[]", items, where, names, imports, depth=depth + 1
+        )
+        if items.nullable and value_checks:
+            value_checks = [if_(f"{value} is not None", value_checks)]
+        entry.extend(value_checks)
+        out.append(for_(f"{key}, {value}", f"{expr}.items()", entry))
+    else:
+        raise CodegenError(f"type {type_.describe()} cannot be checked in generated code")
+    return out
+
+
+def _loop_name(base: str, depth: int) -> str:
+    return base if depth == 0 else f"{base}_{depth}"
+
+
+# -- wire conversions -------------------------------------------------------------------------
+
+
+def to_wire(expr: str, type_: TypeRef, names: TypeNames, imports: Imports, depth: int = 0) -> str:
+    """The wire value of ``expr`` (Avro datum or Protobuf constructor argument)."""
+    inner = _to_wire_bare(expr, type_, names, imports, depth)
+    if type_.nullable and inner != expr:
+        return f"None if {expr} is None else {inner}"
+    return inner
+
+
+def _to_wire_bare(expr: str, type_: TypeRef, names: TypeNames, imports: Imports, depth: int) -> str:
+    kind = type_.kind
+    proto = names.format == "proto"
+    if kind is Kind.ENUM:
+        # Protobuf constructors take an enum by name (typed so in the pyi), Avro by symbol.
+        return f"{expr}.name" if proto else f"{expr}.value"
+    if kind is Kind.RECORD:
+        return f"{expr}._to_pb()" if proto else f"{expr}._to_avro()"
+    if proto and is_wrapper(type_):
+        return f'{{"value": {expr}}}'
+    if kind is Kind.ARRAY:
+        item = _loop_name("item", depth)
+        converted = to_wire(item, _items(type_), names, imports, depth + 1)
+        if converted == item:
+            return expr if proto else f"list({expr})"
+        return f"[{converted} for {item} in {expr}]"
+    if kind is Kind.MAP:
+        key, value = _loop_name("key", depth), _loop_name("value", depth)
+        converted = to_wire(value, _items(type_), names, imports, depth + 1)
+        if converted == value:
+            return f"dict({expr})"
+        return f"{{{key}: {converted} for {key}, {value} in {expr}.items()}}"
+    return expr
+
+
+def from_wire(
+    source: str,
+    type_: TypeRef,
+    names: TypeNames,
+    imports: Imports,
+    *,
+    presence: str | None = None,
+    depth: int = 0,
+) -> str:
+    """The Python value of the wire value ``source``.
+
+    For Avro ``source`` is a datum (None for null); for Protobuf a message attribute, and
+    ``presence`` is the ``HasField`` test for fields with presence.
+    """
+    inner = _from_wire_bare(source, type_, names, imports, depth)
+    if not type_.nullable:
+        return inner
+    if presence is not None:
+        return f"{inner} if {presence} else None"
+    if inner == source:
+        return source
+    return f"None if {source} is None else {inner}"
+
+
+def _from_wire_bare(
+    source: str, type_: TypeRef, names: TypeNames, imports: Imports, depth: int
+) -> str:
+    kind = type_.kind
+    proto = names.format == "proto"
+    if kind is Kind.ENUM:
+        return f"{class_of(type_, names, imports)}({source})"
+    if kind is Kind.RECORD:
+        method = "_from_pb" if proto else "_from_avro"
+        return f"{class_of(type_, names, imports)}.{method}({source})"
+    if kind is Kind.TIMESTAMP and proto:
+        imports.stdlib.add("datetime")
+        return f"{source}.ToDatetime(tzinfo=datetime.UTC)"
+    if proto and is_wrapper(type_):
+        return f"{source}.value"
+    if kind is Kind.ARRAY:
+        item = _loop_name("item", depth)
+        converted = from_wire(item, _items(type_), names, imports, depth=depth + 1)
+        if converted == item:
+            return f"tuple({source})"
+        return f"tuple({converted} for {item} in {source})"
+    if kind is Kind.MAP:
+        key, value = _loop_name("key", depth), _loop_name("value", depth)
+        converted = from_wire(value, _items(type_), names, imports, depth=depth + 1)
+        if converted == value:
+            return f"dict({source})"
+        return f"{{{key}: {converted} for {key}, {value} in {source}.items()}}"
+    return source
+
+
+def is_wrapper(type_: TypeRef) -> bool:
+    """Whether a Protobuf field is a well-known wrapper message, ``google.protobuf.StringValue``."""
+    logical = type_.logical or ""
+    return logical.startswith("google.protobuf.") and logical.endswith("Value")
