@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -546,6 +547,41 @@ def test_protoc_errors_about_the_vocabulary_get_a_hint(
     assert len(problems) == 1
     assert hint in problems[0].message
     assert problems[0].message.endswith(f"(protoc, column {problems[0].location.column})")
+
+
+def test_an_option_without_rules_is_reported_at_the_option(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "demo/v1/demo.proto",
+        HEADER + "\nmessage A {\n  string id = 1;\n  option (damestoilet.v1.event) = {};\n}\n",
+    )
+    events, problems = load(tmp_path)
+    assert events["demo.v1.A"].rules == ()
+    assert [(p.location.line, p.message) for p in problems] == [
+        (
+            9,
+            "the (damestoilet.v1.event) option of message demo.v1.A has no flush rule; give at "
+            "least one, or drop the option if the message is not an event",
+        )
+    ]
+
+
+def test_without_grpcio_tools_the_loader_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "demo/v1/demo.proto", HEADER + event_message("A", "a:{id}"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "grpc_tools" else real_find_spec(name, *a),
+    )
+    events, problems = load(tmp_path)
+    assert events == {}
+    assert [str(p) for p in problems] == [
+        f"{path}:1: reading .proto files needs grpcio-tools; install it with "
+        "pip install 'damestoilet-contracts[codegen]'"
+    ]
 
 
 def test_rule_problems_come_from_the_shared_rule_checks(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ def load_proto(paths: Sequence[Path], root: Path) -> tuple[list[EventType], list
     are on the include path too. ``EventType.source`` is the file's import name.
 
     Returns the event types (messages with the ``(damestoilet.v1.event)`` option, sorted by
-    full name) and every problem found: protoc's errors at protoc's own line and column, a
+    full name) and every problem found, sorted: protoc's errors at protoc's own line and column, a
     missing import of the options file, and each rule's attribute and template problems.
     Never raises for a broken schema.
     """
@@ -118,7 +118,7 @@ def load_proto(paths: Sequence[Path], root: Path) -> tuple[list[EventType], list
         if event is not None:
             events.append(event)
     events.sort(key=lambda e: e.full_name)
-    return events, problems
+    return events, sorted(problems)
 
 
 class _Loader:
@@ -193,7 +193,8 @@ class _Loader:
         record = self._record(declared, nullable=False, stack=())
         location = self.location(declared, declared.path)
         option_path = (*declared.path, _MESSAGE_OPTIONS, _EVENT.number)
-        lines, hashes = self._sources[declared.file.name].rule_lines(option_path)
+        source = self._sources[declared.file.name]
+        lines, hashes = source.rule_lines(option_path)
         problems.extend(
             Problem(
                 SourceLocation(location.path, line),
@@ -203,8 +204,19 @@ class _Loader:
             )
             for line in hashes
         )
+        flush = message.options.Extensions[_EVENT].flush
+        if not flush:
+            option_line = (source.position(option_path) or (location.line, 0))[0]
+            problems.append(
+                Problem(
+                    SourceLocation(location.path, option_line),
+                    f"the (damestoilet.v1.event) option of message {declared.full_name} has no "
+                    "flush rule; give at least one, or drop the option if the message is not "
+                    "an event",
+                )
+            )
         raw_rules = []
-        for index, rule in enumerate(message.options.Extensions[_EVENT].flush):
+        for index, rule in enumerate(flush):
             line = lines[index] if index < len(lines) else location.line
             rule_location = SourceLocation(location.path, line)
             raw_rules.append(RawRule(rule_location, _rule_attrs(rule)))

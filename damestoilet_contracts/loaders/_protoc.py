@@ -12,6 +12,7 @@ well-known types are always on the include path, after them.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -95,6 +96,13 @@ def compile_protos(paths: Sequence[Path], root: Path) -> Compiled:
     names: list[str] = []
     texts: dict[str, str] = {}
     shown: dict[str, str] = {}
+    if paths and importlib.util.find_spec("grpc_tools") is None:
+        message = (
+            "reading .proto files needs grpcio-tools; install it with "
+            "pip install 'damestoilet-contracts[codegen]'"
+        )
+        problems.append(Problem(SourceLocation(str(paths[0])), message))
+        return Compiled(descriptor_pb2.FileDescriptorSet(), (), texts, shown, problems)
     for path in paths:
         name = _import_name(path, root)
         if name is None:
@@ -114,7 +122,8 @@ def compile_protos(paths: Sequence[Path], root: Path) -> Compiled:
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(SourceLocation(str(path)), f"cannot read: {exc}"))
             continue
-        names.append(name)
+        if name not in names:
+            names.append(name)
     missing_import = {name: _missing_import_line(texts[name]) for name in names}
     names_by_disk = {
         str(base.resolve() / name): name for name in names for base in proto_import_roots(root)
