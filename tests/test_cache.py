@@ -25,6 +25,13 @@ from damestoilet_contracts.runtime._purge import RedisPurgeTarget
 pytestmark = pytest.mark.redis
 
 V, L, S = (f.encode() for f in (layout.FIELD_VALUE, layout.FIELD_LEASE, layout.FIELD_STALE))
+T = layout.FIELD_FILLED.encode()
+
+
+def filled(entry: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """A filled entry without its fill time ``t``, after checking ``t`` is a recent time in ms."""
+    assert abs(int(entry[T]) - time.time() * 1000) < 60_000
+    return {k: v for k, v in entry.items() if k != T}
 
 
 class Loader:
@@ -67,7 +74,7 @@ def test_miss_fills_and_hit_returns_without_loading(
     assert cache.get_or_fill("k", loader, ttl=30) == b"v1"
     assert cache.get_or_fill("k", loader) == b"v1"
     assert loader.calls == 1
-    assert redis_client.hgetall("k") == {V: b"v1"}
+    assert filled(redis_client.hgetall("k")) == {V: b"v1"}
     assert 29_000 < redis_client.pttl("k") <= 30_000
 
 
@@ -81,7 +88,7 @@ def test_miss_takes_a_lease_with_a_short_expiry(cache: Cache, redis_client: redi
     assert 0 < redis_client.pttl("k") <= layout.LEASE_TTL_MS
     loader.release.set()
     thread.join(5)
-    assert redis_client.hgetall("k") == {V: b"fresh"}
+    assert filled(redis_client.hgetall("k")) == {V: b"fresh"}
 
 
 def test_purge_voids_the_lease_so_the_old_value_is_not_written_back(
@@ -178,7 +185,7 @@ def test_soft_purged_entry_serves_stale_while_exactly_one_reader_refills(
         t.join(10)
     assert refill.calls == 1
     assert sorted(results) == [b"new"] + [b"old"] * 11
-    assert redis_client.hgetall("k") == {V: b"new"}
+    assert filled(redis_client.hgetall("k")) == {V: b"new"}
     assert redis_client.pttl("k") > 50_000  # the fill's TTL replaced the grace window
 
 

@@ -121,8 +121,8 @@ def test_each_event_is_marked_done_after_its_purge(redis_client: redis.Redis) ->
     config = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20, done_ttl_s=77)
     _coordinator(redis_client, config).run(stop_when_idle=True)
     for event_id in ids:
-        assert redis_client.get(done_key(event_id)) == b"1"
-        assert 0 < redis_client.ttl(done_key(event_id)) <= 77
+        assert redis_client.get(done_key(event_id, config.group)) == b"1"
+        assert 0 < redis_client.ttl(done_key(event_id, config.group)) <= 77
 
 
 def test_stages_run_in_order_and_stage_two_waits_for_every_stage_one(
@@ -193,7 +193,7 @@ def test_entry_reaching_max_deliveries_is_dead_lettered_with_last_error(
     assert target.calls == 3
     assert worker.stats.retries == 2
     assert redis_client.exists("k") == 1
-    assert not redis_client.exists(done_key(event_id))
+    assert not redis_client.exists(done_key(event_id, config.group))
     assert _pending(redis_client) == 0
 
 

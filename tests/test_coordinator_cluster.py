@@ -61,7 +61,7 @@ def test_emit_then_coordinate_purges_keys_on_every_primary(
     assert sum(client.exists(k) for k in keys) == 0
     assert sum(client.exists(f"listing:{k}:page") for k in keys) == 0
     assert client.exists("tagged") == 0
-    assert all(client.exists(done_key(i)) for i in ids)
+    assert all(client.exists(done_key(i, worker.config.group)) for i in ids)
     assert worker.stats.events == 301
     assert client.xpending(STREAM, worker.config.group)["pending"] == 0
 

@@ -38,7 +38,12 @@ DEFAULT_TTL_S = 3600.0
 #: How long a miss waits for another caller's fill before loading without filling (s).
 DEFAULT_LEASE_WAIT_S = 1.0
 
-_V, _L, _S = layout.FIELD_VALUE, layout.FIELD_LEASE, layout.FIELD_STALE
+_V, _L, _S, _T = (
+    layout.FIELD_VALUE,
+    layout.FIELD_LEASE,
+    layout.FIELD_STALE,
+    layout.FIELD_FILLED,
+)
 
 # Adds ``member`` to every tag set in KEYS[first..] and keeps each set alive at least
 # ``ttl`` ms, so a tag set never expires before a value that joined it.
@@ -78,13 +83,16 @@ return {{4}}
 )
 
 #: KEYS[1] the entry, KEYS[2..] its tag sets (standalone only); ARGV token, value, ttl ms.
-#: Writes the value only while ``lease`` holds the token; returns 1 if written, else 0.
+#: Writes the value (and its fill time ``t``, the server's clock in ms) only while ``lease``
+#: holds the token; returns 1 if written, else 0.
 FILL_LUA = (
     _ADD_TAGS_LUA
     + f"""
 if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return 0 end
 if redis.call('HGET', KEYS[1], '{_L}') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], '{_V}', ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], '{_V}', ARGV[2], '{_T}', now)
 redis.call('HDEL', KEYS[1], '{_L}', '{_S}')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 add_tags(KEYS[1], tonumber(ARGV[3]), 2)

@@ -4,7 +4,7 @@ marks them done, acknowledges; retries with backoff and dead-letters what cannot
 Per batch, in this order (DESIGN.md, delivery guarantees):
 
 1. decode every entry; a malformed one is dead-lettered at once with the reason;
-2. skip ids already done (``_layout.done_key``), counting duplicates;
+2. skip ids already done by this group (``_layout.done_key``), counting duplicates;
 3. take each plan from its envelope, or from a flush handler of its type; none: dead-letter;
 4. purge stage 1 of every event of the batch, then stage 2, ... (merging events keeps each
    event's order and saves round trips); if that fails, purge event by event to find which;
@@ -294,7 +294,7 @@ class Coordinator:
             return work
         pipe = self._done.pipeline(transaction=False)
         for w in work:
-            pipe.exists(done_key(w.envelope.id))
+            pipe.exists(done_key(w.envelope.id, self.config.group))
         fresh: list[_Work] = []
         for w, seen in zip(work, pipe.execute(), strict=True):
             (out.duplicates if seen else fresh).append(w)
@@ -357,7 +357,7 @@ class Coordinator:
             ttl = self.config.done_ttl_s
             pipe = self._done.pipeline(transaction=False)
             for w in out.done:
-                pipe.set(done_key(w.envelope.id), b"1", nx=True, ex=ttl)
+                pipe.set(done_key(w.envelope.id, self.config.group), b"1", nx=True, ex=ttl)
             pipe.execute()
         for w, reason in out.failed:
             deliveries = w.entry.deliveries

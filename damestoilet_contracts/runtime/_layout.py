@@ -9,6 +9,8 @@ Cache entries
     ``v``      the value (bytes)
     ``lease``  the token of the outstanding fill lease, if any
     ``stale``  present when soft-purged: the unix time in ms at which it was marked stale
+    ``t``      the unix time in ms (the server's clock) at which ``v`` was filled; what
+               ``damestoilet verify`` compares with an event's time
 
     A miss with no value takes the lease by creating the hash with only ``lease`` and a short
     expiry (:data:`LEASE_TTL_MS`). A fill is written only if ``lease`` still holds its token;
@@ -50,8 +52,10 @@ Prefixes
     cluster; never ``KEYS``.
 
 Dedup of event ids
-    ``done_key(id)`` is set with ``NX`` and an expiry (default 300 s) only after the event's
-    purge succeeded; the coordinator skips an event whose id is already done.
+    ``done_key(id, group)`` is set with ``NX`` and an expiry (default 300 s) only after the
+    event's purge succeeded; the coordinator skips an event whose id is already done. The key
+    is per consumer group: every group (the coordinator, each flush agent) purges its own
+    targets, so one group's done mark must never make another skip the event.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ NAMESPACE = "damestoilet:"
 FIELD_VALUE = "v"
 FIELD_LEASE = "lease"
 FIELD_STALE = "stale"
+FIELD_FILLED = "t"
 
 #: How long a fill lease lives when its holder never fills (ms).
 LEASE_TTL_MS = 10_000
@@ -79,8 +84,11 @@ def tag_key(tag: str) -> str:
     return f"{NAMESPACE}tag:{tag}"
 
 
-def done_key(event_id: str) -> str:
-    """The marker that event ``event_id`` was purged."""
+def done_key(event_id: str, group: str = "") -> str:
+    """The marker that consumer group ``group`` purged event ``event_id`` (no group: the
+    group-less form, kept for callers that dedup outside any group)."""
+    if group:
+        return f"{NAMESPACE}done:{group}:{event_id}"
     return f"{NAMESPACE}done:{event_id}"
 
 
