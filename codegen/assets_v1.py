@@ -56,9 +56,9 @@ class AssetReplaced:
             object.__setattr__(self, "variant_ids", tuple(self.variant_ids))
         if not isinstance(self.variant_ids, tuple):
             raise _type_error("AssetReplaced.variant_ids", "a tuple (or list)", self.variant_ids)
-        for item in self.variant_ids:
-            if not isinstance(item, str):
-                raise _type_error("AssetReplaced.variant_ids[]", "a str", item)
+        for variant_ids_item in self.variant_ids:
+            if not isinstance(variant_ids_item, str):
+                raise _type_error("AssetReplaced.variant_ids[]", "a str", variant_ids_item)
         if not isinstance(self.product_id, str):
             raise _type_error("AssetReplaced.product_id", "a str", self.product_id)
         if self.asset_id == "":
@@ -100,9 +100,9 @@ class AssetReplaced:
             )
         stage_0_ops: list[FlushOp] = []
         stage_0_ops.append(FlushOp("key", "default", f"assets:asset:{self.asset_id}", "delete"))
-        for value_1 in self.variant_ids:
+        for value_0 in self.variant_ids:
             stage_0_ops.append(
-                FlushOp("key", "cdn", f"cdn:asset:{self.asset_id}:{value_1}", "delete")
+                FlushOp("key", "cdn", f"cdn:asset:{self.asset_id}:{value_0}", "delete")
             )
         stage_0 = tuple(dict.fromkeys(stage_0_ops))
         stage_1 = (FlushOp("key", "cdn", f"page:product:{self.product_id}", "delete"),)

@@ -91,9 +91,9 @@ class CartUpdated:
             object.__setattr__(self, "lines", tuple(self.lines))
         if not isinstance(self.lines, tuple):
             raise _type_error("CartUpdated.lines", "a tuple (or list)", self.lines)
-        for item in self.lines:
-            if not isinstance(item, CartLine):
-                raise _type_error("CartUpdated.lines[]", "CartLine", item)
+        for lines_item in self.lines:
+            if not isinstance(lines_item, CartLine):
+                raise _type_error("CartUpdated.lines[]", "CartLine", lines_item)
         if self.coupon_code is not None and not isinstance(self.coupon_code, str):
             raise _type_error("CartUpdated.coupon_code", "a str", self.coupon_code)
         if self.cart_id == "":

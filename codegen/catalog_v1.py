@@ -214,9 +214,9 @@ class ProductPriceChanged:
             object.__setattr__(self, "store_ids", tuple(self.store_ids))
         if not isinstance(self.store_ids, tuple):
             raise _type_error("ProductPriceChanged.store_ids", "a tuple (or list)", self.store_ids)
-        for item in self.store_ids:
-            if not isinstance(item, str):
-                raise _type_error("ProductPriceChanged.store_ids[]", "a str", item)
+        for store_ids_item in self.store_ids:
+            if not isinstance(store_ids_item, str):
+                raise _type_error("ProductPriceChanged.store_ids[]", "a str", store_ids_item)
         if not isinstance(self.category_id, str):
             raise _type_error("ProductPriceChanged.category_id", "a str", self.category_id)
         if not isinstance(self.price_cents, int) or isinstance(self.price_cents, bool):

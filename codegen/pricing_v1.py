@@ -61,9 +61,9 @@ class PromotionStarted:
             object.__setattr__(self, "store_ids", tuple(self.store_ids))
         if not isinstance(self.store_ids, tuple):
             raise _type_error("PromotionStarted.store_ids", "a tuple (or list)", self.store_ids)
-        for item in self.store_ids:
-            if not isinstance(item, str):
-                raise _type_error("PromotionStarted.store_ids[]", "a str", item)
+        for store_ids_item in self.store_ids:
+            if not isinstance(store_ids_item, str):
+                raise _type_error("PromotionStarted.store_ids[]", "a str", store_ids_item)
         if not isinstance(self.exclusive, bool):
             raise _type_error("PromotionStarted.exclusive", "a bool", self.exclusive)
         if not isinstance(self.starts_at_ms, int) or isinstance(self.starts_at_ms, bool):

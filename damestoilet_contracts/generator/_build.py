@@ -296,6 +296,9 @@ def _module_view(
             )
     if records:
         imports.stdlib.add("dataclasses")
+    if "_enum_number" in imports.helpers:
+        imports.stdlib.add("enum")
+        imports.typing.add("Any")
     if any(r.event is not None for r in records):
         imports.typing.add("ClassVar")
         imports.model.update({"DEFAULT_FANOUT_CAP", "FlushOp", "Plan"})

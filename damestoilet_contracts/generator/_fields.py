@@ -145,7 +145,9 @@ def checks(
                 [Line(f'object.__setattr__(self, "{attr}", tuple({expr}))')],
             )
         )
-    body.extend(_value_checks(expr, label, type_, (record, field), names, imports, depth=0))
+    body.extend(
+        _value_checks(expr, label, type_, (record, field), names, imports, depth=0, scope=attr)
+    )
     if type_.kind is Kind.TIMESTAMP:
         body.append(Line(f'object.__setattr__(self, "{attr}", {_normalise_time(expr, type_)})'))
     if type_.nullable:
@@ -169,8 +171,13 @@ def _value_checks(
     imports: Imports,
     *,
     depth: int,
+    scope: str,
 ) -> list[Stmt]:
-    """Checks of one non-None value ``expr`` of ``type_`` (nullability handled by the caller)."""
+    """Checks of one non-None value ``expr`` of ``type_`` (nullability handled by the caller).
+
+    Loop variables are named after ``scope`` (the field), so that two fields' loops never
+    share a variable of two types.
+    """
     kind = type_.kind
     wrong = [Line(f"raise _type_error({py_str(label)}, {py_str(_expected(type_, names))}, {expr})")]
     out: list[Stmt] = []
@@ -216,9 +223,11 @@ def _value_checks(
         out.append(if_(f"not isinstance({expr}, {class_of(type_, names, imports)})", wrong))
     elif kind is Kind.ARRAY:
         items = _items(type_)
-        item = _loop_name("item", depth)
+        item = _loop_name("item", depth, scope)
         out.append(if_(f"not isinstance({expr}, tuple)", wrong))
-        inner = _value_checks(item, f"{label}[]", items, where, names, imports, depth=depth + 1)
+        inner = _value_checks(
+            item, f"{label}[]", items, where, names, imports, depth=depth + 1, scope=scope
+        )
         if items.nullable:
             inner = [if_(f"{item} is not None", inner)] if inner else []
         if inner:
@@ -226,12 +235,12 @@ def _value_checks(
     elif kind is Kind.MAP:
         imports.abc.add("Mapping")
         items = _items(type_)
-        key, value = _loop_name("key", depth), _loop_name("value", depth)
+        key, value = _loop_name("key", depth, scope), _loop_name("value", depth, scope)
         out.append(if_(f"not isinstance({expr}, Mapping)", wrong))
         key_wrong = Line(f'raise _type_error({py_str(label + "[key]")}, "a str key", {key})')
         entry: list[Stmt] = [if_(f"not isinstance({key}, str)", [key_wrong])]
         value_checks = _value_checks(
-            value, f"{label}[]", items, where, names, imports, depth=depth + 1
+            value, f"{label}[]", items, where, names, imports, depth=depth + 1, scope=scope
         )
         if items.nullable and value_checks:
             value_checks = [if_(f"{value} is not None", value_checks)]
@@ -242,8 +251,9 @@ def _value_checks(
     return out
 
 
-def _loop_name(base: str, depth: int) -> str:
-    return base if depth == 0 else f"{base}_{depth}"
+def _loop_name(base: str, depth: int, scope: str = "") -> str:
+    name = f"{scope}_{base}" if scope else base
+    return name if depth == 0 else f"{name}_{depth}"
 
 
 # -- wire conversions -------------------------------------------------------------------------
@@ -276,6 +286,11 @@ def _to_wire_bare(expr: str, type_: TypeRef, names: TypeNames, imports: Imports,
     if kind is Kind.MAP:
         key, value = _loop_name("key", depth), _loop_name("value", depth)
         converted = to_wire(value, _items(type_), names, imports, depth + 1)
+        if proto and _items(type_).kind is Kind.ENUM:
+            # protoc's stubs type enum map values as the pb2 enum class, which at run time is
+            # a plain int; _enum_number hands the number over as Any.
+            imports.helpers.add("_enum_number")
+            converted = f"_enum_number({value})"
         if converted == value:
             return f"dict({expr})"
         return f"{{{key}: {converted} for {key}, {value} in {expr}.items()}}"

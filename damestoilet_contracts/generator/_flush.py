@@ -103,6 +103,7 @@ class _PlanBuilder:
         self.attrs = attrs
         self.imports = imports
         self.format: Format = event.format
+        self._loops = 0  # loop variables of flush_plan(), numbered so none is reused
 
     def accesses(self, op: OpSpec) -> list[Access]:
         return [resolve(self.event, p, self.attrs) for p in op.template.placeholders]
@@ -249,7 +250,8 @@ class _PlanBuilder:
         bound: dict[int, str] = {}
         for index, access in enumerate(accesses):
             if access.fanout:
-                variable = f"value_{index}"
+                variable = f"value_{self._loops}"
+                self._loops += 1
                 loops.append((variable, access.expr))
                 bound[index] = variable
         body: list[Stmt] = [Line(f"{ops_name}.append({self._flush_op(op, accesses, bound)})")]
