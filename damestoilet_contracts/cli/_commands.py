@@ -33,3 +33,7 @@ COMMANDS.append(breaking)
 from damestoilet_contracts.cli._generate import generate  # noqa: E402
 
 COMMANDS.append(generate)
+
+from damestoilet_contracts.cli._agent import agent  # noqa: E402
+
+COMMANDS.append(agent)

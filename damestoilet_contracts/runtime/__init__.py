@@ -3,6 +3,7 @@ targets, read-through cache. It needs neither the loaders nor the generator."""
 
 from __future__ import annotations
 
+from damestoilet_contracts.runtime._agent import FlushAgent, PurgeHook, agent_group
 from damestoilet_contracts.runtime._bus import (
     Bus,
     BusEntry,
@@ -23,6 +24,7 @@ from damestoilet_contracts.runtime._event import (
     PROTOBUF_CONTENT_TYPE,
     ContractEvent,
 )
+from damestoilet_contracts.runtime._l1 import L1Cache
 from damestoilet_contracts.runtime._metrics import CoordinatorStats, serve_metrics
 from damestoilet_contracts.runtime._protocols import FlushHandler, HandlerRegistry, PurgeTarget
 from damestoilet_contracts.runtime._purge import PurgeStats, RedisPurgeTarget
@@ -51,15 +53,19 @@ __all__ = [
     "CoordinatorStats",
     "Emitter",
     "Envelope",
+    "FlushAgent",
     "FlushHandler",
     "GroupInfo",
     "HandlerRegistry",
     "JsonSerializer",
+    "L1Cache",
+    "PurgeHook",
     "PurgeStats",
     "PurgeTarget",
     "RedisPurgeTarget",
     "RedisStreamBus",
     "Serializer",
+    "agent_group",
     "dlq_stream_name",
     "load_handlers",
     "serve_metrics",
