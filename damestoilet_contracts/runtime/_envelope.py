@@ -224,9 +224,15 @@ class Envelope:
         """
         if not isinstance(fields, Mapping):
             raise EnvelopeError(f"envelope fields must be a mapping, not {type(fields).__name__}")
-        values: dict[str, bytes] = {}
-        for raw_name, raw_value in fields.items():
-            values[_text(raw_name, "field name")] = _bytes(raw_value)
+        try:
+            # The common case, as redis-py returns entries: bytes names and values.
+            values = {name.decode(): value for name, value in fields.items()}
+            if not all(type(value) is bytes for value in values.values()):
+                raise TypeError
+        except (AttributeError, TypeError, UnicodeDecodeError):
+            values = {}
+            for raw_name, raw_value in fields.items():
+                values[_text(raw_name, "field name")] = _bytes(raw_value)
         version = values.get("v")
         if version is None:
             raise EnvelopeError("not a damestoilet envelope: the field `v` is missing")
