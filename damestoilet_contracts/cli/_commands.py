@@ -37,3 +37,7 @@ COMMANDS.append(generate)
 from damestoilet_contracts.cli._agent import agent  # noqa: E402
 
 COMMANDS.append(agent)
+
+from damestoilet_contracts.cli._verify import verify  # noqa: E402
+
+COMMANDS.append(verify)

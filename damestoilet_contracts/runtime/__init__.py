@@ -34,6 +34,7 @@ from damestoilet_contracts.runtime._redis_bus import (
     DEFAULT_STREAM,
     RedisStreamBus,
 )
+from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
 
 __all__ = [
     "AVRO_CONTENT_TYPE",
@@ -65,6 +66,8 @@ __all__ = [
     "RedisPurgeTarget",
     "RedisStreamBus",
     "Serializer",
+    "Verifier",
+    "VerifyReport",
     "agent_group",
     "dlq_stream_name",
     "load_handlers",
