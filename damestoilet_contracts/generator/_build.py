@@ -103,6 +103,9 @@ def build_package(
         + [("handlers", "EVENTS", "EVENTS"), ("handlers", "HANDLERS", "HANDLERS")]
     )
     handler_lines = relative_import_lines((h.module, h.class_name, h.alias) for h in handlers)
+    by_source: dict[str, list[EventType]] = {}
+    for event in events:
+        by_source.setdefault(_relative(event.location.path, root), []).append(event)
     return PackageView(
         package=package,
         header=header,
@@ -112,6 +115,9 @@ def build_package(
         public=tuple(public),
         init_imports=tuple(init_imports),
         handler_import_lines=tuple(handler_lines),
+        source_fingerprints=tuple(
+            sorted((source, _rules_fingerprint(found)) for source, found in by_source.items())
+        ),
     )
 
 

@@ -85,8 +85,20 @@ def plan_code(
 ) -> PlanCode:
     """The construction checks, ``key_count()`` body and ``flush_plan()`` body of ``event``."""
     builder = _PlanBuilder(event, attrs, imports)
+    checks = builder.template_checks(spec)
+    if builder.depends_on_payload(spec, fanout_only=True):
+        # Refused where the event is built, against the module's cap; flush_plan(cap=...)
+        # applies a caller's own cap again.
+        imports.errors.add("FanOutError")
+        checks.append(Line("count = self.key_count()"))
+        checks.append(
+            if_(
+                "count > FANOUT_CAP",
+                [Line(f"raise FanOutError({builder.cap_message('FANOUT_CAP', True)})")],
+            )
+        )
     return PlanCode(
-        template_checks=tuple(flatten(builder.template_checks(spec))),
+        template_checks=tuple(flatten(checks)),
         key_count=tuple(flatten(builder.key_count(spec))),
         fanout=builder.depends_on_payload(spec, fanout_only=True),
         plan=tuple(flatten(builder.plan(spec))),
@@ -199,14 +211,7 @@ class _PlanBuilder:
             count = len(spec.ops)
             test = f"limit < {count}"
             out = []
-        count_text = "{count}" if test.startswith("count") else str(len(spec.ops))
-        message = " ".join(
-            [
-                *(py_str(piece) for piece in split_text(f"event {self.event.full_name} ", 64)),
-                f'f"fans out to {count_text} keys, more than the cap of {{limit}}; "',
-                '"raise the cap (FANOUT_CAP, or flush_plan(cap=...)) or split the event"',
-            ]
-        )
+        message = self.cap_message("limit", test.startswith("count"), len(spec.ops))
         out.append(if_(test, [Line(f"raise FanOutError({message})")]))
         names: list[str] = []
         for index, stage in enumerate(spec.stages):
@@ -216,6 +221,17 @@ class _PlanBuilder:
         stages = f"({names[0]},)" if len(names) == 1 else f"({', '.join(names)})"
         out.append(Line(f"return Plan({py_str(self.event.full_name)}, {stages})"))
         return out
+
+    def cap_message(self, limit: str, counted: bool, constant: int = 0) -> str:
+        """The FanOutError message: the key count (``count``, or ``constant``) over ``limit``."""
+        count_text = "{count}" if counted else str(constant)
+        return " ".join(
+            [
+                *(py_str(piece) for piece in split_text(f"event {self.event.full_name} ", 64)),
+                f'f"fans out to {count_text} keys, more than the cap of {{{limit}}}; "',
+                '"raise the cap (FANOUT_CAP, or flush_plan(cap=...)) or split the event"',
+            ]
+        )
 
     def _stage(self, name: str, stage: Sequence[OpSpec]) -> list[Stmt]:
         if not stage:

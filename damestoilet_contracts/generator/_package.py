@@ -25,7 +25,10 @@ def generate(contracts: ContractSet, *, package: str) -> dict[str, str]:
     proto_files = sorted({e.source for e in contracts.events.values() if e.format == "proto"})
     proto = run_protoc(Path(contracts.root), proto_files, package) if proto_files else None
     view = build_package(contracts, package, proto)
-    files = render_package(view, proto.files if proto is not None else {})
+    if proto is None:
+        files = render_package(view, {}, {})
+    else:
+        files = render_package(view, proto.files, proto.sources)
     return format_files(files)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from google.protobuf import descriptor_pb2
 
 from damestoilet_contracts._errors import CodegenError
-from damestoilet_contracts.loaders._protoc import proto_include_dirs
+from damestoilet_contracts.loaders._protoc import proto_import_roots, proto_include_dirs
 
 FDP = descriptor_pb2.FieldDescriptorProto
 
@@ -60,6 +60,7 @@ class ProtoOutput:
     """protoc's output for a schema directory, imports rewritten, and descriptor facts."""
 
     files: Mapping[str, str]  # path inside the package (POSIX) -> text
+    sources: Mapping[str, str]  # same path -> its .proto, relative to the schema directory
     declared: Mapping[str, Declared]  # full name of a message or enum -> where it lives
     enum_numbers: Mapping[str, Mapping[str, int]]  # enum full name -> symbol -> number
     int_types: Mapping[tuple[str, str], str]  # (message full name, field) -> int32, uint64 ...
@@ -86,7 +87,7 @@ def run_protoc(root: Path, proto_files: Iterable[str], package: str) -> ProtoOut
     """
     wanted = sorted(set(proto_files))
     if not wanted:
-        return ProtoOutput({}, {}, {}, {})
+        return ProtoOutput({}, {}, {}, {}, {})
     while True:
         files, descriptors = _protoc(root, wanted)
         local = sorted(
@@ -100,6 +101,7 @@ def run_protoc(root: Path, proto_files: Iterable[str], package: str) -> ProtoOut
         wanted = sorted({*wanted, *missing})
     local_set = set(local)
     texts = {path: _rewrite(text, local_set, package) for path, text in files.items()}
+    sources = {path: _schema_path(root, _proto_of(path)) for path in texts}
     declared: dict[str, Declared] = {}
     numbers: dict[str, dict[str, int]] = {}
     int_types: dict[tuple[str, str], str] = {}
@@ -109,7 +111,22 @@ def run_protoc(root: Path, proto_files: Iterable[str], package: str) -> ProtoOut
             _walk_message(file, message, prefix, "", declared, numbers, int_types)
         for enum in file.enum_type:
             _declare_enum(file, enum, prefix, "", declared, numbers)
-    return ProtoOutput(texts, declared, numbers, int_types)
+    return ProtoOutput(texts, sources, declared, numbers, int_types)
+
+
+def _proto_of(path: str) -> str:
+    """The import name of the ``.proto`` a pb2 path comes from: ``_pb/a/v1/a_pb2.py`` ->
+    ``a/v1/a.proto``."""
+    relative = PurePosixPath(path).relative_to(PB_FOLDER)
+    return relative.with_name(relative.name.split("_pb2")[0] + ".proto").as_posix()
+
+
+def _schema_path(root: Path, name: str) -> str:
+    """A file's import name as a path relative to the schema directory, POSIX."""
+    for base in proto_import_roots(root):
+        if (base / name).is_file():
+            return (base / name).relative_to(root).as_posix()
+    return name
 
 
 def _protoc(

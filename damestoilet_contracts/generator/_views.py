@@ -137,3 +137,4 @@ class PackageView:
     public: tuple[str, ...]  # __all__ of the package, in RUF022 order
     init_imports: tuple[str, ...]  # import lines of __init__.py, in isort order
     handler_import_lines: tuple[str, ...]  # import lines of the event classes in handlers.py
+    source_fingerprints: tuple[tuple[str, str], ...]  # schema path -> its events' rules hash

@@ -108,6 +108,13 @@ class TagsReplaced:
                 "empty; an empty segment would widen the purge, so give it a "
                 "value"
             )
+        count = self.key_count()
+        if count > FANOUT_CAP:
+            raise FanOutError(
+                "event golden.fanoutpb.v1.TagsReplaced "
+                f"fans out to {count} keys, more than the cap of {FANOUT_CAP}; "
+                "raise the cap (FANOUT_CAP, or flush_plan(cap=...)) or split the event"
+            )
 
     def key_count(self) -> int:
         """How many keys flush_plan() renders before repeats are dropped: what the cap counts."""
