@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -117,7 +118,8 @@ def test_a_skipped_purge_is_caught_key_prefix_and_tag(redis_client: redis.Redis)
 def test_a_key_refilled_with_an_old_fill_time_is_stale(redis_client: redis.Redis) -> None:
     _emit(redis_client, [_product_event(i) for i in range(10)])
     _coordinate(redis_client)
-    event = Envelope.from_fields(redis_client.xrange(STREAM)[4][1])
+    entries: Any = redis_client.xrange(STREAM, count=5)
+    event = Envelope.from_fields(entries[4][1])
     old_ms = round(event.timestamp * 1000) - 1000
     # a writer that raced the purge put back a value read before the event
     redis_client.hset("product:4", mapping={layout.FIELD_VALUE: "old row", "t": old_ms})
