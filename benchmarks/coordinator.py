@@ -1,11 +1,12 @@
 """The flush coordinator end to end: throughput on a backlog, and emit-to-purged latency at a
 steady rate, against a redis-server this script starts on a free loopback port.
 
-Throughput: --events events (default 100,000; one existing key each) are emitted onto the
-stream as a backlog while --resident other keys (default 1,000,000) sit in the same server; a
-coordinator (in this process, JSON logs off) drains the backlog, and the script prints keys
-purged per second next to a plain pipelined UNLINK of the same keys from Python, in the same
-run, and checks that every target is gone and every resident key is still there.
+Throughput: --events events (default 100,000; --keys-per-event existing keys each, default 1)
+are emitted onto the stream as a backlog while --resident other keys (default 1,000,000) sit
+in the same server; a coordinator (in this process, JSON logs off) drains the backlog, and
+the script prints keys purged per second next to a plain pipelined UNLINK of the same keys
+from Python, in the same run, and checks that every target is gone and every resident key is
+still there.
 
 Latency: a ``damestoilet coordinator`` process consumes while this script emits --rate
 events per second (default 2,000) for --seconds (default 10), one XADD per event; each purged
@@ -13,8 +14,8 @@ event's latency (from the envelope's ``time`` to purge done, as the coordinator 
 collected from the JSON log and p50, p99 and max are printed. The envelope time has
 millisecond resolution and is truncated, so a figure may read up to 1 ms high.
 
-    python benchmarks/coordinator.py [--events 100000] [--resident 1000000] [--batch 500]
-                                     [--rate 2000] [--seconds 10]
+    python benchmarks/coordinator.py [--events 100000] [--keys-per-event 1] [--batch 500]
+                                     [--resident 1000000] [--rate 2000] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -58,12 +59,12 @@ def load(client: redis.Redis, keys: list[str]) -> None:
     pipe.execute()
 
 
-def envelope(key: str) -> Envelope:
-    """An event purging ``key``, as a generated event's envelope would carry it."""
-    plan = Plan("bench.v1.KeyChanged", ((FlushOp("key", "default", key),),))
+def envelope(*keys: str) -> Envelope:
+    """An event purging ``keys``, as a generated event's envelope would carry it."""
+    plan = Plan("bench.v1.KeyChanged", (tuple(FlushOp("key", "default", k) for k in keys),))
     return Envelope.new(
         type="bench.v1.KeyChanged",
-        data=key.encode(),
+        data=keys[0].encode(),
         plan=plan,
         source="//bench",
         datacontenttype="avro/binary",
@@ -89,19 +90,20 @@ def plain_unlink(client: redis.Redis, keys: list[str], per_call: int = 500) -> f
     return len(keys) / elapsed
 
 
-def coordinator_backlog(client: redis.Redis, keys: list[str], batch: int) -> float:
+def coordinator_backlog(client: redis.Redis, keys: list[str], batch: int, per_event: int) -> float:
     client.delete(STREAM)
     load(client, keys)
     emitter = Emitter(client, source="//bench", stream=STREAM, maxlen=None)
-    for start in range(0, len(keys), 1000):
-        emitter.emit_envelopes([envelope(k) for k in keys[start : start + 1000]])
+    events = [keys[i : i + per_event] for i in range(0, len(keys), per_event)]
+    for start in range(0, len(events), 1000):
+        emitter.emit_envelopes([envelope(*e) for e in events[start : start + 1000]])
     config = CoordinatorConfig(stream=STREAM, consumer="bench", batch=batch, block_ms=1)
     bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer="bench")
     worker = Coordinator(bus, RedisPurgeTarget(client), client, config)
     started = time.perf_counter()
     worker.run(stop_when_idle=True)
     elapsed = time.perf_counter() - started
-    if left_of(client, keys) or worker.stats.events != len(keys):
+    if left_of(client, keys) or worker.stats.events != len(events):
         raise SystemExit(f"coordinator left keys; purged {worker.stats.events} events")
     if client.xpending(STREAM, config.group)["pending"]:
         raise SystemExit("coordinator left entries pending")
@@ -154,7 +156,8 @@ def latency(port: int, client: redis.Redis, rate: int, seconds: float, log: Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000, help="backlog events (1 key each)")
+    parser.add_argument("--events", type=int, default=100_000, help="backlog events")
+    parser.add_argument("--keys-per-event", type=int, default=1, help="keys each event purges")
     parser.add_argument("--resident", type=int, default=1_000_000, help="other keys resident")
     parser.add_argument("--batch", type=int, default=500, help="coordinator batch (XREADGROUP)")
     parser.add_argument("--rate", type=int, default=2000, help="events/s for the latency run")
@@ -162,15 +165,18 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("damestoilet.coordinator").setLevel(logging.WARNING)
 
-    keys = [f"catalog:product:{i}" for i in range(args.events)]
+    keys = [f"catalog:product:{i}" for i in range(args.events * args.keys_per_event)]
     with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp) / "redis") as (port, _):
         client = redis.Redis(host="127.0.0.1", port=port)
         print(f"redis-server {client.info('server')['redis_version']} on 127.0.0.1:{port}")
         load(client, [f"resident:{i}" for i in range(args.resident)])
-        print(f"throughput: {args.events:,} events, 1 key each, {args.resident:,} resident keys")
+        print(
+            f"throughput: {args.events:,} events, {args.keys_per_event} key(s) each, "
+            f"{args.resident:,} resident keys"
+        )
         plain = statistics.median(plain_unlink(client, keys) for _ in range(3))
         print(f"  plain pipelined UNLINK (500 keys/call)  {plain:>12,.0f} keys/s")
-        rate = coordinator_backlog(client, keys, args.batch)
+        rate = coordinator_backlog(client, keys, args.batch, args.keys_per_event)
         print(f"  coordinator (batch {args.batch})              {rate:>12,.0f} keys/s")
         print(f"  coordinator / plain: {rate / plain:.0%} (target >= 25%)")
         if client.dbsize() - args.resident != args.events:  # only done markers may remain
