@@ -38,6 +38,10 @@ from damestoilet_contracts.cli._agent import agent  # noqa: E402
 
 COMMANDS.append(agent)
 
+from damestoilet_contracts.cli._bench import bench  # noqa: E402
+
+COMMANDS.append(bench)
+
 from damestoilet_contracts.cli._verify import verify  # noqa: E402
 
 COMMANDS.append(verify)
