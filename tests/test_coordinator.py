@@ -370,3 +370,31 @@ def test_lag_and_pending_are_read_from_the_group(redis_client: redis.Redis) -> N
 
 def _attrs(env: Envelope) -> dict[str, object]:
     return {name: getattr(env, name) for name in Envelope.__dataclass_fields__}
+
+
+def test_coordinator_recreates_its_group_when_the_stream_is_deleted(
+    redis_client: redis.Redis,
+) -> None:
+    import threading
+
+    worker = _coordinator(redis_client)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        emitter = _emitter(redis_client)
+        redis_client.set("a", 1)
+        emitter.emit(KeysChanged(keys=["a"]))
+        deadline = time.monotonic() + 10
+        while redis_client.exists("a") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        redis_client.delete(STREAM)  # group gone with it: reads now fail with NOGROUP
+        redis_client.set("b", 1)
+        emitter.emit(KeysChanged(keys=["b"]))
+        deadline = time.monotonic() + 10
+        while redis_client.exists("b") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert redis_client.exists("a", "b") == 0
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert _pending(redis_client) == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from damestoilet_contracts.runtime import Emitter
+from damestoilet_contracts.runtime import Emitter, Envelope
 from tests.runtime_support import KeysChanged
 from tests.servers import free_port
 
@@ -183,3 +183,19 @@ def test_unimportable_handlers_package_exits_one(redis_url: str, tmp_path: Path)
     result = subprocess.run(command, capture_output=True, timeout=30)
     assert result.returncode == 1
     assert b"cannot import handlers package" in result.stderr
+
+
+def test_handlers_package_plans_events_that_arrive_without_a_plan(
+    redis_url: str, redis_client: redis.Redis, procs: list[Proc], tmp_path: Path
+) -> None:
+    env = Envelope.from_event(KeysChanged(keys=["k"], derived=["d"]), source="//other")
+    fields = {name: getattr(env, name) for name in Envelope.__dataclass_fields__}
+    redis_client.mset({"k": 1, "d": 1})
+    Emitter(redis_client, source="//t", stream=STREAM).emit_envelopes(
+        [Envelope(**{**fields, "plan": None})]
+    )
+    proc = Proc(redis_url, tmp_path / "log", "--handlers", "tests.runtime_support")
+    procs.append(proc)
+    _wait(lambda: redis_client.exists("k", "d") == 0, 20)
+    assert proc.stop() == 0
+    assert [r["outcome"] for r in proc.records() if "outcome" in r] == ["purged"]

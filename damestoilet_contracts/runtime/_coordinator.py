@@ -225,14 +225,23 @@ class Coordinator:
         with self._signals(handle_signals):
             self.bus.ensure_group()
             _log("started", stream=self.bus.stream, consumer=getattr(self.bus, "consumer", None))
+            errors = 0
             while not self._stop.is_set():
                 try:
                     idle = self.step()
                 except redis.RedisError as exc:
-                    _log("bus_error", level=logging.WARNING, error=f"{type(exc).__name__}: {exc}")
+                    # Redis is down or failing: wait longer each time, then re-read what was
+                    # in hand (it is still pending) once it answers again.
+                    errors += 1
+                    _log("redis_error", level=logging.WARNING, error=_reason(exc), attempt=errors)
                     self._reread_pending = True
-                    self._stop.wait(self._backoff(1))
+                    self._stop.wait(self._backoff(min(errors, 16)))
+                    if "NOGROUP" in str(exc):
+                        # The stream was deleted (or Redis restarted empty): start over.
+                        with contextlib.suppress(redis.RedisError):
+                            self.bus.ensure_group()
                     continue
+                errors = 0
                 if stop_when_idle and idle and not self._retries:
                     break
             with contextlib.suppress(redis.RedisError):
