@@ -398,3 +398,68 @@ def test_coordinator_recreates_its_group_when_the_stream_is_deleted(
         worker.stop()
         thread.join(10)
     assert _pending(redis_client) == 0
+
+
+def test_real_redis_error_is_retried_until_the_cause_is_fixed(redis_client: redis.Redis) -> None:
+    """A tag set that is not a set makes the purge fail in Redis itself (WRONGTYPE)."""
+    import threading
+
+    redis_client.set(tag_key("t"), "not a set")
+    _emitter(redis_client).emit(KeysChanged(tags=["t"]))
+    config = CoordinatorConfig(
+        stream=STREAM, consumer="c1", block_ms=20, retry_base_s=0.05, max_deliveries=100
+    )
+    worker = _coordinator(redis_client, config)
+    thread = threading.Thread(target=worker.run, kwargs={"stop_when_idle": True})
+    thread.start()
+    deadline = time.monotonic() + 10
+    while worker.stats.retries < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    redis_client.delete(tag_key("t"))  # the cause goes away; the next retry succeeds
+    thread.join(20)
+    assert not thread.is_alive()
+    assert worker.stats.retries >= 2
+    assert worker.stats.events == 1
+    assert _dlq(redis_client) == []
+    assert _pending(redis_client) == 0
+
+
+def test_real_redis_error_that_persists_is_dead_lettered_with_redis_message(
+    redis_client: redis.Redis,
+) -> None:
+    redis_client.set(tag_key("t"), "not a set")
+    _emitter(redis_client).emit(KeysChanged(tags=["t"]))
+    config = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20, max_deliveries=2)
+    _coordinator(redis_client, config).run(stop_when_idle=True)
+    [dead] = _dlq(redis_client)
+    assert dead[b"dlq_reason"].startswith(b"failed 2 deliveries; last error: PurgeError")
+    assert b"WRONGTYPE" in dead[b"dlq_reason"]
+    assert _pending(redis_client) == 0
+
+
+def test_killed_connections_mid_run_lose_no_event(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    import threading
+
+    keys = [f"k:{i}" for i in range(3000)]
+    redis_client.mset(dict.fromkeys(keys, 1))
+    worker = _coordinator(redis_client, CoordinatorConfig(stream=STREAM, consumer="c1", batch=50))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        emitter = _emitter(redis_client)
+        admin = redis.Redis.from_url(redis_url)
+        for start in range(0, len(keys), 300):
+            emitter.emit_many([KeysChanged(keys=[k]) for k in keys[start : start + 300]])
+            admin.client_kill_filter(_type="normal", skipme=True)  # drop every other client
+            time.sleep(0.02)
+        deadline = time.monotonic() + 30
+        while redis_client.exists(*keys) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert redis_client.exists(*keys) == 0
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert _pending(redis_client) == 0
+    assert _dlq(redis_client) == []
