@@ -463,3 +463,17 @@ def test_killed_connections_mid_run_lose_no_event(
         thread.join(10)
     assert _pending(redis_client) == 0
     assert _dlq(redis_client) == []
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_coordinator_works_with_resp2_and_resp3_clients(redis_url: str, protocol: int) -> None:
+    client = redis.Redis.from_url(redis_url, protocol=protocol)
+    client.flushall()
+    client.set("a", 1)
+    _emitter(client).emit(KeysChanged(keys=["a"]))
+    worker = _coordinator(client)
+    worker.run(stop_when_idle=True)
+    assert client.exists("a") == 0
+    assert worker.stats.events == 1
+    assert worker.stats.lag == 0
+    client.close()
