@@ -150,6 +150,23 @@ def test_pb2_modules_import_the_shipped_options_and_the_named_package(tmp_path: 
     assert "from damestoilet.v1 import" not in files["_pb/shop/v1/paid_pb2.pyi"]
 
 
+def test_a_protobuf_map_with_integer_keys_is_refused_with_a_codegen_error(tmp_path: Path) -> None:
+    schemas = tmp_path / "schemas"
+    (schemas / "proto" / "shop" / "v1").mkdir(parents=True)
+    (schemas / "flush-graph.yaml").write_text("targets:\n  default: {grace_seconds: 1}\n")
+    (schemas / "proto" / "shop" / "v1" / "stock.proto").write_text(
+        'syntax = "proto3";\npackage shop.v1;\nimport "damestoilet/v1/options.proto";\n'
+        "message Stocked {\n"
+        '  option (damestoilet.v1.event) = {flush: {key: "stock:{sku}"}};\n'
+        "  string sku = 1;\n  map<int32, int64> by_store = 2;\n}\n"
+    )
+    with pytest.raises(CodegenError, match=r"shop\.v1\.Stocked\.by_store"):
+        generate_directory(schemas, package="stock_events")
+    code, _, stderr = _run("generate", str(schemas), "--out", str(tmp_path / "stock_events"))
+    assert code == 1
+    assert "string keys" in stderr
+
+
 # -- the command ------------------------------------------------------------------------------
 
 

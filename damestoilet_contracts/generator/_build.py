@@ -8,6 +8,7 @@ Iteration is over sorted names only, so the views, and so the files, are the sam
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import keyword
@@ -85,10 +86,11 @@ def build_package(
     root = contracts.root
     named = _collect(contracts, proto, root)
     modules = _assign_modules(named)
+    attrs = _attrs(named)
     views: list[ModuleView] = []
     for module in sorted(modules):
         members = [n for n in named.values() if n.module == module]
-        views.append(_module_view(module, members, named, contracts, proto))
+        views.append(_module_view(module, members, named, attrs, contracts, proto))
     exports = _exports(named)
     handlers = _handlers(named, exports)
     public = _names.all_order([e.alias for e in exports] + ["EVENTS", "HANDLERS"])
@@ -214,6 +216,7 @@ def _new_named(
     return _Named(full_name, kind, format_, type_, namespace, (short, joined))
 
 
+@functools.lru_cache(maxsize=4096)
 def _relative(path: str, root: str) -> str:
     """A schema path relative to the schema root, POSIX; the file name when it is elsewhere."""
     for candidate, anchor in (
@@ -271,13 +274,13 @@ def _module_view(
     module: str,
     members: list[_Named],
     named: Mapping[str, _Named],
+    attrs: Mapping[tuple[str, str], str],
     contracts: ContractSet,
     proto: ProtoOutput | None,
 ) -> ModuleView:
     imports = Imports()
     formats = {m.format for m in members}
     classes = {item.full_name: (item.module, item.name) for item in named.values()}
-    attrs = _attrs(named)
     int_types: dict[tuple[str, str], str] = dict(proto.int_types) if proto is not None else {}
     avro_schemas: list[AvroSchemaView] = []
     for item in members:
@@ -397,6 +400,12 @@ def _record_view(
         attr = attrs[(item.full_name, f.name)]
         body.extend(checks(item.name, item.full_name, f.name, attr, f.type, names, imports))
         if item.format == "proto":
+            assert proto is not None
+            if (item.full_name, f.name) in proto.non_string_keys or keyword.iskeyword(f.name):
+                raise CodegenError(
+                    f"{item.full_name}.{f.name}: the generator supports Protobuf maps with "
+                    "string keys and field names that are not Python keywords; change the field"
+                )
             presence = f'message.HasField("{f.name}")' if f.type.nullable else None
             wire_from = from_wire(f"message.{f.name}", f.type, names, imports, presence=presence)
         else:

@@ -84,7 +84,12 @@ def py_fstring_literal(text: str) -> str:
     return _escape(text, braces=True)
 
 
+_PLAIN = re.compile(r"[ !#-\[\]-z|~]*")  # printable ASCII but for backslash, quote, braces
+
+
 def _escape(text: str, *, braces: bool) -> str:
+    if _PLAIN.fullmatch(text):
+        return text
     out: list[str] = []
     for char in text:
         if char == "\\":

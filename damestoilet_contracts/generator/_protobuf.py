@@ -64,6 +64,7 @@ class ProtoOutput:
     declared: Mapping[str, Declared]  # full name of a message or enum -> where it lives
     enum_numbers: Mapping[str, Mapping[str, int]]  # enum full name -> symbol -> number
     int_types: Mapping[tuple[str, str], str]  # (message full name, field) -> int32, uint64 ...
+    non_string_keys: frozenset[tuple[str, str]] = frozenset()  # map fields keyed by non-strings
 
 
 def pb2_module(proto_file: str) -> str:
@@ -105,13 +106,14 @@ def run_protoc(root: Path, proto_files: Iterable[str], package: str) -> ProtoOut
     declared: dict[str, Declared] = {}
     numbers: dict[str, dict[str, int]] = {}
     int_types: dict[tuple[str, str], str] = {}
+    keys: set[tuple[str, str]] = set()
     for file in descriptors.file:
         prefix = f"{file.package}." if file.package else ""
         for message in file.message_type:
-            _walk_message(file, message, prefix, "", declared, numbers, int_types)
+            _walk_message(file, message, prefix, "", declared, numbers, int_types, keys)
         for enum in file.enum_type:
             _declare_enum(file, enum, prefix, "", declared, numbers)
-    return ProtoOutput(texts, sources, declared, numbers, int_types)
+    return ProtoOutput(texts, sources, declared, numbers, int_types, frozenset(keys))
 
 
 def _proto_of(path: str) -> str:
@@ -195,6 +197,7 @@ def _walk_message(
     declared: dict[str, Declared],
     numbers: dict[str, dict[str, int]],
     int_types: dict[tuple[str, str], str],
+    keys: set[tuple[str, str]],
 ) -> None:
     full_name = prefix + message.name
     attribute = f"{outer}{message.name}"
@@ -208,12 +211,15 @@ def _walk_message(
         if field.type in _INT_TYPES:
             int_types[(full_name, field.name)] = _INT_TYPES[field.type]
         entry = entries.get(field.type_name.lstrip("."))
-        if entry is not None and len(entry.field) == 2 and entry.field[1].type in _INT_TYPES:
-            int_types[(full_name, field.name)] = _INT_TYPES[entry.field[1].type]
+        if entry is not None and len(entry.field) == 2:
+            if entry.field[1].type in _INT_TYPES:
+                int_types[(full_name, field.name)] = _INT_TYPES[entry.field[1].type]
+            if entry.field[0].type != FDP.TYPE_STRING:
+                keys.add((full_name, field.name))
     for nested in message.nested_type:
         if not nested.options.map_entry:
             _walk_message(
-                file, nested, f"{full_name}.", f"{attribute}.", declared, numbers, int_types
+                file, nested, f"{full_name}.", f"{attribute}.", declared, numbers, int_types, keys
             )
     for enum in message.enum_type:
         _declare_enum(file, enum, f"{full_name}.", f"{attribute}.", declared, numbers)
