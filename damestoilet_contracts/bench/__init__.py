@@ -3,6 +3,7 @@ the throw-away local redis-server it (and the demo) start when no URL is given."
 
 from __future__ import annotations
 
+from damestoilet_contracts.bench._codegen import forget_events, generate_events
 from damestoilet_contracts.bench._compare import (
     CompareReport,
     StrategyResult,
@@ -55,8 +56,10 @@ __all__ = [
     "TtlOnly",
     "Workload",
     "default_schemas",
+    "forget_events",
     "format_table",
     "free_port",
+    "generate_events",
     "local_redis",
     "relative",
     "run_compare",

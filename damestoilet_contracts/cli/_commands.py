@@ -45,3 +45,7 @@ COMMANDS.append(bench)
 from damestoilet_contracts.cli._verify import verify  # noqa: E402
 
 COMMANDS.append(verify)
+
+from damestoilet_contracts.cli._demo import demo  # noqa: E402
+
+COMMANDS.append(demo)
