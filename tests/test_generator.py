@@ -52,6 +52,14 @@ def _run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def _ruff_check(folder: Path) -> subprocess.CompletedProcess[str]:
+    """``ruff check`` of ``folder`` with this repository's configuration."""
+    command = [sys.executable, "-m", "ruff", "check", "--no-cache", "--config", "pyproject.toml"]
+    return subprocess.run(
+        [*command, str(folder)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {
         p.relative_to(folder).as_posix(): p.read_bytes()
@@ -275,22 +283,7 @@ def test_same_class_name_in_two_namespaces_is_exported_under_aliases(tmp_path: P
         (schemas / "avro" / f"shop.{version}.Paid.avsc").write_text(json.dumps(schema))
     package = tmp_path / "pkg" / "twin_events"
     write_output(generate_directory(schemas, package="twin_events"), package)
-    check = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ruff",
-            "check",
-            "--no-cache",
-            "--config",
-            "pyproject.toml",
-            str(package),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    check = _ruff_check(package)
     assert check.returncode == 0, check.stdout
 
     sys.path.insert(0, str(package.parent))
@@ -303,6 +296,23 @@ def test_same_class_name_in_two_namespaces_is_exported_under_aliases(tmp_path: P
     assert module.EVENTS["shop.v2.Paid"] is module.ShopV2Paid
     assert module.HANDLERS["shop.v2.Paid"](event.to_bytes()) == event.flush_plan()
     assert event.flush_plan().ops[0].key == "paid:o1"
+
+
+def test_a_schema_folder_without_events_gives_empty_registries(tmp_path: Path) -> None:
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "flush-graph.yaml").write_text("targets:\n  default: {grace_seconds: 1}\n")
+    package = tmp_path / "pkg" / "no_events"
+    write_output(generate_directory(schemas, package="no_events"), package)
+    assert sorted(p.name for p in package.iterdir()) == ["__init__.py", "handlers.py"]
+    check = _ruff_check(package)
+    assert check.returncode == 0, check.stdout
+    sys.path.insert(0, str(package.parent))
+    try:
+        module = importlib.import_module("no_events")
+    finally:
+        sys.path.remove(str(package.parent))
+    assert dict(module.HANDLERS) == {} == dict(module.EVENTS)
 
 
 def test_templates_ship_as_package_data_and_render_strictly() -> None:
