@@ -443,6 +443,8 @@ class Coordinator:
         if claimed.entries:
             _log("reclaimed", count=len(claimed.entries))
             for start in range(0, len(claimed.entries), self.config.batch):
+                if self._stop.is_set():
+                    break  # the rest stays pending, now ours: re-read on start or reclaimed
                 self.process(claimed.entries[start : start + self.config.batch])
 
     def _run_due_retries(self) -> None:
