@@ -16,6 +16,8 @@ PACKAGES = [
     "damestoilet_contracts.lint",
     "damestoilet_contracts.generator",
     "damestoilet_contracts.runtime",
+    "damestoilet_contracts.bench",
+    "damestoilet_contracts.demo",
 ]
 
 
