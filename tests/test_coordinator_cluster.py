@@ -19,6 +19,7 @@ from damestoilet_contracts.runtime import (
     Coordinator,
     CoordinatorConfig,
     Emitter,
+    Envelope,
     RedisPurgeTarget,
     RedisStreamBus,
 )
@@ -126,3 +127,24 @@ def test_cli_emit_and_coordinator_process_on_a_cluster(
                 proc.wait()
     assert sum(client.exists(f"cdn:asset:{p['asset_id']}:v1") for p in payloads) == 0
     assert client.xpending(STREAM, "damestoilet-coordinator")["pending"] == 0
+
+
+def test_emitters_from_url_reach_a_cluster(
+    redis_cluster_url: str, redis_cluster_client: redis.cluster.RedisCluster
+) -> None:
+    import asyncio
+
+    from damestoilet_contracts.runtime import AsyncEmitter
+
+    with Emitter.from_url(redis_cluster_url, source="//t", stream=STREAM, cluster=True) as sync:
+        first = sync.emit_many([KeysChanged(keys=["a"]), KeysChanged(keys=["b"])])
+
+    async def main() -> list[str]:
+        async with AsyncEmitter.from_url(
+            redis_cluster_url, source="//t", stream=STREAM, cluster=True
+        ) as emitter:
+            return await emitter.emit_many([KeysChanged(keys=["c"]), KeysChanged(keys=["d"])])
+
+    second = asyncio.run(main())
+    ids = [Envelope.from_fields(f).id for _, f in redis_cluster_client.xrange(STREAM)]
+    assert ids == first + second
