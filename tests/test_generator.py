@@ -298,6 +298,81 @@ def test_same_class_name_in_two_namespaces_is_exported_under_aliases(tmp_path: P
     assert event.flush_plan().ops[0].key == "paid:o1"
 
 
+def test_types_of_another_namespace_are_reached_through_their_module(tmp_path: Path) -> None:
+    schemas = tmp_path / "schemas"
+    (schemas / "avro").mkdir(parents=True)
+    (schemas / "proto" / "xref" / "money" / "v1").mkdir(parents=True)
+    (schemas / "proto" / "xref" / "pay" / "v1").mkdir(parents=True)
+    (schemas / "flush-graph.yaml").write_text("targets:\n  default: {grace_seconds: 1}\n")
+    money = {
+        "type": "record",
+        "name": "Money",
+        "namespace": "xcommon.v1",
+        "fields": [
+            {"name": "cents", "type": "long"},
+            {"name": "currency", "type": {"type": "enum", "name": "Cur", "symbols": ["EUR"]}},
+        ],
+    }
+    charged = {
+        "type": "record",
+        "name": "Charged",
+        "namespace": "xbilling.v1",
+        "damestoilet": {"flush": [{"key": "charge:{id}:{amount.currency}"}]},
+        "fields": [
+            {"name": "id", "type": "string"},
+            {"name": "amount", "type": "xcommon.v1.Money"},
+        ],
+    }
+    (schemas / "avro" / "xcommon.v1.Money.avsc").write_text(json.dumps(money))
+    (schemas / "avro" / "xbilling.v1.Charged.avsc").write_text(json.dumps(charged))
+    (schemas / "proto" / "xref" / "money" / "v1" / "money.proto").write_text(
+        'syntax = "proto3";\npackage xref.money.v1;\n'
+        "enum Unit { UNIT_UNSPECIFIED = 0; UNIT_EUR = 1; }\n"
+        "message Amount { int64 cents = 1; Unit unit = 2; }\n"
+    )
+    (schemas / "proto" / "xref" / "pay" / "v1" / "paid.proto").write_text(
+        'syntax = "proto3";\npackage xref.pay.v1;\nimport "damestoilet/v1/options.proto";\n'
+        'import "xref/money/v1/money.proto";\n'
+        "message Paid {\n"
+        '  option (damestoilet.v1.event) = {flush: {key: "paid:{id}:{amount.unit}" '
+        "if_absent: IF_ABSENT_SKIP}};\n"
+        "  string id = 1;\n  xref.money.v1.Amount amount = 2;\n"
+        "  repeated xref.money.v1.Amount history = 3;\n}\n"
+    )
+    package = tmp_path / "pkg" / "xref_events"
+    write_output(generate_directory(schemas, package="xref_events"), package)
+    assert "from . import xcommon_v1" in (package / "xbilling_v1.py").read_text()
+    assert "#   avro/xcommon.v1.Money.avsc" in (package / "xcommon_v1.py").read_text()
+    ruff = _ruff_check(package)
+    assert ruff.returncode == 0, ruff.stdout
+    config = ["--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(tmp_path / "c")]
+    mypy = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", *config, "xref_events"],
+        cwd=package.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert mypy.returncode == 0, mypy.stdout
+
+    sys.path.insert(0, str(package.parent))
+    try:
+        module = importlib.import_module("xref_events")
+    finally:
+        sys.path.remove(str(package.parent))
+    charge = module.Charged(id="c1", amount=module.Money(cents=5, currency=module.Cur.EUR))
+    assert charge.flush_plan().ops[0].key == "charge:c1:EUR"
+    assert module.Charged.from_bytes(charge.to_bytes()) == charge
+    paid = module.Paid(
+        id="p1",
+        amount=module.Amount(cents=3, unit=module.Unit.UNIT_EUR),
+        history=[module.Amount(cents=1, unit=module.Unit.UNIT_UNSPECIFIED)],
+    )
+    assert paid.flush_plan().ops[0].key == "paid:p1:UNIT_EUR"
+    assert module.Paid.from_bytes(paid.to_bytes()) == paid
+    assert module.Paid(id="p2", history=()).flush_plan().ops == ()  # amount absent: skipped
+
+
 def test_a_schema_folder_without_events_gives_empty_registries(tmp_path: Path) -> None:
     schemas = tmp_path / "schemas"
     schemas.mkdir()

@@ -187,6 +187,7 @@ def _walk_type(
         return
     item = _new_named(type_.name, kind, format_, _plain(type_), proto)
     named[type_.name] = item
+    item.sources.update(_relative(f.location.path, root) for f in type_.fields)
     _walk(type_.fields, format_, named, proto, root, owner)
 
 
@@ -279,7 +280,6 @@ def _module_view(
     proto: ProtoOutput | None,
 ) -> ModuleView:
     imports = Imports()
-    formats = {m.format for m in members}
     classes = {item.full_name: (item.module, item.name) for item in named.values()}
     int_types: dict[tuple[str, str], str] = dict(proto.int_types) if proto is not None else {}
     avro_schemas: list[AvroSchemaView] = []
@@ -294,7 +294,7 @@ def _module_view(
     if enums:
         imports.stdlib.add("enum")
     records: list[RecordView] = []
-    for item in _record_order(members, named):
+    for item in _record_order(members):
         names = TypeNames(item.format, module, classes, int_types)
         record_view = _record_view(item, names, attrs, imports, contracts, proto)
         records.append(record_view)
@@ -303,52 +303,17 @@ def _module_view(
             avro_schemas.append(
                 AvroSchemaView(record_view.event.avro_schema, _schema_literal(item.event))
             )
-    if records:
-        imports.stdlib.add("dataclasses")
-    if "_enum_number" in imports.helpers:
-        imports.stdlib.add("enum")
-        imports.typing.add("Any")
-    if any(r.event is not None for r in records):
-        imports.typing.add("ClassVar")
-        imports.model.update({"DEFAULT_FANOUT_CAP", "FlushOp", "Plan"})
-    decode_errors: set[str] = set()
-    if any(r.event is not None for r in records):
-        imports.errors.add("PayloadError")
-        imports.typing.add("Final")
-    if any(r.event is not None and not r.pb_class for r in records):
-        decode_errors.update({"EOFError", "IndexError", "KeyError", "ValueError"})
-    if any(r.event is not None and r.pb_class for r in records):
-        decode_errors.add("DecodeError")
-        imports.third_party.add("from google.protobuf.message import DecodeError")
-    if avro_schemas:
-        imports.stdlib.add("io")
-        imports.typing.update({"Any", "Final", "cast"})
-        imports.third_party.add("import fastavro")
-    if any(r.pb_class for r in records):
-        for item in members:
-            if item.format == "proto" and item.kind != "enum" and proto is not None:
-                file = proto.declared[item.full_name].file
-                imports.pb2.add(
-                    (
-                        f".{pb2_module(file).rpartition('.')[0]}",
-                        pb2_module(file).rpartition(".")[2],
-                        pb2_alias(file),
-                    )
-                )
-    if any(not r.pb_class for r in records):
-        imports.typing.add("Any")
+    decode_errors = _module_imports(imports, records, members, proto)
     events = [m.event for m in members if m.event is not None]
     sources = sorted({s for m in members for s in m.sources})
     public = _names.all_order(
         [*(e.name for e in enums), *(r.name for r in records), *(["FANOUT_CAP"] if events else [])]
     )
-    module_format: str = next(iter(formats)) if len(formats) == 1 else "mixed"
     namespace = members[0].namespace if members else ""
     return ModuleView(
         path=f"{module}.py",
         header=Header(__version__, tuple(sources), _rules_fingerprint(events)),
         namespace=namespace,
-        format=module_format,
         import_blocks=imports.blocks(),
         avro_schemas=tuple(avro_schemas),
         enums=enums,
@@ -359,7 +324,44 @@ def _module_view(
     )
 
 
-def _record_order(members: list[_Named], named: Mapping[str, _Named]) -> list[_Named]:
+def _module_imports(
+    imports: Imports,
+    records: list[RecordView],
+    members: list[_Named],
+    proto: ProtoOutput | None,
+) -> set[str]:
+    """Record the imports the module's classes need beyond their fields; returns the exception
+    classes its decoders catch."""
+    events = [r for r in records if r.event is not None]
+    if records:
+        imports.stdlib.add("dataclasses")
+    if any(not r.pb_class for r in records):
+        imports.typing.add("Any")  # _to_avro/_from_avro take and give dict[str, Any]
+    if "_enum_number" in imports.helpers:
+        imports.stdlib.add("enum")
+        imports.typing.add("Any")
+    decode_errors: set[str] = set()
+    if events:
+        imports.typing.update({"ClassVar", "Final"})
+        imports.model.update({"DEFAULT_FANOUT_CAP", "FlushOp", "Plan"})
+        imports.errors.add("PayloadError")
+    if any(not r.pb_class for r in events):
+        decode_errors.update({"EOFError", "IndexError", "KeyError", "ValueError"})
+        imports.stdlib.add("io")
+        imports.typing.update({"Any", "cast"})
+        imports.third_party.add("import fastavro")
+    if any(r.pb_class for r in events):
+        decode_errors.add("DecodeError")
+        imports.third_party.add("from google.protobuf.message import DecodeError")
+    for item in members:
+        if item.format == "proto" and item.kind != "enum" and proto is not None:
+            module = pb2_module(proto.declared[item.full_name].file)
+            folder, _, name = module.rpartition(".")
+            imports.pb2.add((f".{folder}", name, pb2_alias(proto.declared[item.full_name].file)))
+    return decode_errors
+
+
+def _record_order(members: list[_Named]) -> list[_Named]:
     """Records before the events that use them, each group sorted by class name."""
     records = sorted((m for m in members if m.kind == "record"), key=lambda n: n.name)
     events = sorted((m for m in members if m.kind == "event"), key=lambda n: n.name)

@@ -95,7 +95,6 @@ class ModuleView:
     path: str  # relative POSIX path inside the package, ``catalog_v1.py``
     header: Header
     namespace: str
-    format: str  # "avro", "proto" or "mixed"
     import_blocks: tuple[tuple[str, ...], ...]
     avro_schemas: tuple[AvroSchemaView, ...]
     enums: tuple[EnumView, ...]
