@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 import redis
@@ -23,6 +24,7 @@ from damestoilet_contracts.runtime import (
 )
 from damestoilet_contracts.runtime._layout import done_key, tag_key
 from tests.runtime_support import HANDLERS, KeysChanged
+from tests.servers import redis_server
 
 pytestmark = pytest.mark.redis
 
@@ -477,3 +479,26 @@ def test_coordinator_works_with_resp2_and_resp3_clients(redis_url: str, protocol
     assert worker.stats.events == 1
     assert worker.stats.lag == 0
     client.close()
+
+
+def test_stream_on_one_redis_purges_keys_on_another(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """``--bus``: the stream (and its dead letters) on one server, the cache on another."""
+    with redis_server(tmp_path / "bus") as (port, _proc):
+        bus_url = f"redis://127.0.0.1:{port}/0"
+        bus_client = redis.Redis.from_url(bus_url)
+        redis_client.set("k", 1)
+        [event_id] = Emitter(bus_client, source="//t", stream=STREAM).emit_many(
+            [KeysChanged(keys=["k"])]
+        )
+        bus_client.xadd(STREAM, {"junk": b"1"})
+        config = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20)
+        worker = Coordinator.from_url(redis_url, config, bus_url=bus_url)
+        worker.run(stop_when_idle=True)
+        assert redis_client.exists("k") == 0
+        assert redis_client.exists(done_key(event_id, config.group)) == 1
+        assert bus_client.xlen(f"{STREAM}:dlq") == 1
+        assert not redis_client.exists(STREAM)
+        assert bus_client.xpending(STREAM, config.group)["pending"] == 0
+        bus_client.close()
