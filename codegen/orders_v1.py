@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import ClassVar, Final
+from typing import ClassVar, Final, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -27,6 +27,7 @@ __all__ = [
 FANOUT_CAP: int = DEFAULT_FANOUT_CAP
 # What a decoder raises on bytes that are not a payload of the type.
 _DECODE_ERRORS: Final = (DecodeError,)
+_E = TypeVar("_E", bound=enum.Enum)
 
 
 class OrderStatus(enum.Enum):
@@ -138,7 +139,7 @@ class OrderStatusChanged:
         return cls(
             order_id=message.order_id,
             customer_id=message.customer_id,
-            status=OrderStatus(message.status),
+            status=_enum_member(OrderStatus, message.status),
         )
 
 
@@ -146,3 +147,13 @@ def _type_error(field: str, expected: str, value: object) -> TypeError:
     shown = repr(value)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return TypeError(f"{field} must be {expected}, not {type(value).__name__} {shown}")
+
+
+def _enum_member(enum_class: type[_E], number: int) -> _E:
+    try:
+        return enum_class(number)
+    except ValueError:
+        raise PayloadError(
+            f"{number} is no value of the enum {enum_class.__name__}: the payload was written "
+            "with a newer schema; regenerate this code from it"
+        ) from None

@@ -489,6 +489,14 @@ def test_events_are_frozen() -> None:
         event.cart_id = "d"  # type: ignore[misc]
 
 
+def test_a_protobuf_enum_number_from_a_newer_schema_raises_payload_error() -> None:
+    from codegen._pb.orders.v1 import orders_pb2
+
+    newer = orders_pb2.OrderStatusChanged(order_id="o1", customer_id="c1", status=99)
+    with pytest.raises(PayloadError, match="99 is no value of the enum OrderStatus"):
+        codegen.HANDLERS["orders.v1.OrderStatusChanged"](newer.SerializeToString())
+
+
 def test_bytes_that_do_not_decode_raise_payload_error() -> None:
     with pytest.raises(PayloadError, match=r"catalog\.v1\.ProductPriceChanged does not decode"):
         ProductPriceChanged.from_bytes(b"\x04p1")

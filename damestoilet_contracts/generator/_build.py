@@ -340,6 +340,10 @@ def _module_imports(
     if "_enum_number" in imports.helpers:
         imports.stdlib.add("enum")
         imports.typing.add("Any")
+    if "_enum_member" in imports.helpers:
+        imports.stdlib.add("enum")
+        imports.typing.add("TypeVar")
+        imports.errors.add("PayloadError")
     decode_errors: set[str] = set()
     if events:
         imports.typing.update({"ClassVar", "Final"})

@@ -326,6 +326,10 @@ def _from_wire_bare(
 ) -> str:
     kind = type_.kind
     proto = names.format == "proto"
+    if kind is Kind.ENUM and proto:
+        # Protobuf enums are open: a newer writer may send a number this code does not know.
+        imports.helpers.add("_enum_member")
+        return f"_enum_member({class_of(type_, names, imports)}, {source})"
     if kind is Kind.ENUM:
         return f"{class_of(type_, names, imports)}({source})"
     if kind is Kind.RECORD:

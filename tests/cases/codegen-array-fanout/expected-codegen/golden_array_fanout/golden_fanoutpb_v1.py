@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import ClassVar, Final
+from typing import ClassVar, Final, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -27,6 +27,7 @@ __all__ = [
 FANOUT_CAP: int = DEFAULT_FANOUT_CAP
 # What a decoder raises on bytes that are not a payload of the type.
 _DECODE_ERRORS: Final = (DecodeError,)
+_E = TypeVar("_E", bound=enum.Enum)
 
 
 class Color(enum.Enum):
@@ -191,7 +192,7 @@ class TagsReplaced:
             item_id=message.item_id,
             tags=tuple(message.tags),
             versions=tuple(message.versions),
-            colors=tuple(Color(item) for item in message.colors),
+            colors=tuple(_enum_member(Color, item) for item in message.colors),
             bundle_id=message.bundle_id,
         )
 
@@ -204,3 +205,13 @@ def _type_error(field: str, expected: str, value: object) -> TypeError:
 
 def _range_error(field: str, wire: str, value: int) -> ValueError:
     return ValueError(f"{field} = {value} does not fit the wire type {wire}")
+
+
+def _enum_member(enum_class: type[_E], number: int) -> _E:
+    try:
+        return enum_class(number)
+    except ValueError:
+        raise PayloadError(
+            f"{number} is no value of the enum {enum_class.__name__}: the payload was written "
+            "with a newer schema; regenerate this code from it"
+        ) from None

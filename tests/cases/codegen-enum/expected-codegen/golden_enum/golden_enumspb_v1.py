@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import ClassVar, Final
+from typing import ClassVar, Final, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -28,6 +28,7 @@ __all__ = [
 FANOUT_CAP: int = DEFAULT_FANOUT_CAP
 # What a decoder raises on bytes that are not a payload of the type.
 _DECODE_ERRORS: Final = (DecodeError,)
+_E = TypeVar("_E", bound=enum.Enum)
 
 
 class Channel(enum.Enum):
@@ -148,9 +149,9 @@ class RefundIssued:
     def _from_pb(cls, message: golden_enumspb_v1_refunds_pb2.RefundIssued) -> RefundIssued:
         return cls(
             refund_id=message.refund_id,
-            reason=Reason(message.reason),
-            prior=Reason(message.prior) if message.HasField("prior") else None,
-            channel=Channel(message.channel),
+            reason=_enum_member(Reason, message.reason),
+            prior=_enum_member(Reason, message.prior) if message.HasField("prior") else None,
+            channel=_enum_member(Channel, message.channel),
         )
 
 
@@ -158,3 +159,13 @@ def _type_error(field: str, expected: str, value: object) -> TypeError:
     shown = repr(value)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return TypeError(f"{field} must be {expected}, not {type(value).__name__} {shown}")
+
+
+def _enum_member(enum_class: type[_E], number: int) -> _E:
+    try:
+        return enum_class(number)
+    except ValueError:
+        raise PayloadError(
+            f"{number} is no value of the enum {enum_class.__name__}: the payload was written "
+            "with a newer schema; regenerate this code from it"
+        ) from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -29,6 +29,7 @@ __all__ = [
 FANOUT_CAP: int = DEFAULT_FANOUT_CAP
 # What a decoder raises on bytes that are not a payload of the type.
 _DECODE_ERRORS: Final = (DecodeError,)
+_E = TypeVar("_E", bound=enum.Enum)
 
 
 class Currency(enum.Enum):
@@ -175,7 +176,9 @@ class PriceTable:
             table_id=message.table_id,
             prices=dict(message.prices),
             tiers={key: Tier._from_pb(value) for key, value in message.tiers.items()},
-            currencies={key: Currency(value) for key, value in message.currencies.items()},
+            currencies={
+                key: _enum_member(Currency, value) for key, value in message.currencies.items()
+            },
         )
 
 
@@ -191,3 +194,13 @@ def _range_error(field: str, wire: str, value: int) -> ValueError:
 
 def _enum_number(member: enum.Enum) -> Any:
     return member.value
+
+
+def _enum_member(enum_class: type[_E], number: int) -> _E:
+    try:
+        return enum_class(number)
+    except ValueError:
+        raise PayloadError(
+            f"{number} is no value of the enum {enum_class.__name__}: the payload was written "
+            "with a newer schema; regenerate this code from it"
+        ) from None
