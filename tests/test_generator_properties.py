@@ -4,7 +4,8 @@ For any valid event built from the generated class: the plan the emitter compute
 (``flush_plan()``) equals the plan the generated handler computes from the encoded bytes; the
 bytes decode back to an equal event; and both equal what the interpreter
 (:func:`damestoilet_contracts.compiler.evaluate`) renders from the same bytes decoded without
-the generated code (fastavro with the schema, protobuf's ``MessageToDict``).
+the generated code (fastavro with the schema, protobuf's ``MessageToDict``). And the event of
+tests/cases/equivalent, generated once from Avro and once from Protobuf, plans the same.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from hypothesis import strategies as st
 
 from damestoilet_contracts import EmptyValueError
 from damestoilet_contracts.compiler import compile_event, evaluate
+from damestoilet_contracts.generator import generate_directory, write_output
 from damestoilet_contracts.loaders import load_contracts
 from damestoilet_contracts.model import ContractSet, EventType
 
@@ -161,3 +163,47 @@ def test_emitter_plan_equals_handler_and_interpreter_plans_and_bytes_round_trip(
     assert cls.from_bytes(payload) == event
     spec = compile_event(event_type, contracts.graph)
     assert evaluate(spec, event_type, _decoded(event_type, payload)) == plan
+
+
+@pytest.fixture(scope="module")
+def equivalent_classes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    """ProductPriceChanged generated from tests/cases/equivalent/avro and .../proto."""
+    base = tmp_path_factory.mktemp("equivalent")
+    classes = []
+    for variant in ("avro", "proto"):
+        package = f"equivalent_{variant}"
+        files = generate_directory(CASES / "equivalent" / variant / "schemas", package=package)
+        write_output(files, base / package)
+        classes.append(_import(package, base).ProductPriceChanged)
+    return classes[0], classes[1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    product_id=TEXT,
+    store_ids=st.lists(TEXT, max_size=4).map(tuple),
+    category_id=TEXT,
+    price_cents=st.integers(-(2**63), 2**63 - 1),
+)
+def test_the_same_event_generated_from_avro_and_protobuf_plans_the_same(
+    equivalent_classes: tuple[Any, Any],
+    product_id: str,
+    store_ids: tuple[str, ...],
+    category_id: str,
+    price_cents: int,
+) -> None:
+    avro_cls, proto_cls = equivalent_classes
+    values = {
+        "product_id": product_id,
+        "store_ids": store_ids,
+        "category_id": category_id,
+        "price_cents": price_cents,
+    }
+    avro, proto = avro_cls(**values), proto_cls(**values)
+    assert avro.flush_plan() == proto.flush_plan()
+    assert avro_cls.EVENT_TYPE == proto_cls.EVENT_TYPE
+    assert avro_cls.RULES_FINGERPRINT == proto_cls.RULES_FINGERPRINT
+    assert (avro_cls.CONTENT_TYPE, proto_cls.CONTENT_TYPE) == (
+        "avro/binary",
+        "application/x-protobuf",
+    )
