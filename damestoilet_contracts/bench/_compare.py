@@ -170,7 +170,7 @@ def run_compare(
             version = str(cache.info("server").get("redis_version", "?"))
             results = []
             for strategy_cls in strategies:
-                env = BenchEnv(settings, cache, source, db + 1, Recorder(), contracts, events)
+                env = BenchEnv(settings, url, cache, source, db + 1, Recorder(), contracts, events)
                 results.append(_run_one(strategy_cls, env, workload, progress))
         except redis.RedisError as exc:
             raise DamestoiletError(f"the benchmark lost Redis at {url}: {exc}") from exc

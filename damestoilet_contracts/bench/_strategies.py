@@ -24,7 +24,6 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
@@ -32,15 +31,12 @@ from typing import Any, ClassVar
 
 import redis
 
+from damestoilet_contracts.bench._purgers import PurgerProcess
 from damestoilet_contracts.bench._workload import CompareSettings, Recorder
-from damestoilet_contracts.model import ContractSet, FlushOp
+from damestoilet_contracts.model import ContractSet
 from damestoilet_contracts.runtime import (
     Cache,
-    Coordinator,
-    CoordinatorConfig,
     Emitter,
-    PurgeTarget,
-    RedisPurgeTarget,
     RedisStreamBus,
 )
 
@@ -76,17 +72,13 @@ def _bytes(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
 
 
-def _entity(key: str | bytes) -> int | None:
-    text = key.decode() if isinstance(key, bytes) else key
-    _, sep, tail = text.rpartition(":p")
-    return int(tail) if sep and tail.isdigit() else None
-
-
 @dataclass(slots=True)
 class BenchEnv:
     """What every strategy of one run shares: clients, settings, the recorder."""
 
     settings: CompareSettings
+    #: The URL of the cache's database (the source is in the next one).
+    url: str
     cache: redis.Redis
     source: redis.Redis
     source_db: int
@@ -223,7 +215,8 @@ class ManualPurge(_CacheAside):
 
 
 class KeyspaceNotifications(_CacheAside):
-    """Cache-aside with the backstop TTL; a keyspace-event listener deletes written keys."""
+    """Cache-aside with the backstop TTL; a listener process on keyspace events of the
+    source keys deletes their cache keys."""
 
     name = "keyspace"
     label = "Keyspace notifications"
@@ -233,86 +226,45 @@ class KeyspaceNotifications(_CacheAside):
     def __init__(self, env: BenchEnv) -> None:
         super().__init__(env)
         self._previous: str | None = None
-        self._stopping = threading.Event()
-        self._pubsub: Any = None
-        self._thread = threading.Thread(target=self._listen, name="keyspace", daemon=True)
+        pattern = f"__keyspace@{env.source_db}__:{source_key(0)[:-1]}*"
+        self._purger = PurgerProcess(["keyspace", env.url, pattern], recorder=env.recorder)
 
     def start(self) -> None:
         current = self.env.cache.config_get("notify-keyspace-events")
         self._previous = str(next(iter(current.values()), ""))
         self.env.cache.config_set("notify-keyspace-events", self.FLAGS)
-        client: Any = self.env.cache  # redis-py leaves pubsub() untyped
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.psubscribe(f"__keyspace@{self.env.source_db}__:{source_key(0)[:-1]}*")
-        self._pubsub.get_message(timeout=1.0)  # the subscription's confirmation
-        self._thread.start()
-
-    def _listen(self) -> None:
-        while not self._stopping.is_set():
-            message = self._pubsub.get_message(timeout=0.1)
-            if not message or message.get("data") not in (b"set", "set"):
-                continue
-            entity = _entity(message["channel"])
-            if entity is not None:
-                self._purge(entity)
+        self._purger.start()
 
     def drain(self, timeout: float) -> None:
         time.sleep(min(timeout, 0.2))
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(5)
-        if self._pubsub is not None:
-            self._pubsub.close()
+        self._purger.stop()
         if self._previous is not None:
             self.env.cache.config_set("notify-keyspace-events", self._previous)
 
 
-class _TimedTarget:
-    """A purge target that reports which entities each stage purged, and when."""
-
-    def __init__(self, inner: PurgeTarget, on_stage: Callable[[Sequence[FlushOp], float], None]):
-        self.inner = inner
-        self.on_stage = on_stage
-
-    def purge_stage(self, ops: Sequence[FlushOp]) -> object:
-        began = time.monotonic()
-        out = self.inner.purge_stage(ops)
-        self.on_stage(ops, began)
-        return out
-
-
 class Damestoilet(Strategy):
-    """Emit -> stream -> coordinator -> purge, with the read-through cache and fill leases."""
+    """Emit -> stream -> coordinator (a process of its own) -> purge, with the read-through
+    cache and fill leases."""
 
     name = "damestoilet"
     label = "damestoilet"
 
     def __init__(self, env: BenchEnv) -> None:
         super().__init__(env)
-        events = env.events
-        self._event_class: Any = events.EVENTS[EVENT_TYPE]
+        self._event_class: Any = env.events.EVENTS[EVENT_TYPE]
         self.cache = Cache(env.cache, ttl=env.settings.backstop_ttl_s)
         self.emitter = Emitter(env.cache, source="//damestoilet/bench", stream=STREAM)
-        bus = RedisStreamBus(env.cache, stream=STREAM, group=GROUP, consumer="bench")
-        target = _TimedTarget(
-            RedisPurgeTarget(env.cache, grace=env.contracts.graph.grace), self._on
+        self._bus = RedisStreamBus(env.cache, stream=STREAM, group=GROUP, consumer="bench")
+        grace = json.dumps(dict(env.contracts.graph.grace))
+        self._purger = PurgerProcess(
+            ["coordinator", env.url, STREAM, GROUP, grace], recorder=env.recorder
         )
-        config = CoordinatorConfig(
-            stream=STREAM,
-            group=GROUP,
-            consumer="bench",
-            block_ms=100,
-            claim_interval_s=3600.0,
-            info_interval_s=3600.0,
-        )
-        self.coordinator = Coordinator(bus, target, env.cache, config)
-        self._thread = threading.Thread(target=self.coordinator.run, name="coordinator")
-        self._bus = bus
 
     def start(self) -> None:
         self._bus.ensure_group()
-        self._thread.start()
+        self._purger.start()
 
     def prefill(self, rng: random.Random) -> None:
         ttl_ms = max(1, round(self.env.settings.backstop_ttl_s * 1000))
@@ -343,14 +295,6 @@ class Damestoilet(Strategy):
         )
         self.emitter.emit(event)
 
-    def _on(self, ops: Sequence[FlushOp], began: float) -> None:
-        done = time.monotonic()
-        for op in ops:
-            if op.op == "key" and op.key.startswith("catalog:product:"):
-                entity = _entity(op.key)
-                if entity is not None:
-                    self.env.recorder.purged(entity, began, done)
-
     def drain(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -360,8 +304,7 @@ class Damestoilet(Strategy):
             time.sleep(0.02)
 
     def stop(self) -> None:
-        self.coordinator.stop()
-        self._thread.join(10)
+        self._purger.stop()
 
 
 #: The strategies in the order they run.
