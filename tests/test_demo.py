@@ -29,7 +29,7 @@ def test_demo_flushes_every_stale_entry_and_keeps_the_others(redis_client, redis
     assert [len(stage) for stage in result.plan.stages] == [5, 1, 1]
     text = "\n".join(lines)
     assert result.event_id in text
-    assert "stage 3: 1 key (1 exact" in text
+    assert "stage 3:  1 key (1 exact, 0 by prefix, 0 by tag)" in text
     assert "9/9 stale entries flushed (8 deleted, 1 kept as stale" in text
     assert "price_cents 1299" in text
 

@@ -67,20 +67,21 @@ class Entry:
 def entries() -> tuple[Entry, ...]:
     """The entries of the scenario, stale-to-be first."""
     p, q, c, d = PRODUCT, OTHER_PRODUCT, CATEGORY, OTHER_CATEGORY
+    sp, sq = (f"search:product:{p}",), (f"search:product:{q}",)
     return (
         Entry(f"catalog:product:{p}", "product (cache catalog.product)"),
         *(Entry(f"pricing:{s}:{p}", f"price in store {s} (target pricing)") for s in STORES),
         Entry(f"catalog:listing:{c}:page:1", "category listing, page 1 (prefix)"),
         Entry(f"catalog:listing:{c}:page:2", "category listing, page 2 (prefix)"),
         Entry(f"catalog:menu:{c}", "category menu (tag, soft)", (f"category:{c}",)),
-        Entry("search:results:q=demo-lamp", "search results", (f"search:product:{p}",)),
-        Entry("search:results:q=demo-desk", "search results", (f"search:product:{p}",)),
+        Entry("search:results:q=demo-lamp", "search results (search.product)", sp),
+        Entry("search:results:q=demo-desk", "search results (search.product)", sp),
         Entry(f"page:product:{p}", "CDN product page (cdn.product_page)"),
         Entry(f"catalog:product:{q}", "another product", stale=False),
         Entry(f"pricing:{STORES[0]}:{q}", "another product's price", stale=False),
         Entry(f"catalog:listing:{d}:page:1", "another category's listing", stale=False),
         Entry(f"catalog:menu:{d}", "another category's menu", (f"category:{d}",), stale=False),
-        Entry("search:results:q=demo-chair", "results", (f"search:product:{q}",), stale=False),
+        Entry("search:results:q=demo-chair", "search results of another product", sq, stale=False),
         Entry(f"page:product:{q}", "another CDN product page", stale=False),
     )  # fmt: skip
 
@@ -207,7 +208,7 @@ def _scenario(
     width = max(len(e.key) for e in all_entries)
     echo(f"[4/6] fill: {len(all_entries)} entries through the read-through cache (fill leases)")
     for entry in all_entries:
-        tags = f"  tags {', '.join(entry.tags)}" if entry.tags else ""
+        tags = f"  [tag {', '.join(entry.tags)}]" if entry.tags else ""
         kind = "to flush" if entry.stale else "unrelated"
         echo(f"      {kind:<9}  {entry.key:<{width}}  {entry.what}{tags}")
 
@@ -222,16 +223,18 @@ def _scenario(
     echo(f"[5/6] emit: {EVENT_TYPE} {PRODUCT} price {OLD_PRICE} -> {NEW_PRICE} (source updated)")
     echo(f"      event id {event_id}; its plan, {len(plan.stages)} stages:")
     for n, stage in enumerate(plan.stages, start=1):
-        echo(f"      stage {n}: " + "; ".join(_describe(op) for op in stage))
+        for i, op in enumerate(stage):
+            echo(f"      {f'stage {n}:' if i == 0 else '':<9} {_describe(op)}")
 
     _wait(bus, target, len([s for s in plan.stages if s]), timeout)
     took = (target.stages[-1].done - emitted) * 1000
     echo(f"[6/6] coordinator: purged in {took:.1f} ms, stage by stage:")
     for n, done in enumerate(target.stages, start=1):
         s = done.stats
-        soft = f", {s.soft_marked} marked stale (soft)" if s.soft_marked else ""
+        soft = f"; {s.soft_marked} of them soft: marked stale" if s.soft_marked else ""
+        label = f"stage {n}:"
         echo(
-            f"      stage {n}: {_keys(s.total)} ({s.keys} exact, {s.prefix_keys} by prefix, "
+            f"      {label:<9} {_keys(s.total)} ({s.keys} exact, {s.prefix_keys} by prefix, "
             f"{s.tag_keys} by tag{soft})"
         )
 
@@ -278,15 +281,9 @@ def _keys(n: int) -> str:
 
 
 def _describe(op: FlushOp) -> str:
-    extra = [
-        x
-        for x in (
-            op.target if op.target != "default" else "",
-            op.mode if op.mode != "delete" else "",
-        )
-        if x
-    ]
-    return f"{op.op} {op.key}" + (f" ({', '.join(extra)})" if extra else "")
+    extra = [f"target {op.target}"] if op.target != "default" else []
+    extra += [op.mode] if op.mode != "delete" else []
+    return f"{op.op:<6} {op.key}" + (f"  ({', '.join(extra)})" if extra else "")
 
 
 def _wait(bus: RedisStreamBus, target: _RecordingTarget, stages: int, timeout: float) -> None:
