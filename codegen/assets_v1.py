@@ -31,7 +31,7 @@ _DECODE_ERRORS: Final = (DecodeError,)
 class AssetReplaced:
     """An asset of the digital asset manager was replaced by a new upload; its variants change too.
 
-    Flush rules of assets.v1.AssetReplaced:
+    Flush rules:
     cache assets.asset
     key cdn:asset:{asset_id}:{variant_ids} target=cdn
     """

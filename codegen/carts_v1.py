@@ -61,7 +61,7 @@ class CartLine:
 class CartUpdated:
     """A cart's lines or coupon changed.
 
-    Flush rules of carts.v1.CartUpdated:
+    Flush rules:
     key cart:{cart_id}
     key cart:summary:{customer_id}
     key coupon:{coupon_code}:carts if_absent=skip

@@ -93,7 +93,7 @@ _PRODUCT_STOCK_CHANGED_SCHEMA: Final = fastavro.parse_schema(
 class CategoryRenamed:
     """A category got a new display name.
 
-    Flush rules of catalog.v1.CategoryRenamed:
+    Flush rules:
     cache catalog.category
     prefix catalog:listing:{category_id}:
     """
@@ -187,7 +187,7 @@ class CategoryRenamed:
 class ProductPriceChanged:
     """The price of a product changed, in some or all stores.
 
-    Flush rules of catalog.v1.ProductPriceChanged:
+    Flush rules:
     key catalog:product:{product_id}
     key pricing:{store_ids}:{product_id} target=pricing
     prefix catalog:listing:{category_id}:
@@ -331,7 +331,7 @@ class ProductPriceChanged:
 class ProductStockChanged:
     """The stock of a product in one warehouse changed.
 
-    Flush rules of catalog.v1.ProductStockChanged:
+    Flush rules:
     key stock:{product_id}:{warehouse_id}
     cache catalog.product
     """

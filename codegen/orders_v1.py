@@ -44,7 +44,7 @@ class OrderStatus(enum.Enum):
 class OrderStatusChanged:
     """An order moved to another status.
 
-    Flush rules of orders.v1.OrderStatusChanged:
+    Flush rules:
     key order:{order_id}
     key orders:customer:{customer_id}:{status}
     tag customer:{customer_id}:orders

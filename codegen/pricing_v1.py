@@ -31,7 +31,7 @@ _DECODE_ERRORS: Final = (DecodeError,)
 class PromotionStarted:
     """A promotion started for a product in some stores.
 
-    Flush rules of pricing.v1.PromotionStarted:
+    Flush rules:
     key promo:{promotion_id}
     key pricing:{store_ids}:{product_id} target=pricing
     cache catalog.product

@@ -102,7 +102,7 @@ class Address:
 class UserProfileUpdated:
     """A user changed their profile: email, locale or address.
 
-    Flush rules of users.v1.UserProfileUpdated:
+    Flush rules:
     key user:profile:{user_id}
     key user:by-email:{email} if_absent=skip
     tag user:{user_id} mode=soft

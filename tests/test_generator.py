@@ -373,6 +373,51 @@ def test_types_of_another_namespace_are_reached_through_their_module(tmp_path: P
     assert module.Paid(id="p2", history=()).flush_plan().ops == ()  # amount absent: skipped
 
 
+def test_long_names_templates_and_odd_characters_stay_within_ruff_and_render_exactly(
+    tmp_path: Path,
+) -> None:
+    long = "a_rather_long_field_name_that_goes_on_and_on_for_a_while"
+    template = (
+        'warehouse "north" \\ {{braces}} ü:{' + long + "}:store:{store_identifier_of_the_shop}"
+        ":variant:{variant_identifier}:" + "x" * 80
+    )
+    schema = {
+        "type": "record",
+        "name": "WarehouseStockLevelRecalculatedForAllChannels",
+        "namespace": "shop.warehouse.inventory.management.v1",
+        "doc": 'A doc with "quotes", a backslash \\ and """ triple quotes. ' * 5,
+        "damestoilet": {"flush": [{"key": template}, {"tag": "t:{" + long + "}"}]},
+        "fields": [
+            {"name": long, "type": "string", "doc": "x " * 80},
+            {"name": "store_identifier_of_the_shop", "type": "long"},
+            {"name": "variant_identifier", "type": {"type": "array", "items": "boolean"}},
+        ],
+    }
+    schemas = tmp_path / "schemas"
+    (schemas / "avro").mkdir(parents=True)
+    (schemas / "flush-graph.yaml").write_text("targets:\n  default: {grace_seconds: 1}\n")
+    (schemas / "avro" / "long.avsc").write_text(json.dumps(schema))
+    package = tmp_path / "pkg" / "long_events"
+    write_output(generate_directory(schemas, package="long_events"), package)
+    ruff = _ruff_check(package)
+    assert ruff.returncode == 0, ruff.stdout
+
+    sys.path.insert(0, str(package.parent))
+    try:
+        module = importlib.import_module("long_events")
+    finally:
+        sys.path.remove(str(package.parent))
+    cls = next(iter(module.EVENTS.values()))
+    event = cls(**{long: "k1"}, store_identifier_of_the_shop=7, variant_identifier=(True, False))
+    keys = [op.key for op in event.flush_plan().ops]
+    tail = "x" * 80
+    assert keys == [
+        f'warehouse "north" \\ {{braces}} ü:k1:store:7:variant:true:{tail}',
+        f'warehouse "north" \\ {{braces}} ü:k1:store:7:variant:false:{tail}',
+        "t:k1",
+    ]
+
+
 def test_a_schema_folder_without_events_gives_empty_registries(tmp_path: Path) -> None:
     schemas = tmp_path / "schemas"
     schemas.mkdir()

@@ -211,10 +211,16 @@ def wrapped_str(text: str, width: int = 64) -> str:
 
 
 def split_text(text: str, width: int) -> list[str]:
-    """``text`` cut after spaces into pieces of at most ``width`` characters where possible."""
+    """``text`` cut into pieces of at most ``width`` characters, after spaces where possible."""
     pieces: list[str] = []
     current = ""
     for token in re.findall(r"\S+\s*|\s+", text):
+        while len(token) > width:  # a word longer than a line is cut anywhere
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(token[:width])
+            token = token[width:]
         if current and len(current) + len(token) > width:
             pieces.append(current)
             current = ""

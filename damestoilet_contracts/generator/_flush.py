@@ -297,24 +297,36 @@ class _PlanBuilder:
         )
 
     def _key(self, op: OpSpec, accesses: list[Access], bound: Mapping[int, str]) -> str:
-        pieces: list[str] = []
+        """The key expression: a literal, a bare string field, or f-strings (adjacent pieces
+        when long, so that no generated line passes the line limit)."""
+        pieces: list[tuple[str, bool]] = []  # (literal text or rendered expression, is expr)
         index = 0
-        placeholders = 0
         for part in op.template.parts:
             if isinstance(part, str):
-                pieces.append(py_fstring_literal(part))
+                pieces.extend((text, False) for text in split_text(part, 48))
                 continue
             access = accesses[index]
             expr = bound.get(index, access.expr)
             index += 1
-            placeholders += 1
             rendered = self._render(expr, access.leaf)
             if len(op.template.parts) == 1 and access.leaf.kind is Kind.STRING:
                 return rendered
-            pieces.append("{" + rendered + "}")
-        if placeholders == 0:
-            return py_str("".join(p for p in op.template.parts if isinstance(p, str)))
-        return 'f"' + "".join(pieces) + '"'
+            pieces.append((rendered, True))
+        chunks: list[list[tuple[str, bool]]] = [[]]
+        for piece in pieces:
+            if chunks[-1] and sum(len(t) for t, _ in chunks[-1]) + len(piece[0]) > 48:
+                chunks.append([])
+            chunks[-1].append(piece)
+        out: list[str] = []
+        for chunk in chunks:
+            if not any(is_expr for _, is_expr in chunk):
+                out.append(py_str("".join(text for text, _ in chunk)))
+                continue
+            body = "".join(
+                "{" + text + "}" if is_expr else py_fstring_literal(text) for text, is_expr in chunk
+            )
+            out.append(f'f"{body}"')
+        return " ".join(out)
 
     def _render(self, expr: str, leaf: TypeRef) -> str:
         kind = leaf.kind

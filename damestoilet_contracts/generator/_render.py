@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 import jinja2
 
 from damestoilet_contracts._errors import CodegenError
-from damestoilet_contracts.generator._code import py_str, wrap_doc
+from damestoilet_contracts.generator._code import py_str, wrap_doc, wrapped_str
 from damestoilet_contracts.generator._views import Header, PackageView
 
 #: The first line of every generated file; ``--check`` and cleanup recognise files by it.
@@ -42,6 +42,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["py_str"] = py_str
     env.filters["wrap_doc"] = wrap_doc
+    env.filters["wrapped_str"] = wrapped_str
     return env
 
 

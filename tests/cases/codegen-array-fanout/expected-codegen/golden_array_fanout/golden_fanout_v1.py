@@ -60,7 +60,7 @@ _BUNDLE_REPRICED_SCHEMA: Final = fastavro.parse_schema(
 class BundleRepriced:
     """A bundle was repriced: arrays fan out, two arrays give their product.
 
-    Flush rules of golden.fanout.v1.BundleRepriced:
+    Flush rules:
     key bundle:{bundle_id}
     key sku:{sku_ids}:store:{store_numbers} target=pricing
     tag flag:{flags} mode=soft

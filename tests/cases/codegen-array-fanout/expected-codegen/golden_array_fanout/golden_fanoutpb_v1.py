@@ -42,7 +42,7 @@ class Color(enum.Enum):
 class TagsReplaced:
     """The tags of an item were replaced: repeated strings, integers and enums fan out.
 
-    Flush rules of golden.fanoutpb.v1.TagsReplaced:
+    Flush rules:
     key item:{item_id}:tag:{tags}
     key item:{item_id}:v:{versions}:{colors} target=pricing
     cache bundle.page

@@ -73,7 +73,7 @@ class Priority(enum.Enum):
 class TicketEscalated:
     """A support ticket changed priority: enums render by symbol.
 
-    Flush rules of golden.enums.v1.TicketEscalated:
+    Flush rules:
     key ticket:{ticket_id}
     tag priority:{priority}
     key ticket:{ticket_id}:was:{previous} if_absent=skip

@@ -51,7 +51,7 @@ class Reason(enum.Enum):
 class RefundIssued:
     """A refund was issued: a top-level enum, a nested enum and an optional enum.
 
-    Flush rules of golden.enumspb.v1.RefundIssued:
+    Flush rules:
     key refund:{refund_id}:{reason}
     tag channel:{channel}
     key prior:{prior} if_absent=skip

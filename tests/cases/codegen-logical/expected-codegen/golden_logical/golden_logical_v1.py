@@ -66,7 +66,7 @@ _PAYMENT_CAPTURED_SCHEMA: Final = fastavro.parse_schema(
 class PaymentCaptured:
     """A payment was captured: uuid, timestamps, a date and a decimal.
 
-    Flush rules of golden.logical.v1.PaymentCaptured:
+    Flush rules:
     key payment:{payment_id}
     key refund:{refund_of} if_absent=skip
     """

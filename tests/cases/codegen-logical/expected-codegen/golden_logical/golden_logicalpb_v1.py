@@ -32,7 +32,7 @@ _DECODE_ERRORS: Final = (DecodeError,)
 class ReservationHeld:
     """Seats were held until a time: Timestamp fields, single and repeated, and unsigned integers.
 
-    Flush rules of golden.logicalpb.v1.ReservationHeld:
+    Flush rules:
     key reservation:{reservation_id}
     """
 
@@ -136,9 +136,11 @@ class ReservationHeld:
     ) -> ReservationHeld:
         return cls(
             reservation_id=message.reservation_id,
-            held_until=message.held_until.ToDatetime(tzinfo=datetime.UTC)
-            if message.HasField("held_until")
-            else None,
+            held_until=(
+                message.held_until.ToDatetime(tzinfo=datetime.UTC)
+                if message.HasField("held_until")
+                else None
+            ),
             reminders=tuple(item.ToDatetime(tzinfo=datetime.UTC) for item in message.reminders),
             seats=message.seats,
         )

@@ -98,7 +98,7 @@ class Slot:
 class InventorySnapshot:
     """A snapshot of stock counts: maps of scalars, of records and an optional map.
 
-    Flush rules of golden.maps.v1.InventorySnapshot:
+    Flush rules:
     key snapshot:{snapshot_id}
     """
 

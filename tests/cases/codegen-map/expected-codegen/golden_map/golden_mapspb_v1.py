@@ -73,7 +73,7 @@ class Tier:
 class PriceTable:
     """A price table was replaced: maps of scalars, of messages and of enums.
 
-    Flush rules of golden.mapspb.v1.PriceTable:
+    Flush rules:
     key table:{table_id}
     """
 
@@ -176,9 +176,9 @@ class PriceTable:
             table_id=message.table_id,
             prices=dict(message.prices),
             tiers={key: Tier._from_pb(value) for key, value in message.tiers.items()},
-            currencies={
-                key: _enum_member(Currency, value) for key, value in message.currencies.items()
-            },
+            currencies=(
+                {key: _enum_member(Currency, value) for key, value in message.currencies.items()}
+            ),
         )
 
 

@@ -137,7 +137,7 @@ class Location:
 class ShipmentDispatched:
     """A shipment left a warehouse: nested records, one of them optional.
 
-    Flush rules of golden.nested.v1.ShipmentDispatched:
+    Flush rules:
     key shipment:{shipment_id}
     key warehouse:{origin.warehouseId}:outbound
     key region:{origin.geo.country}:{origin.geo.region}
@@ -267,9 +267,9 @@ class ShipmentDispatched:
         return cls(
             shipment_id=datum["shipment_id"],
             origin=Location._from_avro(datum["origin"]),
-            destination=None
-            if datum["destination"] is None
-            else Location._from_avro(datum["destination"]),
+            destination=(
+                None if datum["destination"] is None else Location._from_avro(datum["destination"])
+            ),
         )
 
 

@@ -87,7 +87,7 @@ class Hub:
 class ParcelMoved:
     """A parcel moved between hubs: a nested message type and message-typed fields.
 
-    Flush rules of golden.nestedpb.v1.ParcelMoved:
+    Flush rules:
     key parcel:{parcel_id}
     key hub:{from_hub.hub_id}:out
     key city:{to_hub.address.city} if_absent=skip

@@ -91,7 +91,7 @@ class Referrer:
 class ProfileChanged:
     """A profile changed: optional fields with if_absent skip and error.
 
-    Flush rules of golden.optional.v1.ProfileChanged:
+    Flush rules:
     key profile:{user_id}
     key nick:{nickname} if_absent=skip
     key age:{age}

@@ -54,7 +54,7 @@ class Owner:
 class SettingsChanged:
     """Settings changed: optional scalars, a wrapper type and a message field have presence.
 
-    Flush rules of golden.optionalpb.v1.SettingsChanged:
+    Flush rules:
     key settings:{account_id}
     key theme:{theme} if_absent=skip
     key font:{font_size}:{dark}
