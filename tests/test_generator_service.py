@@ -11,7 +11,7 @@ import redis
 
 import codegen
 from damestoilet_contracts import EmptyValueError
-from damestoilet_contracts.runtime import ContractEvent, Emitter, Envelope
+from damestoilet_contracts.runtime import ContractEvent, Emitter, Envelope, load_handlers
 from tests import service_example as service
 
 
@@ -77,3 +77,7 @@ def test_emitted_events_travel_with_their_plan_and_replan_from_the_payload(
         assert envelope.datacontenttype == event.CONTENT_TYPE
         assert envelope.plan == event.flush_plan()
         assert codegen.HANDLERS[envelope.type](envelope.data) == envelope.plan
+
+
+def test_a_coordinator_loads_the_generated_handlers_by_package_name() -> None:
+    assert load_handlers("codegen") == dict(codegen.HANDLERS)
