@@ -35,7 +35,7 @@ from damestoilet_contracts import EmptyValueError
 from damestoilet_contracts.compiler import compile_event, evaluate
 from damestoilet_contracts.generator import generate_directory, write_output
 from damestoilet_contracts.loaders import load_contracts
-from damestoilet_contracts.model import ContractSet, EventType
+from damestoilet_contracts.model import ContractSet, EventType, Kind
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "cases"
@@ -163,6 +163,43 @@ def test_emitter_plan_equals_handler_and_interpreter_plans_and_bytes_round_trip(
     assert cls.from_bytes(payload) == event
     spec = compile_event(event_type, contracts.graph)
     assert evaluate(spec, event_type, _decoded(event_type, payload)) == plan
+
+
+def _string_fields_in_templates(contracts: ContractSet, event_type: EventType) -> list[int]:
+    """Indexes of the event's required top-level string fields that a template names."""
+    spec = compile_event(event_type, contracts.graph)
+    named = {p.path[0] for op in spec.ops for p in op.template.placeholders if len(p.path) == 1}
+    return [
+        index
+        for index, field in enumerate(event_type.fields)
+        if field.name in named and field.type.kind is Kind.STRING and not field.type.nullable
+    ]
+
+
+@pytest.mark.parametrize(("package", "schema_dir", "base", "type_name"), _cases())
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_an_empty_template_value_is_refused_by_the_class_as_by_the_interpreter(
+    package: str, schema_dir: Path, base: Path, type_name: str, data: st.DataObject
+) -> None:
+    module = _import(package, base)
+    contracts = _contracts(schema_dir)
+    event_type = contracts.events[type_name]
+    indexes = _string_fields_in_templates(contracts, event_type)
+    if not indexes:
+        return  # no template names a required string field of this event
+    cls = module.EVENTS[type_name]
+    event = data.draw(_instances(cls, event_type.format == "proto"), label="event")
+    index = data.draw(st.sampled_from(indexes), label="field")
+    name = event_type.fields[index].name
+    attr = dataclasses.fields(cls)[index].name
+
+    payload = _decoded(event_type, event.to_bytes())
+    payload[name] = ""
+    with pytest.raises(EmptyValueError, match=repr(name)):
+        evaluate(compile_event(event_type, contracts.graph), event_type, payload)
+    with pytest.raises(EmptyValueError, match=repr(name)):
+        dataclasses.replace(event, **{attr: ""})
 
 
 @pytest.fixture(scope="module")
