@@ -59,6 +59,13 @@ class StrategyResult:
     read_rate: float
     #: Reads that raised (a Redis or loader error); they count in no figure.
     errors: int
+    #: Length of the measured window (s).
+    measured_s: float
+
+    @property
+    def redis_core_share(self) -> float:
+        """Redis CPU as a share of one core over the measured window."""
+        return self.redis_cpu_s / self.measured_s if self.measured_s > 0 else 0.0
 
     def to_dict(self, baseline_cpu_s: float | None) -> dict[str, Any]:
         """The JSON-ready figures; ``baseline_cpu_s`` is TTL-only's CPU, if it ran."""
@@ -74,6 +81,7 @@ class StrategyResult:
             "hit_ratio": m.hit_ratio,
             "writes": m.writes,
             "redis_cpu_s": round(self.redis_cpu_s, 4),
+            "redis_core_share": round(self.redis_core_share, 4),
             "redis_cpu_vs_ttl_only": relative(self.redis_cpu_s, baseline_cpu_s),
             "flush_latency_ms": {
                 "p50": m.latency.p50_ms,
@@ -259,6 +267,7 @@ def _run_one(
         cpu1 - cpu0,
         measures.reads / s.duration_s,
         sum(errors),
+        s.duration_s,
     )
 
 
