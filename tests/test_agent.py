@@ -294,6 +294,7 @@ def test_agent_command_purges_its_targets_and_exits_when_idle(
         (["--targets", "a,,b"], "target names separated by commas"),
         (["--targets", "a", "--grace", "a"], "TARGET=SECONDS"),
         (["--targets", "a", "--grace", "a=-1"], "TARGET=SECONDS"),
+        (["--targets", "a", "--group", DEFAULT_GROUP], "the coordinator's group"),
     ],
 )
 def test_agent_command_rejects_bad_options_with_exit_2(

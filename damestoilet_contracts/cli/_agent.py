@@ -11,6 +11,7 @@ import redis
 
 from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.runtime import (
+    DEFAULT_GROUP,
     DEFAULT_STREAM,
     CoordinatorConfig,
     FlushAgent,
@@ -152,6 +153,12 @@ def agent(
     logging.basicConfig(
         stream=sys.stderr, format="%(message)s", level=getattr(logging, log_level.upper())
     )
+    if group == DEFAULT_GROUP:
+        raise click.BadParameter(
+            "that is the coordinator's group: an agent in it would take events from the "
+            "coordinator; leave --group out for damestoilet-agent-<targets>",
+            param_hint="--group",
+        )
     config = CoordinatorConfig(
         stream=stream,
         group=group or agent_group(targets),
