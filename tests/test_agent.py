@@ -3,8 +3,12 @@ of their own, the on_purge hook, L1 listeners, and the ``damestoilet agent`` com
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 import redis
@@ -311,3 +315,43 @@ def test_agent_command_exits_1_when_redis_is_unreachable() -> None:
     )
     assert result.exit_code == 1
     assert "agent cannot start" in result.output
+
+
+def test_agent_process_purges_while_running_and_exits_0_on_sigterm(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    command = [
+        sys.executable,
+        "-c",
+        "from damestoilet_contracts.cli import main; main()",
+        "agent",
+        "--redis",
+        redis_url,
+        "--targets",
+        "pricing",
+        "--stream",
+        STREAM,
+        "--consumer",
+        "proc",
+        "--block-ms",
+        "50",
+    ]
+    with (tmp_path / "agent.log").open("wb") as log:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            _fill(redis_client)
+            _emit(redis_client, _mixed_plan())
+            deadline = time.monotonic() + 20
+            while _existing(redis_client, PRICING_KEYS) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    assert code == 0, (tmp_path / "agent.log").read_text()
+    assert _existing(redis_client, PRICING_KEYS) == []
+    assert _existing(redis_client, DEFAULT_KEYS) == DEFAULT_KEYS
+    assert _pending(redis_client, "damestoilet-agent-pricing") == 0
+    assert '"msg": "stopped"' in (tmp_path / "agent.log").read_text()
