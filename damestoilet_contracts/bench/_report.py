@@ -116,8 +116,8 @@ def to_json(report: CompareReport) -> str:
 
 def write_chart(report: CompareReport, path: Path) -> None:
     """Draw stale reads, hit ratio and Redis CPU per strategy, ours beside the article's,
-    into the PNG ``path`` (headless: the Agg backend). Raises :class:`ImportError` when
-    matplotlib (the ``bench`` extra) is not installed."""
+    and the flush latency, into the PNG ``path`` (headless: the Agg backend). Raises
+    :class:`ImportError` when matplotlib (the ``bench`` extra) is not installed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,7 +134,7 @@ def write_chart(report: CompareReport, path: Path) -> None:
     theirs_hit = [_article(article, r.name, "hit_ratio") for r in report.results]
     theirs_cpu = [_article(article, r.name, "redis_cpu_vs_ttl_only") for r in report.results]
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.4))
     panels = (
         ("stale reads (%)", ours_stale, theirs_stale),
         ("hit ratio (%)", ours_hit, theirs_hit),
@@ -142,7 +142,7 @@ def write_chart(report: CompareReport, path: Path) -> None:
     )
     xs = list(range(len(labels)))
     width = 0.38
-    for ax, (title, ours, theirs) in zip(axes, panels, strict=True):
+    for ax, (title, ours, theirs) in zip(axes[:3], panels, strict=True):
         ax.bar([x - width / 2 for x in xs], ours, width, label="this run", color="#3b6ea5")
         ax.bar(
             [x + width / 2 for x in xs],
@@ -158,6 +158,7 @@ def write_chart(report: CompareReport, path: Path) -> None:
         ax.set_xticklabels(labels, rotation=20, ha="right", size=8)
         ax.axhline(0, color="black", linewidth=0.6)
     axes[0].legend(fontsize=8)
+    _latency_panel(axes[3], report, xs, labels, width, article)
     s = report.settings
     fig.suptitle(
         f"damestoilet bench compare: {s.read_rate:.0f} reads/s, {s.write_rate:g} writes/s, "
@@ -167,6 +168,41 @@ def write_chart(report: CompareReport, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _latency_panel(
+    ax: Any,
+    report: CompareReport,
+    xs: list[int],
+    labels: list[str],
+    width: float,
+    article: dict[str, ArticleFigures],
+) -> None:
+    """Flush latency p50 and p99 (log scale), with the article's mean where it gives one."""
+    p50 = [r.measures.latency.p50_ms or 0.0 for r in report.results]
+    p99 = [r.measures.latency.p99_ms or 0.0 for r in report.results]
+    ax.bar([x - width / 2 for x in xs], p50, width, label="p50", color="#3b6ea5")
+    ax.bar([x + width / 2 for x in xs], p99, width, label="p99", color="#8fb3d9")
+    for x, r in zip(xs, report.results, strict=True):
+        figures = article.get(r.name)
+        if figures is not None and figures.flush_latency_ms is not None:
+            ax.scatter([x], [figures.flush_latency_ms], marker="_", s=400, color="#888888")
+            ax.annotate(
+                "article mean",
+                (x, figures.flush_latency_ms),
+                ha="center",
+                va="bottom",
+                size=7,
+                color="#666666",
+            )
+        if r.measures.latency.p50_ms is None:
+            ax.annotate("none", (x, 1.0), ha="center", va="bottom", size=8)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=0.1)
+    ax.set_title("flush latency (ms, log)")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(labels, rotation=20, ha="right", size=8)
+    ax.legend(fontsize=8)
 
 
 def _article(article: dict[str, ArticleFigures], name: str, attr: str) -> float | None:
