@@ -19,6 +19,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports on 127.0.0.1 that nothing listens on right now (held open
+    together while chosen, so the OS cannot hand out the same one twice)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                 for _ in range(n)]  # fmt: skip
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+
+
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
     """Block until 127.0.0.1:port accepts connections, or raise TimeoutError."""
     deadline = time.monotonic() + timeout
@@ -37,9 +48,12 @@ def redis_server_binary() -> str:
 
 
 @contextlib.contextmanager
-def redis_server(workdir: Path, *extra: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """Run one redis-server on a free loopback port in ``workdir``; yields (port, process)."""
-    port = free_port()
+def redis_server(
+    workdir: Path, *extra: str, port: int | None = None
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Run one redis-server on loopback in ``workdir``, on ``port`` or a free one; yields
+    (port, process)."""
+    port = free_port() if port is None else port
     workdir.mkdir(parents=True, exist_ok=True)
     args = [
         redis_server_binary(),
@@ -98,25 +112,21 @@ def redis_cluster(workdir: Path, primaries: int = 3) -> Iterator[list[int]]:
     redis-server in its own directory under ``workdir``; yields the nodes' ports once the
     cluster is ok, and stops every node afterwards."""
     with contextlib.ExitStack() as stack:
-        ports: list[int] = []
-        taken: set[int] = set()
-        for i in range(primaries):
+        # the bus ports are named, not port+10000, which may be taken or out of range
+        chosen = free_ports(2 * primaries)
+        ports, buses = chosen[:primaries], chosen[primaries:]
+        for i, (port, bus) in enumerate(zip(ports, buses, strict=True)):
             node_dir = workdir / f"node{i}"
-            # the bus port is named, not port+10000, which may be taken or out of range
-            bus = free_port()
-            while bus in taken:
-                bus = free_port()
-            port, _proc = stack.enter_context(
+            stack.enter_context(
                 redis_server(
                     node_dir,
                     "--cluster-enabled", "yes",
                     "--cluster-config-file", str(node_dir / "nodes.conf"),
                     "--cluster-port", str(bus),
                     "--cluster-node-timeout", "5000",
+                    port=port,
                 )
             )  # fmt: skip
-            taken.update({port, bus})
-            ports.append(port)
         subprocess.run(
             [
                 redis_cli_binary(), "--cluster", "create",

@@ -326,22 +326,26 @@ def test_async_cache_single_flight_and_lease_voiding(
         cache = AsyncCache(async_client, lease_wait=2.0)
         calls = 0
         gate = asyncio.Event()
+        started = asyncio.Event()
 
         async def load() -> bytes:
             nonlocal calls
             calls += 1
+            started.set()
             await gate.wait()
             return b"v"
 
         readers = [asyncio.create_task(cache.get_or_fill("k", load)) for _ in range(10)]
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.sleep(0.05)  # the other readers are polling the lease meanwhile
         gate.set()
         assert await asyncio.gather(*readers) == [b"v"] * 10
         assert calls == 1
 
         gate.clear()
+        started.clear()
         voided = asyncio.create_task(cache.get_or_fill("k2", load, tags=["T"]))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(started.wait(), 10)
         assert await cache.invalidate("k2")
         gate.set()
         assert await voided == b"v"

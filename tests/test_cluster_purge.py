@@ -160,3 +160,43 @@ def test_cluster_cache_single_flight(redis_cluster_client: Cluster) -> None:
         t.join(10)
     assert results == [b"v"] * 8
     assert calls == 1
+
+
+def test_async_cache_on_a_cluster_adds_tags_across_slots_and_honours_leases(
+    redis_cluster_url: str, redis_cluster_client: Cluster
+) -> None:
+    import asyncio
+
+    import redis.asyncio.cluster
+
+    from damestoilet_contracts.runtime._cache import AsyncCache
+
+    tags = ["category:c1", "store:s1", "store:s2"]
+
+    async def scenario() -> None:
+        client = redis.asyncio.cluster.RedisCluster.from_url(redis_cluster_url)
+        cache = AsyncCache(client, ttl=60)
+        gate = asyncio.Event()
+        started = asyncio.Event()
+        calls = 0
+
+        async def load() -> bytes:
+            nonlocal calls
+            calls += 1
+            started.set()
+            await gate.wait()
+            return b"v"
+
+        readers = [asyncio.create_task(cache.get_or_fill("k", load, tags=tags)) for _ in range(5)]
+        await asyncio.wait_for(started.wait(), 10)
+        for t in tags:  # the memberships are there before the loader returns
+            assert await client.sismember(layout.tag_key(t), "k")
+        gate.set()
+        assert await asyncio.gather(*readers) == [b"v"] * 5
+        assert calls == 1
+        await client.aclose()
+
+    asyncio.run(scenario())
+    assert redis_cluster_client.hget("k", layout.FIELD_VALUE) == b"v"
+    RedisPurgeTarget(redis_cluster_client).purge_stage([FlushOp("tag", "default", "store:s2")])
+    assert redis_cluster_client.exists("k") == 0

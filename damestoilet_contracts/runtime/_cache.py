@@ -349,6 +349,11 @@ class Cache:
             self._tags(keys=group, args=[key, ttl_ms])
 
 
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class AsyncCache:
     """Read-through cache over a redis.asyncio client, the async twin of :class:`Cache`."""
 
@@ -393,6 +398,12 @@ class AsyncCache:
             read = self.core.decode(
                 await self._read(keys=keys, args=[token, self.core.lease_ttl_ms, ttl_ms])
             )
+            if _cancelling():
+                # a cancellation that reached us inside the client (which may absorb it)
+                # must not go on to load and fill; give back a lease just taken
+                if read.status in (Status.FILL, Status.REFILL):
+                    await self._release(keys=[key], args=[token])
+                raise asyncio.CancelledError
             if read.status in (Status.HIT, Status.STALE):
                 assert read.value is not None
                 return read.value
