@@ -161,32 +161,49 @@ def run_compare(
     contracts = load_linted(schemas)
     with tempfile.TemporaryDirectory(prefix="dsbench-") as scratch, _server(redis_url) as url:
         events = generate_events(contracts, Path(scratch))
-        cache = redis.Redis.from_url(url, max_connections=settings.readers + 16)
-        db = int(cache.connection_pool.connection_kwargs.get("db", 0))
-        if db >= 15:
-            raise DamestoiletError(f"use a database below 15 in {url}: the next holds the source")
-        # the same server and credentials, the next database (a URL's /db wins over db=)
-        pool = cache.connection_pool
-        source = redis.Redis(
-            connection_pool=redis.ConnectionPool(
-                connection_class=pool.connection_class,
-                max_connections=settings.readers + 8,
-                **{**pool.connection_kwargs, "db": db + 1},
-            )
-        )
         try:
-            version = str(cache.info("server").get("redis_version", "?"))
-            results = []
-            for strategy_cls in strategies:
-                env = BenchEnv(settings, url, cache, source, db + 1, Recorder(), contracts, events)
-                results.append(_run_one(strategy_cls, env, workload, progress))
+            with _clients(url, settings) as (cache, source, source_db):
+                version = str(cache.info("server").get("redis_version", "?"))
+                results = []
+                for strategy_cls in strategies:
+                    env = BenchEnv(
+                        settings, url, cache, source, source_db, Recorder(), contracts, events
+                    )
+                    results.append(_run_one(strategy_cls, env, workload, progress))
         except redis.RedisError as exc:
             raise DamestoiletError(f"the benchmark lost Redis at {url}: {exc}") from exc
+        except RuntimeError as exc:  # a purger process that would not start
+            raise DamestoiletError(str(exc)) from exc
         finally:
-            cache.close()
-            source.close()
             forget_events(events)
     return CompareReport(settings, tuple(results), version, redis_url is None)
+
+
+@contextlib.contextmanager
+def _clients(url: str, settings: CompareSettings) -> Iterator[tuple[redis.Redis, redis.Redis, int]]:
+    """The cache's client (the URL's database), the source's (the next one) and its db."""
+    try:
+        cache = redis.Redis.from_url(url, max_connections=settings.readers + 16)
+    except ValueError as exc:
+        raise DamestoiletError(f"not a Redis URL: {url!r}: {exc}") from exc
+    db = int(cache.connection_pool.connection_kwargs.get("db", 0))
+    if db >= 15:
+        cache.close()
+        raise DamestoiletError(f"use a database below 15 in {url}: the next holds the source")
+    # the same server and credentials, the next database (a URL's /db wins over db=)
+    pool = cache.connection_pool
+    source = redis.Redis(
+        connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class,
+            max_connections=settings.readers + 8,
+            **{**pool.connection_kwargs, "db": db + 1},
+        )
+    )
+    try:
+        yield cache, source, db + 1
+    finally:
+        cache.close()
+        source.close()
 
 
 @contextlib.contextmanager

@@ -12,9 +12,13 @@ query's round trip), which is the window of the stale-set race.
 - Keyspace notifications: the same, and a listener on ``__keyspace@<db>__`` events of the
   source keys deletes the cache key (``notify-keyspace-events K$`` while it runs).
 - Damestoilet: the writer emits a ``catalog.v1.ProductStockChanged`` (the class generated
-  from ``schemas/``) with the :class:`Emitter`; a :class:`Coordinator` thread
-  purges its plan from the stream; readers use the read-through :class:`Cache` with fill
-  leases and the backstop TTL.
+  from ``schemas/``) with the :class:`Emitter`; a :class:`Coordinator` purges its plan
+  from the stream; readers use the read-through :class:`Cache` with fill leases and the
+  backstop TTL.
+
+The keyspace listener and the coordinator run in processes of their own
+(:mod:`bench._purgers`); the operator of the manual strategy, whose latency is its delay,
+is a thread.
 """
 
 from __future__ import annotations
