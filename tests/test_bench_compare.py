@@ -197,3 +197,9 @@ def test_compare_command_exits_1_when_redis_is_unreachable():
         )
     assert result.exit_code == 1
     assert "bench compare failed" in result.output
+
+
+def test_compare_command_exits_1_for_a_malformed_url():
+    result = CliRunner().invoke(main, ["bench", "compare", "--redis", "127.0.0.1:6379"])
+    assert result.exit_code == 1
+    assert "not a Redis URL" in result.output
