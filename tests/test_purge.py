@@ -238,3 +238,49 @@ def test_stats_add_up() -> None:
     assert total == PurgeStats(11, 22, 33, 5)
     assert total.total == 66
     assert total.unlinked == 61
+
+
+def test_planner_merges_a_stage_the_stronger_purge_winning() -> None:
+    from damestoilet_contracts.runtime._purge import PurgePlanner, ScanOp
+
+    planner = PurgePlanner(grace={"fast": 1, "slow": 60})
+    plan = planner.plan(
+        [
+            key("a"),
+            key("a"),
+            key("b", "soft", "slow"),
+            key("b", "soft", "fast"),
+            key("c", "soft"),
+            key("c"),
+            prefix("p:", "soft"),
+            prefix("p:"),
+            tag("t", "soft", "slow"),
+            tag("t", "soft", "fast"),
+        ]
+    )
+    assert plan.unlink == ["a", "c"]
+    assert plan.soft == {1000: ["b"]}
+    assert plan.prefixes == [ScanOp("p:", soft=False, grace_ms=30_000)]
+    assert plan.tags == [ScanOp("t", soft=True, grace_ms=1000)]
+
+
+def test_planner_refuses_an_empty_prefix_that_would_reach_every_key() -> None:
+    from damestoilet_contracts.runtime._purge import PurgePlanner
+
+    with pytest.raises(PurgeError, match="empty"):
+        PurgePlanner().plan([prefix("")])
+
+
+def test_planner_batches_one_slot_per_call_on_a_cluster() -> None:
+    from damestoilet_contracts.runtime._purge import PurgePlanner
+
+    planner = PurgePlanner(chunk_size=2)
+    keys = ["a1", "b1", "a2", "a3", "b2"]
+    assert planner.batches(keys, None) == [["a1", "b1"], ["a2", "a3"], ["b2"]]
+    batches = planner.batches(keys, lambda k: ord(str(k)[0]))
+    assert batches == [["a1", "a2"], ["a3"], ["b1", "b2"]]
+
+
+def test_negative_grace_is_refused(redis_client: redis.Redis) -> None:
+    with pytest.raises(ValueError, match="grace"):
+        RedisPurgeTarget(redis_client, grace={"default": -1})

@@ -148,8 +148,10 @@ class PurgePlanner:
         return round(self.grace.get(target, layout.DEFAULT_GRACE_S) * 1000)
 
     def plan(self, ops: Iterable[FlushOp]) -> StagePlan:
-        """The ops of one stage this target serves, de-duplicated; a key both deleted and
-        soft-purged in one stage is deleted (the stronger purge wins)."""
+        """The ops of one stage this target serves, de-duplicated: a key, prefix or tag both
+        deleted and soft-purged in one stage is deleted, and of two grace windows the shorter
+        applies (the stronger purge wins). Raises :class:`PurgeError` for an unknown op or
+        mode, or an empty key, prefix or tag."""
         plan = StagePlan()
         deleted: dict[str, None] = {}
         soft: dict[str, int] = {}
@@ -160,9 +162,13 @@ class PurgePlanner:
             is_soft = op.mode == "soft"
             if op.mode not in ("delete", "soft"):
                 raise PurgeError(f"unknown purge mode {op.mode!r} in {op.to_dict()}")
+            if op.key == "":
+                # an empty prefix or tag would reach every key: refuse, never widen
+                raise PurgeError(f"empty key in purge operation {op.to_dict()}")
             if op.op == "key":
                 if is_soft:
-                    soft.setdefault(op.key, self.grace_ms(op.target))
+                    grace_ms = self.grace_ms(op.target)
+                    soft[op.key] = min(grace_ms, soft.get(op.key, grace_ms))
                 else:
                     deleted[op.key] = None
             elif op.op in ("prefix", "tag"):
@@ -382,25 +388,34 @@ class RedisPurgeTarget(PurgeTargetBase):
 
     def _purge_tag(self, scan: ScanOp) -> int:
         tag_set = layout.tag_key(scan.text)
-        members = list(dict.fromkeys(self.client.sscan_iter(tag_set, count=self.scan_count)))
         purged = 0
-        for part in chunks(members, self.buffer_size):
-            if isinstance(self.client, redis.cluster.RedisCluster):
-                # The set and its members live on different slots, so no one step holds
-                # both: SREM first, then purge. A fill that re-joins the tag after the SREM
-                # is either unlinked by the purge that follows or took its lease after the
-                # purge began (see _layout).
-                for batch in chunks(part, self.planner.chunk_size):
-                    self.client.srem(tag_set, *batch)
-                purged += self._run(self.purge_calls(part, scan.soft, scan.grace_ms))
-                continue
-            # Standalone: membership and value go in one MULTI, so no reader ever sees a
-            # value that has already left its tag set.
-            pipe = self.client.pipeline(transaction=True)
-            for call in self.tag_calls(tag_set, part, scan.soft, scan.grace_ms):
-                pipe.execute_command(*call)  # type: ignore[no-untyped-call]
-            purged += sum(int(r) for r in pipe.execute()[1::2])
+        # purge as SSCAN goes, so a huge tag never sits in memory at once; members SREM-ed
+        # meanwhile were already seen, and the others are still returned
+        buffer: dict[Key, None] = {}
+        for member in self.client.sscan_iter(tag_set, count=self.scan_count):
+            buffer[member] = None
+            if len(buffer) >= self.buffer_size:
+                purged += self._purge_members(tag_set, list(buffer), scan)
+                buffer = {}
+        if buffer:
+            purged += self._purge_members(tag_set, list(buffer), scan)
         return purged
+
+    def _purge_members(self, tag_set: str, members: list[Key], scan: ScanOp) -> int:
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            # The set and its members live on different slots, so no one step holds both:
+            # SREM first, then purge. A fill that re-joins the tag after the SREM is either
+            # unlinked by the purge that follows or took its lease after the purge began
+            # (see _layout).
+            for batch in chunks(members, self.planner.chunk_size):
+                self.client.srem(tag_set, *batch)
+            return self._run(self.purge_calls(members, scan.soft, scan.grace_ms))
+        # Standalone: membership and value go in one MULTI, so no reader ever sees a value
+        # that has already left its tag set.
+        pipe = self.client.pipeline(transaction=True)
+        for call in self.tag_calls(tag_set, members, scan.soft, scan.grace_ms):
+            pipe.execute_command(*call)  # type: ignore[no-untyped-call]
+        return sum(int(r) for r in pipe.execute()[1::2])
 
     def _after_error(self, exc: redis.exceptions.RedisError) -> None:
         # A redirect means the slot map moved: refresh it so the caller's retry goes right.

@@ -113,23 +113,27 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
 
     async def _purge_tag(self, scan: ScanOp) -> int:
         tag_set = layout.tag_key(scan.text)
-        seen: dict[Key, None] = {}
-        async for member in self.client.sscan_iter(tag_set, count=self.scan_count):
-            seen[member] = None
-        members = list(seen)
         purged = 0
-        for part in chunks(members, self.buffer_size):
-            if isinstance(self.client, redis.asyncio.cluster.RedisCluster):
-                # SREM first, then purge: see RedisPurgeTarget._purge_tag and _layout.
-                for batch in chunks(part, self.planner.chunk_size):
-                    await self.client.srem(tag_set, *batch)
-                purged += await self._run(self.purge_calls(part, scan.soft, scan.grace_ms))
-                continue
-            pipe = self.client.pipeline(transaction=True)
-            for call in self.tag_calls(tag_set, part, scan.soft, scan.grace_ms):
-                pipe.execute_command(*call)
-            purged += sum(int(r) for r in (await pipe.execute())[1::2])
+        buffer: dict[Key, None] = {}
+        async for member in self.client.sscan_iter(tag_set, count=self.scan_count):
+            buffer[member] = None
+            if len(buffer) >= self.buffer_size:
+                purged += await self._purge_members(tag_set, list(buffer), scan)
+                buffer = {}
+        if buffer:
+            purged += await self._purge_members(tag_set, list(buffer), scan)
         return purged
+
+    async def _purge_members(self, tag_set: str, members: list[Key], scan: ScanOp) -> int:
+        if isinstance(self.client, redis.asyncio.cluster.RedisCluster):
+            # SREM first, then purge: see RedisPurgeTarget._purge_members and _layout.
+            for batch in chunks(members, self.planner.chunk_size):
+                await self.client.srem(tag_set, *batch)
+            return await self._run(self.purge_calls(members, scan.soft, scan.grace_ms))
+        pipe = self.client.pipeline(transaction=True)
+        for call in self.tag_calls(tag_set, members, scan.soft, scan.grace_ms):
+            pipe.execute_command(*call)
+        return sum(int(r) for r in (await pipe.execute())[1::2])
 
     async def _after_error(self, exc: redis.exceptions.RedisError) -> None:
         if isinstance(self.client, redis.asyncio.cluster.RedisCluster) and isinstance(
