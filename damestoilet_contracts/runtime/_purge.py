@@ -156,8 +156,14 @@ class PurgePlanner:
         deleted: dict[str, None] = {}
         soft: dict[str, int] = {}
         scans: dict[tuple[str, str], ScanOp] = {}
+        targets = self.targets
         for op in ops:
-            if not self.serves(op):
+            if op.op == "key" and op.mode == "delete" and op.key:
+                # the common case first, lean: this loop runs once per key of a backlog
+                if targets is None or op.target in targets:
+                    deleted[op.key] = None
+                continue
+            if targets is not None and op.target not in targets:
                 continue
             is_soft = op.mode == "soft"
             if op.mode not in ("delete", "soft"):
