@@ -32,42 +32,42 @@ __all__ = ["EVENTS", "HANDLERS"]
 
 
 def _plan_asset_replaced(payload: bytes) -> Plan:
-    """Decode a assets.v1.AssetReplaced payload and return its flush plan."""
+    """Decode a payload of assets.v1.AssetReplaced and return its flush plan."""
     return AssetReplaced.from_bytes(payload).flush_plan()
 
 
 def _plan_cart_updated(payload: bytes) -> Plan:
-    """Decode a carts.v1.CartUpdated payload and return its flush plan."""
+    """Decode a payload of carts.v1.CartUpdated and return its flush plan."""
     return CartUpdated.from_bytes(payload).flush_plan()
 
 
 def _plan_category_renamed(payload: bytes) -> Plan:
-    """Decode a catalog.v1.CategoryRenamed payload and return its flush plan."""
+    """Decode a payload of catalog.v1.CategoryRenamed and return its flush plan."""
     return CategoryRenamed.from_bytes(payload).flush_plan()
 
 
 def _plan_product_price_changed(payload: bytes) -> Plan:
-    """Decode a catalog.v1.ProductPriceChanged payload and return its flush plan."""
+    """Decode a payload of catalog.v1.ProductPriceChanged and return its flush plan."""
     return ProductPriceChanged.from_bytes(payload).flush_plan()
 
 
 def _plan_product_stock_changed(payload: bytes) -> Plan:
-    """Decode a catalog.v1.ProductStockChanged payload and return its flush plan."""
+    """Decode a payload of catalog.v1.ProductStockChanged and return its flush plan."""
     return ProductStockChanged.from_bytes(payload).flush_plan()
 
 
 def _plan_order_status_changed(payload: bytes) -> Plan:
-    """Decode a orders.v1.OrderStatusChanged payload and return its flush plan."""
+    """Decode a payload of orders.v1.OrderStatusChanged and return its flush plan."""
     return OrderStatusChanged.from_bytes(payload).flush_plan()
 
 
 def _plan_promotion_started(payload: bytes) -> Plan:
-    """Decode a pricing.v1.PromotionStarted payload and return its flush plan."""
+    """Decode a payload of pricing.v1.PromotionStarted and return its flush plan."""
     return PromotionStarted.from_bytes(payload).flush_plan()
 
 
 def _plan_user_profile_updated(payload: bytes) -> Plan:
-    """Decode a users.v1.UserProfileUpdated payload and return its flush plan."""
+    """Decode a payload of users.v1.UserProfileUpdated and return its flush plan."""
     return UserProfileUpdated.from_bytes(payload).flush_plan()
 
 

@@ -21,12 +21,12 @@ __all__ = ["EVENTS", "HANDLERS"]
 
 
 def _plan_bundle_repriced(payload: bytes) -> Plan:
-    """Decode a golden.fanout.v1.BundleRepriced payload and return its flush plan."""
+    """Decode a payload of golden.fanout.v1.BundleRepriced and return its flush plan."""
     return BundleRepriced.from_bytes(payload).flush_plan()
 
 
 def _plan_tags_replaced(payload: bytes) -> Plan:
-    """Decode a golden.fanoutpb.v1.TagsReplaced payload and return its flush plan."""
+    """Decode a payload of golden.fanoutpb.v1.TagsReplaced and return its flush plan."""
     return TagsReplaced.from_bytes(payload).flush_plan()
 
 

@@ -21,12 +21,12 @@ __all__ = ["EVENTS", "HANDLERS"]
 
 
 def _plan_ticket_escalated(payload: bytes) -> Plan:
-    """Decode a golden.enums.v1.TicketEscalated payload and return its flush plan."""
+    """Decode a payload of golden.enums.v1.TicketEscalated and return its flush plan."""
     return TicketEscalated.from_bytes(payload).flush_plan()
 
 
 def _plan_refund_issued(payload: bytes) -> Plan:
-    """Decode a golden.enumspb.v1.RefundIssued payload and return its flush plan."""
+    """Decode a payload of golden.enumspb.v1.RefundIssued and return its flush plan."""
     return RefundIssued.from_bytes(payload).flush_plan()
 
 

@@ -21,12 +21,12 @@ __all__ = ["EVENTS", "HANDLERS"]
 
 
 def _plan_payment_captured(payload: bytes) -> Plan:
-    """Decode a golden.logical.v1.PaymentCaptured payload and return its flush plan."""
+    """Decode a payload of golden.logical.v1.PaymentCaptured and return its flush plan."""
     return PaymentCaptured.from_bytes(payload).flush_plan()
 
 
 def _plan_reservation_held(payload: bytes) -> Plan:
-    """Decode a golden.logicalpb.v1.ReservationHeld payload and return its flush plan."""
+    """Decode a payload of golden.logicalpb.v1.ReservationHeld and return its flush plan."""
     return ReservationHeld.from_bytes(payload).flush_plan()
 
 

@@ -21,12 +21,12 @@ __all__ = ["EVENTS", "HANDLERS"]
 
 
 def _plan_inventory_snapshot(payload: bytes) -> Plan:
-    """Decode a golden.maps.v1.InventorySnapshot payload and return its flush plan."""
+    """Decode a payload of golden.maps.v1.InventorySnapshot and return its flush plan."""
     return InventorySnapshot.from_bytes(payload).flush_plan()
 
 
 def _plan_price_table(payload: bytes) -> Plan:
-    """Decode a golden.mapspb.v1.PriceTable payload and return its flush plan."""
+    """Decode a payload of golden.mapspb.v1.PriceTable and return its flush plan."""
     return PriceTable.from_bytes(payload).flush_plan()
 
 

@@ -22,12 +22,12 @@ __all__ = ["EVENTS", "HANDLERS"]
 
 
 def _plan_shipment_dispatched(payload: bytes) -> Plan:
-    """Decode a golden.nested.v1.ShipmentDispatched payload and return its flush plan."""
+    """Decode a payload of golden.nested.v1.ShipmentDispatched and return its flush plan."""
     return ShipmentDispatched.from_bytes(payload).flush_plan()
 
 
 def _plan_parcel_moved(payload: bytes) -> Plan:
-    """Decode a golden.nestedpb.v1.ParcelMoved payload and return its flush plan."""
+    """Decode a payload of golden.nestedpb.v1.ParcelMoved and return its flush plan."""
     return ParcelMoved.from_bytes(payload).flush_plan()
 
 

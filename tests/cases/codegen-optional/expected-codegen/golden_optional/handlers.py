@@ -21,12 +21,12 @@ __all__ = ["EVENTS", "HANDLERS"]
 
 
 def _plan_profile_changed(payload: bytes) -> Plan:
-    """Decode a golden.optional.v1.ProfileChanged payload and return its flush plan."""
+    """Decode a payload of golden.optional.v1.ProfileChanged and return its flush plan."""
     return ProfileChanged.from_bytes(payload).flush_plan()
 
 
 def _plan_settings_changed(payload: bytes) -> Plan:
-    """Decode a golden.optionalpb.v1.SettingsChanged payload and return its flush plan."""
+    """Decode a payload of golden.optionalpb.v1.SettingsChanged and return its flush plan."""
     return SettingsChanged.from_bytes(payload).flush_plan()
 
 
