@@ -175,6 +175,7 @@ def test_async_cache_on_a_cluster_adds_tags_across_slots_and_honours_leases(
 
     async def scenario() -> None:
         client = redis.asyncio.cluster.RedisCluster.from_url(redis_cluster_url)
+        await client.initialize()
         cache = AsyncCache(client, ttl=60)
         gate = asyncio.Event()
         started = asyncio.Event()

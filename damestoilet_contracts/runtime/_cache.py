@@ -366,7 +366,10 @@ class AsyncCache:
         lease_ttl_ms: int = layout.LEASE_TTL_MS,
         poll_interval: float = 0.005,
     ) -> None:
-        """Wrap ``client``; the settings are those of :class:`Cache`."""
+        """Wrap ``client``; the settings are those of :class:`Cache`. On a cluster, await
+        ``client.initialize()`` before tasks share it: concurrent first use of a
+        redis.asyncio cluster client can fail inside redis-py 8.1 (seen as
+        ``AttributeError: 'NoneType' object has no attribute 'writelines'``)."""
         self.client = client
         self.core = CacheCore(
             cluster=isinstance(client, redis.asyncio.cluster.RedisCluster),

@@ -263,15 +263,22 @@ class PurgeTargetBase:
         """Keys gathered (by a scan, from a tag set) before they are purged in one go."""
         return self.planner.chunk_size * self.pipeline_size
 
+    @staticmethod
+    def purge_call(batch: Sequence[Key], soft: bool, grace_ms: int) -> tuple[Any, ...]:
+        """The one command that purges ``batch`` (keys of one slot on a cluster)."""
+        if soft:
+            return ("EVAL", SOFT_PURGE_LUA, len(batch), *batch, grace_ms)
+        return ("UNLINK", *batch)
+
     def unlink_calls(self, keys: Sequence[Key]) -> Iterator[tuple[Any, ...]]:
         """``UNLINK`` commands for ``keys``, chunked (and, on a cluster, one slot each)."""
         for batch in self.planner.batches(keys, self.slot_of):
-            yield ("UNLINK", *batch)
+            yield self.purge_call(batch, False, 0)
 
     def soft_calls(self, keys: Sequence[Key], grace_ms: int) -> Iterator[tuple[Any, ...]]:
         """Soft-purge script calls for ``keys``, chunked like :meth:`unlink_calls`."""
         for batch in self.planner.batches(keys, self.slot_of):
-            yield ("EVAL", SOFT_PURGE_LUA, len(batch), *batch, grace_ms)
+            yield self.purge_call(batch, True, grace_ms)
 
     def purge_calls(self, keys: Sequence[Key], soft: bool, grace_ms: int) -> list[tuple[Any, ...]]:
         """The commands that purge ``keys`` found by a prefix or tag scan."""
@@ -332,9 +339,9 @@ class RedisPurgeTarget(PurgeTargetBase):
         keys = soft_marked = prefix_keys = tag_keys = 0
         try:
             if plan.unlink:
-                keys = self._run(self.unlink_calls(plan.unlink))
+                keys = self._purge_keys(plan.unlink, False, 0)
             for grace_ms, soft_keys in plan.soft.items():
-                n = self._run(self.soft_calls(soft_keys, grace_ms))
+                n = self._purge_keys(soft_keys, True, grace_ms)
                 keys += n
                 soft_marked += n
             for scan in plan.prefixes:
@@ -350,18 +357,36 @@ class RedisPurgeTarget(PurgeTargetBase):
             raise purge_error("executing a stage", exc) from exc
         return PurgeStats(keys, prefix_keys, tag_keys, soft_marked)
 
-    def _run(self, calls: Iterable[tuple[Any, ...]]) -> int:
-        """Send ``calls`` (raw commands) in pipelines of ``pipeline_size``; sum the replies."""
+    def _purge_keys(self, keys: Sequence[Key], soft: bool, grace_ms: int) -> int:
+        """Purge ``keys``; on a cluster, one plain pipeline per primary (a cluster pipeline
+        costs about twice as much Python per command), one slot per call."""
+        if not isinstance(self.client, redis.cluster.RedisCluster):
+            batches = self.planner.batches(keys, None)
+            return self._run(self.client, (self.purge_call(b, soft, grace_ms) for b in batches))
+        cluster, slot_of = self.client, self.slot_of
+        assert slot_of is not None
+        per_node: dict[str, tuple[Any, list[tuple[Any, ...]]]] = {}
+        for batch in self.planner.batches(keys, slot_of):
+            node = cluster.nodes_manager.get_node_from_slot(slot_of(batch[0]))
+            per_node.setdefault(node.name, (node, []))[1].append(
+                self.purge_call(batch, soft, grace_ms)
+            )
+        # a slot that moved answers MOVED: purge_stage refreshes the map and the caller retries
+        return sum(
+            self._run(cluster.get_redis_connection(node), calls)
+            for node, calls in per_node.values()
+        )
+
+    def _run(self, conn: redis.Redis, calls: Iterable[tuple[Any, ...]]) -> int:
+        """Send ``calls`` (raw commands) to ``conn`` in pipelines of ``pipeline_size``; sum
+        the replies."""
         total = 0
-        pipe = self.client.pipeline(transaction=False)
-        queued = 0
+        pipe = conn.pipeline(transaction=False)
         for call in calls:
-            pipe.execute_command(*call)
-            queued += 1
-            if queued >= self.pipeline_size:
+            pipe.execute_command(*call)  # type: ignore[no-untyped-call]
+            if len(pipe) >= self.pipeline_size:
                 total += sum(int(r) for r in pipe.execute())
-                queued = 0
-        if queued:
+        if len(pipe):
             total += sum(int(r) for r in pipe.execute())
         return total
 
@@ -384,12 +409,12 @@ class RedisPurgeTarget(PurgeTargetBase):
                 buffer.extend(found)
                 # purge as the scan goes so a huge prefix never sits in memory at once
                 if len(buffer) >= self.buffer_size:
-                    purged += self._run(self.purge_calls(buffer, scan.soft, scan.grace_ms))
+                    purged += self._purge_keys(buffer, scan.soft, scan.grace_ms)
                     buffer = []
                 if cursor == 0:
                     break
         if buffer:
-            purged += self._run(self.purge_calls(buffer, scan.soft, scan.grace_ms))
+            purged += self._purge_keys(buffer, scan.soft, scan.grace_ms)
         return purged
 
     def _purge_tag(self, scan: ScanOp) -> int:
@@ -415,7 +440,7 @@ class RedisPurgeTarget(PurgeTargetBase):
             # (see _layout).
             for batch in chunks(members, self.planner.chunk_size):
                 self.client.srem(tag_set, *batch)
-            return self._run(self.purge_calls(members, scan.soft, scan.grace_ms))
+            return self._purge_keys(members, scan.soft, scan.grace_ms)
         # Standalone: membership and value go in one MULTI, so no reader ever sees a value
         # that has already left its tag set.
         pipe = self.client.pipeline(transaction=True)
