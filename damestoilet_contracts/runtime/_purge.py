@@ -1,13 +1,14 @@
 """The Redis purge target: executes one stage of a flush plan against standalone Redis or a
 Redis Cluster.
 
-Exact keys go out as pipelined ``UNLINK`` calls, many keys per call (one slot per call in a
-cluster); prefixes are found with ``SCAN`` run to cursor 0 on every primary, the prefix
-glob-escaped in ``MATCH`` (never ``KEYS``); tags are read from their set and each chunk of
-members is ``SREM``-ed from the set and purged, in one ``MULTI`` on a standalone server and in
-that order on a cluster (see :mod:`runtime._layout` for why that keeps a racing fill from
-being left behind). ``mode: soft`` runs a Lua script that
-marks cache entries stale for the grace window of the op's target instead of unlinking them.
+Exact keys go out as pipelined ``UNLINK`` calls, many keys per call (on a cluster: one slot
+per call, one pipeline per primary); prefixes are found with ``SCAN`` run to cursor 0 on
+every primary, the prefix glob-escaped in ``MATCH`` (never ``KEYS``); tags are read from their
+set (``SSCAN``) and each chunk of members is ``SREM``-ed from the set and purged, in one
+``MULTI`` on a standalone server and in that order on a cluster (see :mod:`runtime._layout`
+for why that keeps a racing fill from being left behind). ``mode: soft`` runs a Lua script
+that marks cache entries stale for the grace window of the op's target instead of unlinking
+them.
 
 The planning (filtering by target, de-duplication, grouping by slot, chunking) does no I/O and
 is shared with :class:`AsyncRedisPurgeTarget` in :mod:`runtime._purge_async`.
