@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from damestoilet_contracts._errors import DeliveryError
+from damestoilet_contracts._errors import DeliveryError, EnvelopeError
 from damestoilet_contracts.runtime._bus import (
     DLQ_DELIVERIES,
     DLQ_FIELDS,
@@ -15,6 +15,7 @@ from damestoilet_contracts.runtime._bus import (
     DLQ_STREAM,
     DLQ_TIME,
 )
+from damestoilet_contracts.runtime._envelope import STREAM_FIELD, Envelope
 from damestoilet_contracts.runtime._redis_bus import SyncRedis, xadd_options
 
 
@@ -33,13 +34,25 @@ class DeadLetter:
 
     @property
     def envelope_id(self) -> str | None:
-        """The envelope's ``id`` field when the entry has one."""
-        return _opt_text(self.fields.get(b"id"))
+        """The envelope's ``id`` when the entry has one."""
+        return self._attribute("id")
 
     @property
     def type(self) -> str | None:
-        """The envelope's ``type`` field when the entry has one."""
-        return _opt_text(self.fields.get(b"type"))
+        """The envelope's ``type`` when the entry has one."""
+        return self._attribute("type")
+
+    def _attribute(self, name: str) -> str | None:
+        # A version-1 entry has it as a field; a version-2 one inside its blob, which may be
+        # the malformed thing that got it dead-lettered.
+        raw = self.fields.get(name.encode())
+        if raw is not None or STREAM_FIELD.encode() not in self.fields:
+            return _opt_text(raw)
+        try:
+            value: str = getattr(Envelope.from_fields(self.fields), name)
+        except EnvelopeError:
+            return None
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (payload left out)."""

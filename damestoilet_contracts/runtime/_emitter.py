@@ -13,7 +13,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from damestoilet_contracts.runtime._envelope import Envelope
+from damestoilet_contracts.runtime._envelope import STREAM_VERSION, Envelope
 from damestoilet_contracts.runtime._event import ContractEvent
 from damestoilet_contracts.runtime._redis_bus import (
     DEFAULT_MAXLEN,
@@ -40,7 +40,7 @@ class _EmitterBase:
         return Envelope.from_event(event, source=self.source)
 
     def _prepare(self, envelopes: Iterable[Envelope]) -> list[tuple[str, dict[str, bytes]]]:
-        return [(env.id, env.to_fields()) for env in envelopes]
+        return [(env.id, env.to_fields(version=STREAM_VERSION)) for env in envelopes]
 
 
 class Emitter(_EmitterBase):

@@ -1,8 +1,12 @@
 """The envelope: CloudEvents 1.0 attributes, the compiled flush plan and the encoded payload.
 
-Two encodings, both versioned (``v`` = 1) and both decoded by the same checks:
+Three forms, all versioned and all decoded by the same checks.
 
-Stream entry fields (Redis Streams), one field per attribute::
+Stream entry, version 2 (what emitters write): one field ``e`` holding the v2 blob below.
+One field instead of eleven is what keeps a reader's RESP parsing small (2 items, not 22).
+
+Stream entry fields, version 1 (still read: older producers, dead letters, replays), one
+field per attribute::
 
     v                1
     specversion      1.0
@@ -16,9 +20,20 @@ Stream entry fields (Redis Streams), one field per attribute::
     plan             the plan as compact JSON (absent when the producer sent none)
     data             the payload bytes
 
-One bytes blob (NATS, Kafka): ``DSE`` + version byte, a 16-bit field count, then per field a
-16-bit name length, the name, a 32-bit value length and the value (big-endian), that is the
-same fields as above in a single value.
+One bytes blob, version 1 (NATS, Kafka): ``DSE`` + version byte 1, a 16-bit field count,
+then per field a 16-bit name length, the name, a 32-bit value length and the value
+(big-endian), that is the same fields as above in a single value.
+
+One bytes blob, version 2 (the stream field ``e``; :meth:`Envelope.to_bytes` with
+``version=2``): ``DSE`` + version byte 2, a 32-bit big-endian length ``n``, ``n`` bytes of
+UTF-8 JSON, then the payload bytes to the end. The JSON is an array, by position::
+
+    ["1.0", id, source, type, time, datacontenttype, dataschema, rulesfingerprint, stages]
+
+``stages`` is null when the producer sent no plan, else a list of stages, each a list of
+``[op, target, key, mode]`` rows (the plan's type is the envelope's). Elements after the
+ninth are ignored, so that v2 readers accept additive attributes. A positional array is
+parsed by the C JSON decoder in one call, with no per-attribute names to read or check.
 
 Decoding anything either returns an :class:`Envelope` or raises :class:`EnvelopeError`.
 Fields a decoder does not know are ignored, so that v1 readers accept additive attributes.
@@ -26,6 +41,7 @@ Fields a decoder does not know are ignored, so that v1 readers accept additive a
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import threading
@@ -37,14 +53,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from damestoilet_contracts._errors import EnvelopeError
-from damestoilet_contracts.model import Plan
+from damestoilet_contracts.model import FlushOp, Plan
 from damestoilet_contracts.runtime._event import ContractEvent
 
-#: The version of the encoding this module writes and reads.
+#: The version of the multi-field stream encoding and of :meth:`Envelope.to_bytes`'s default.
 ENVELOPE_VERSION = 1
+#: The version of the single-field stream encoding that emitters write.
+STREAM_VERSION = 2
+#: The stream field holding a version-2 envelope.
+STREAM_FIELD = "e"
 SPEC_VERSION = "1.0"
 
 _MAGIC = b"DSE"
+_MAGIC_V2 = b"DSE\x02"
+_V2_HEAD = struct.Struct(">I")
+_V2_STREAM_KEYS = (STREAM_FIELD.encode(), STREAM_FIELD)
+_V1_KEYS = (b"v", "v")
+_OPS = frozenset({"key", "prefix", "tag"})
+_MODES = frozenset({"delete", "soft"})
 _TEXT_ATTRIBUTES = (
     "specversion",
     "id",
@@ -204,8 +230,14 @@ class Envelope:
 
     # -- stream entry fields ------------------------------------------------------------------
 
-    def to_fields(self) -> dict[str, bytes]:
-        """The stream entry fields of this envelope (see the module docstring)."""
+    def to_fields(self, *, version: int = ENVELOPE_VERSION) -> dict[str, bytes]:
+        """The stream entry fields of this envelope (see the module docstring): version 1
+        (the default), one field per attribute; or version 2 (:data:`STREAM_VERSION`, what
+        emitters write), the one field ``e``. Raises ValueError for another version."""
+        if version == STREAM_VERSION:
+            return {STREAM_FIELD: self._to_v2()}
+        if version != ENVELOPE_VERSION:
+            raise ValueError(f"envelope version {version} is not one this writer knows (1, 2)")
         fields: dict[str, bytes] = {"v": b"1"}
         for name in _TEXT_ATTRIBUTES:
             fields[name] = getattr(self, name).encode()
@@ -224,6 +256,14 @@ class Envelope:
         """
         if not isinstance(fields, Mapping):
             raise EnvelopeError(f"envelope fields must be a mapping, not {type(fields).__name__}")
+        # Version 2, the common case: one field `e`. An entry with `v` is version 1 whatever
+        # else it holds (readers ignore fields they do not know).
+        for name in _V2_STREAM_KEYS:
+            blob = fields.get(name)
+            if blob is not None:
+                if any(key in fields for key in _V1_KEYS):
+                    break
+                return cls.from_bytes(_bytes(blob))
         try:
             # The common case, as redis-py returns entries: bytes names and values.
             values = {name.decode(): value for name, value in fields.items()}
@@ -235,7 +275,10 @@ class Envelope:
                 values[_text(raw_name, "field name")] = _bytes(raw_value)
         version = values.get("v")
         if version is None:
-            raise EnvelopeError("not a damestoilet envelope: the field `v` is missing")
+            raise EnvelopeError(
+                "not a damestoilet envelope: it has no field `e` (version 2), "
+                "and the field `v` is missing (version 1)"
+            )
         if version != b"1":
             raise EnvelopeError(
                 f"envelope version {version[:20]!r} is not supported; this reader knows 1"
@@ -262,9 +305,12 @@ class Envelope:
 
     # -- single blob ------------------------------------------------------------------------
 
-    def to_bytes(self) -> bytes:
-        """This envelope as one bytes value (see the module docstring)."""
-        fields = self.to_fields()
+    def to_bytes(self, *, version: int = ENVELOPE_VERSION) -> bytes:
+        """This envelope as one bytes value, version 1 (the default) or 2 (see the module
+        docstring). Raises ValueError for another version."""
+        if version == STREAM_VERSION:
+            return self._to_v2()
+        fields = self.to_fields(version=version)
         parts = [_MAGIC, bytes([ENVELOPE_VERSION]), _HEAD.pack(len(fields))]
         for name, value in fields.items():
             encoded = name.encode()
@@ -277,12 +323,16 @@ class Envelope:
         if not isinstance(blob, bytes | bytearray | memoryview):
             raise EnvelopeError(f"an envelope blob must be bytes, not {type(blob).__name__}")
         view = bytes(blob)
+        if view[:4] == _MAGIC_V2:
+            return cls._from_v2(view)
         if view[:3] != _MAGIC:
             raise EnvelopeError("not a damestoilet envelope: the blob does not start with DSE")
         if len(view) < 6:
             raise EnvelopeError("envelope blob is truncated in its header")
         if view[3] != ENVELOPE_VERSION:
-            raise EnvelopeError(f"envelope version {view[3]} is not supported; this reader knows 1")
+            raise EnvelopeError(
+                f"envelope version {view[3]} is not supported; this reader knows 1 and 2"
+            )
         (count,) = _HEAD.unpack_from(view, 4)
         offset = 6
         fields: dict[bytes, bytes] = {}
@@ -293,6 +343,83 @@ class Envelope:
         if offset != len(view):
             raise EnvelopeError(f"envelope blob has {len(view) - offset} trailing bytes")
         return cls.from_fields(fields)
+
+
+    # -- version 2 ------------------------------------------------------------------------------
+
+    def _to_v2(self) -> bytes:
+        stages = None
+        if self.plan is not None:
+            stages = [[[o.op, o.target, o.key, o.mode] for o in s] for s in self.plan.stages]
+        head = [
+            self.specversion,
+            self.id,
+            self.source,
+            self.type,
+            self.time,
+            self.datacontenttype,
+            self.dataschema,
+            self.rulesfingerprint,
+            stages,
+        ]
+        text = json.dumps(head, separators=(",", ":"), ensure_ascii=False).encode()
+        return b"".join((_MAGIC_V2, _V2_HEAD.pack(len(text)), text, self.data))
+
+    @classmethod
+    def _from_v2(cls, blob: bytes) -> Envelope:
+        if len(blob) < 8:
+            raise EnvelopeError("envelope blob is truncated in its header")
+        (size,) = _V2_HEAD.unpack_from(blob, 4)
+        end = 8 + size
+        if end > len(blob):
+            raise EnvelopeError("envelope blob is truncated in its attributes")
+        try:
+            head = json.loads(blob[8:end].decode())
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise EnvelopeError(f"envelope attributes are not UTF-8 JSON: {exc}") from exc
+        if type(head) is not list or len(head) < 9:
+            raise EnvelopeError("envelope attributes must be a JSON array of at least 9 items")
+        spec, event_id, source, type_, time, content_type, schema, rules, stages = head[:9]
+        return cls(
+            id=event_id,
+            source=source,
+            type=type_,
+            time=time,
+            datacontenttype=content_type,
+            dataschema=schema,
+            data=blob[end:],
+            plan=None if stages is None else _plan_v2(type_, stages),
+            rulesfingerprint=rules,
+            specversion=spec,
+        )
+
+
+def _plan_v2(type_: Any, stages: Any) -> Plan:
+    """The plan of a v2 envelope from its ``[op, target, key, mode]`` rows."""
+    if type(stages) is not list:
+        raise EnvelopeError("malformed flush plan: stages must be a list")
+    out: list[tuple[FlushOp, ...]] = []
+    for stage in stages:
+        if type(stage) is not list:
+            raise EnvelopeError("malformed flush plan: each stage must be a list")
+        ops: list[FlushOp] = []
+        for row in stage:
+            if type(row) is not list or len(row) != 4:
+                raise EnvelopeError(f"malformed flush plan: bad operation {row!r}")
+            op, target, key, mode = row
+            if (
+                type(op) is not str
+                or type(target) is not str
+                or type(key) is not str
+                or type(mode) is not str
+                or op not in _OPS
+                or mode not in _MODES
+                or not key
+            ):
+                raise EnvelopeError(f"malformed flush plan: bad operation {row!r}")
+            ops.append(FlushOp(op, target, key, mode))
+        out.append(tuple(ops))
+    return Plan(type_, tuple(out))
 
 
 def _chunk(view: bytes, offset: int, length: struct.Struct) -> tuple[bytes, int]:
