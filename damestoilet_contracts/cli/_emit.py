@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,7 @@ def _lines(payload_text: str) -> Iterator[tuple[int, str]]:
     if payload_text != "-":
         yield 1, payload_text
         return
-    stdin = click.get_text_stream("stdin")
-    for number, line in enumerate(stdin, start=1):
+    for number, line in enumerate(sys.stdin, start=1):
         if line.strip():
             yield number, line
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -44,7 +45,7 @@ def plan(schema_dir: Path, type_name: str, payload_text: str, cap: int, indent: 
         --json '{"product_id": "p1", "store_ids": ["s1"], "category_id": "c1", "price_cents": 5}'
       damestoilet plan schemas orders.v1.OrderStatusChanged --json - < payload.json
     """
-    text = click.get_text_stream("stdin").read() if payload_text == "-" else payload_text
+    text = sys.stdin.read() if payload_text == "-" else payload_text
     try:
         payload = json.loads(text)
     except ValueError as exc:
