@@ -1,7 +1,8 @@
 """The read-through cache with fill leases: :class:`Cache` (sync) and :class:`AsyncCache`.
 
-``get_or_fill`` reads the entry hash (see :mod:`runtime._layout`) with one Lua script that
-either returns a value or hands the caller a fill lease, atomically. The loader's value is
+``get_or_fill`` reads a fresh value with a plain ``HMGET``; otherwise one Lua script reads the
+entry hash (see :mod:`runtime._layout`) and either returns a value or hands the caller a fill
+lease, atomically. The loader's value is
 written back by a second script only if the lease still holds the caller's token; a purge
 (``UNLINK``, or a soft purge, which drops ``lease``) in between voids it, so a reader that
 loaded a row before it changed can never write the old value back after the invalidation
@@ -206,6 +207,17 @@ class CacheCore:
         return list(groups.values())
 
     @staticmethod
+    def fresh(reply: Any) -> bytes | None:
+        """The value of an ``HMGET key v stale`` reply when it is a fresh hit, else None.
+
+        Hits are most reads; a plain ``HMGET`` costs the server a tenth of the read script,
+        and a hit needs no atomicity, so only misses and stale entries run the script."""
+        value, stale = reply
+        if value is None or stale is not None:
+            return None
+        return value.encode() if isinstance(value, str) else bytes(value)
+
+    @staticmethod
     def decode(reply: Any) -> Read:
         """The read script's reply as a :class:`Read`."""
         status = Status(int(reply[0]))
@@ -281,6 +293,12 @@ class Cache:
         raises (the lease is given back first) and redis-py errors."""
         tag_list = _check_tags(tags)
         ttl_ms = self.core.ttl_ms(ttl)
+        try:
+            hit = self.core.fresh(self.client.hmget(key, [_V, _S]))
+        except redis.ResponseError:  # WRONGTYPE: not a cache entry; the script says so
+            hit = None
+        if hit is not None:
+            return hit
         token = self.core.token()
         keys = self.core.script_keys(key, tag_list)
         pauses = iter(self.core.pauses())
@@ -394,6 +412,12 @@ class AsyncCache:
         """The async :meth:`Cache.get_or_fill`: ``loader`` is an async callable."""
         tag_list = _check_tags(tags)
         ttl_ms = self.core.ttl_ms(ttl)
+        try:
+            hit = self.core.fresh(await self.client.hmget(key, [_V, _S]))
+        except redis.ResponseError:  # WRONGTYPE: not a cache entry; the script says so
+            hit = None
+        if hit is not None:
+            return hit
         token = self.core.token()
         keys = self.core.script_keys(key, tag_list)
         pauses = iter(self.core.pauses())
