@@ -220,7 +220,7 @@ class _Loader:
             line = lines[index] if index < len(lines) else location.line
             rule_location = SourceLocation(location.path, line)
             raw_rules.append(RawRule(rule_location, _rule_attrs(rule)))
-        rules, rule_problems = build_rules(declared.full_name, record, raw_rules)
+        rules, rule_problems = build_rules(declared.full_name, record, raw_rules, spelling="proto")
         problems.extend(rule_problems)
         return EventType(
             full_name=declared.full_name,

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from damestoilet_contracts._errors import Problem, SourceLocation, TemplateError
 from damestoilet_contracts.model import (
@@ -31,6 +32,13 @@ from damestoilet_contracts.model import (
 WHAT_ATTRS = ("key", "prefix", "tag", "cache")
 #: Every attribute a rule may have.
 RULE_ATTRS = (*WHAT_ATTRS, "target", "mode", "if_absent")
+
+#: How a message spells the annotation: the format's own syntax, so advice can be pasted.
+Spelling = Literal["avro", "proto"]
+_IF_ABSENT_SPELLING: dict[Spelling, tuple[str, str]] = {
+    "avro": ('"if_absent": "skip"', '"if_absent": "error"'),
+    "proto": ("if_absent: IF_ABSENT_SKIP", "if_absent: IF_ABSENT_ERROR"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,23 +62,29 @@ def check_template(
     *,
     if_absent_given: bool,
     what: str,
+    spelling: Spelling = "avro",
 ) -> list[Problem]:
     """Check that every placeholder of ``template`` names a key-safe field of ``record``.
 
     ``what`` names the thing in messages (``"event catalog.v1.X"``, ``"cache node a.b"``).
     A path may walk through records (nullable ones too) and end on a key-safe scalar or an
     array of them (fan-out). A nullable field on the path needs ``if_absent`` to be given.
+    ``spelling`` picks how advice is written: Avro JSON or Protobuf option text.
     Returns the problems found, located at ``location``.
     """
     problems: list[Problem] = []
     for placeholder in template.placeholders:
-        message = _check_path(record, placeholder.path, if_absent_given=if_absent_given)
+        message = _check_path(
+            record, placeholder.path, if_absent_given=if_absent_given, spelling=spelling
+        )
         if message is not None:
             problems.append(Problem(location, f"template {template.source!r} of {what}: {message}"))
     return problems
 
 
-def _check_path(record: TypeRef, path: tuple[str, ...], *, if_absent_given: bool) -> str | None:
+def _check_path(
+    record: TypeRef, path: tuple[str, ...], *, if_absent_given: bool, spelling: Spelling
+) -> str | None:
     current = record
     nullable = False
     walked: list[str] = []
@@ -113,15 +127,16 @@ def _check_path(record: TypeRef, path: tuple[str, ...], *, if_absent_given: bool
             "key-safe (use strings, integers, booleans, enums or UUIDs)"
         )
     if nullable and not if_absent_given:
+        skip, error = _IF_ABSENT_SPELLING[spelling]
         return (
             f"{{{'.'.join(path)}}} is nullable; say what to do when it is absent with "
-            "if_absent: skip (drop this rule) or if_absent: error (refuse the event)"
+            f"{skip} (drop this rule) or {error} (refuse the event)"
         )
     return None
 
 
 def build_rules(
-    event_name: str, record: TypeRef, raw_rules: Sequence[RawRule]
+    event_name: str, record: TypeRef, raw_rules: Sequence[RawRule], *, spelling: Spelling = "avro"
 ) -> tuple[tuple[Rule, ...], list[Problem]]:
     """Turn raw rules into model rules, checking attributes and templates against ``record``.
 
@@ -132,13 +147,15 @@ def build_rules(
     problems: list[Problem] = []
     what = f"event {event_name}"
     for raw in raw_rules:
-        found = _build_rule(what, record, raw, problems)
+        found = _build_rule(what, record, raw, problems, spelling)
         if found is not None:
             rules.append(found)
     return tuple(rules), problems
 
 
-def _build_rule(what: str, record: TypeRef, raw: RawRule, problems: list[Problem]) -> Rule | None:
+def _build_rule(
+    what: str, record: TypeRef, raw: RawRule, problems: list[Problem], spelling: Spelling
+) -> Rule | None:
     loc = raw.location
     start = len(problems)
     for name in raw.attrs:
@@ -203,7 +220,7 @@ def _build_rule(what: str, record: TypeRef, raw: RawRule, problems: list[Problem
         problems.append(Problem(loc, f"{kind} of {what}: {exc}"))
         return None
     template_problems = check_template(
-        template, record, loc, if_absent_given="if_absent" in strings, what=what
+        template, record, loc, if_absent_given="if_absent" in strings, what=what, spelling=spelling
     )
     if template_problems:
         problems.extend(template_problems)
