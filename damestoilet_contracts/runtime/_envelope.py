@@ -69,8 +69,8 @@ _MAGIC_V2 = b"DSE\x02"
 _V2_HEAD = struct.Struct(">I")
 _V2_STREAM_KEYS = (STREAM_FIELD.encode(), STREAM_FIELD)
 _V1_KEYS = (b"v", "v")
-_OPS = frozenset({"key", "prefix", "tag"})
-_MODES = frozenset({"delete", "soft"})
+_OPS = ("key", "prefix", "tag")
+_MODES = ("delete", "soft")
 _TEXT_ATTRIBUTES = (
     "specversion",
     "id",
@@ -156,12 +156,28 @@ class Envelope:
     specversion: str = field(default=SPEC_VERSION)
 
     def __post_init__(self) -> None:
-        for name in (*_TEXT_ATTRIBUTES, "rulesfingerprint"):
-            if not isinstance(getattr(self, name), str):
-                raise EnvelopeError(f"envelope attribute {name} must be text")
-        for name in ("id", "source", "type", "datacontenttype"):
-            if not getattr(self, name):
-                raise EnvelopeError(f"envelope attribute {name} is empty; every event needs one")
+        # Runs once per event a coordinator reads: one straight test for the common case, the
+        # loops only to name what is wrong.
+        str_ = str
+        if not (
+            type(self.id) is str_
+            and type(self.source) is str_
+            and type(self.type) is str_
+            and type(self.time) is str_
+            and type(self.datacontenttype) is str_
+            and type(self.dataschema) is str_
+            and type(self.rulesfingerprint) is str_
+            and type(self.specversion) is str_
+        ):
+            for name in (*_TEXT_ATTRIBUTES, "rulesfingerprint"):
+                if not isinstance(getattr(self, name), str):
+                    raise EnvelopeError(f"envelope attribute {name} must be text")
+        if not (self.id and self.source and self.type and self.datacontenttype):
+            for name in ("id", "source", "type", "datacontenttype"):
+                if not getattr(self, name):
+                    raise EnvelopeError(
+                        f"envelope attribute {name} is empty; every event needs one"
+                    )
         if self.specversion != SPEC_VERSION:
             raise EnvelopeError(
                 f"specversion {self.specversion!r} is not supported; only {SPEC_VERSION}"
@@ -258,6 +274,10 @@ class Envelope:
             raise EnvelopeError(f"envelope fields must be a mapping, not {type(fields).__name__}")
         # Version 2, the common case: one field `e`. An entry with `v` is version 1 whatever
         # else it holds (readers ignore fields they do not know).
+        if type(fields) is dict and len(fields) == 1:
+            blob = fields.get(b"e")
+            if type(blob) is bytes and blob[:4] == _MAGIC_V2:
+                return cls._from_v2(blob)
         for name in _V2_STREAM_KEYS:
             blob = fields.get(name)
             if blob is not None:
@@ -344,7 +364,6 @@ class Envelope:
             raise EnvelopeError(f"envelope blob has {len(view) - offset} trailing bytes")
         return cls.from_fields(fields)
 
-
     # -- version 2 ------------------------------------------------------------------------------
 
     def _to_v2(self) -> bytes:
@@ -407,14 +426,10 @@ def _plan_v2(type_: Any, stages: Any) -> Plan:
             if type(row) is not list or len(row) != 4:
                 raise EnvelopeError(f"malformed flush plan: bad operation {row!r}")
             op, target, key, mode = row
-            if (
-                type(op) is not str
-                or type(target) is not str
-                or type(key) is not str
-                or type(mode) is not str
-                or op not in _OPS
-                or mode not in _MODES
-                or not key
+            # tuple membership compares with ==, so it is safe for any JSON value and holds
+            # only for those strings
+            if not (
+                op in _OPS and mode in _MODES and type(target) is str and type(key) is str and key
             ):
                 raise EnvelopeError(f"malformed flush plan: bad operation {row!r}")
             ops.append(FlushOp(op, target, key, mode))
