@@ -31,9 +31,11 @@ UTF-8 JSON, then the payload bytes to the end. The JSON is an array, by position
     ["1.0", id, source, type, time, datacontenttype, dataschema, rulesfingerprint, stages]
 
 ``stages`` is null when the producer sent no plan, else a list of stages, each a list of
-``[op, target, key, mode]`` rows (the plan's type is the envelope's). Elements after the
-ninth are ignored, so that v2 readers accept additive attributes. A positional array is
-parsed by the C JSON decoder in one call, with no per-attribute names to read or check.
+``[op, target, mode, [key, ...]]`` groups: consecutive ops of a stage that share op, target
+and mode share a group, so a key costs one JSON string (the plan's type is the envelope's).
+Elements after the ninth are ignored, so that v2 readers accept additive attributes. A
+positional array is parsed by the C JSON decoder in one call, with no attribute names to
+read or check.
 
 Decoding anything either returns an :class:`Envelope` or raises :class:`EnvelopeError`.
 Fields a decoder does not know are ignored, so that v1 readers accept additive attributes.
@@ -369,7 +371,7 @@ class Envelope:
     def _to_v2(self) -> bytes:
         stages = None
         if self.plan is not None:
-            stages = [[[o.op, o.target, o.key, o.mode] for o in s] for s in self.plan.stages]
+            stages = [_groups(stage) for stage in self.plan.stages]
         head = [
             self.specversion,
             self.id,
@@ -399,22 +401,35 @@ class Envelope:
         if type(head) is not list or len(head) < 9:
             raise EnvelopeError("envelope attributes must be a JSON array of at least 9 items")
         spec, event_id, source, type_, time, content_type, schema, rules, stages = head[:9]
+        # positional, in field order: a keyword call costs more, once per event
         return cls(
-            id=event_id,
-            source=source,
-            type=type_,
-            time=time,
-            datacontenttype=content_type,
-            dataschema=schema,
-            data=blob[end:],
-            plan=None if stages is None else _plan_v2(type_, stages),
-            rulesfingerprint=rules,
-            specversion=spec,
+            event_id,
+            source,
+            type_,
+            time,
+            content_type,
+            schema,
+            blob[end:],
+            None if stages is None else _plan_v2(type_, stages),
+            rules,
+            spec,
         )
 
 
+def _groups(stage: tuple[FlushOp, ...]) -> list[list[Any]]:
+    """A stage as v2 groups, in order: ``[op, target, mode, [key, ...]]``."""
+    groups: list[list[Any]] = []
+    last: list[Any] | None = None
+    for o in stage:
+        if last is None or last[0] != o.op or last[1] != o.target or last[2] != o.mode:
+            last = [o.op, o.target, o.mode, []]
+            groups.append(last)
+        last[3].append(o.key)
+    return groups
+
+
 def _plan_v2(type_: Any, stages: Any) -> Plan:
-    """The plan of a v2 envelope from its ``[op, target, key, mode]`` rows."""
+    """The plan of a v2 envelope from its ``[op, target, mode, [key, ...]]`` groups."""
     if type(stages) is not list:
         raise EnvelopeError("malformed flush plan: stages must be a list")
     out: list[tuple[FlushOp, ...]] = []
@@ -422,17 +437,18 @@ def _plan_v2(type_: Any, stages: Any) -> Plan:
         if type(stage) is not list:
             raise EnvelopeError("malformed flush plan: each stage must be a list")
         ops: list[FlushOp] = []
-        for row in stage:
-            if type(row) is not list or len(row) != 4:
-                raise EnvelopeError(f"malformed flush plan: bad operation {row!r}")
-            op, target, key, mode = row
+        for group in stage:
+            if type(group) is not list or len(group) != 4:
+                raise EnvelopeError(f"malformed flush plan: bad operation group {group!r}")
+            op, target, mode, keys = group
             # tuple membership compares with ==, so it is safe for any JSON value and holds
             # only for those strings
-            if not (
-                op in _OPS and mode in _MODES and type(target) is str and type(key) is str and key
-            ):
-                raise EnvelopeError(f"malformed flush plan: bad operation {row!r}")
-            ops.append(FlushOp(op, target, key, mode))
+            if not (op in _OPS and mode in _MODES and type(target) is str and type(keys) is list):
+                raise EnvelopeError(f"malformed flush plan: bad operation group {group!r}")
+            for key in keys:
+                if type(key) is not str or not key:
+                    raise EnvelopeError(f"malformed flush plan: bad key {key!r} in {op} group")
+            ops += [FlushOp(op, target, key, mode) for key in keys]
         out.append(tuple(ops))
     return Plan(type_, tuple(out))
 
