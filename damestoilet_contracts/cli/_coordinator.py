@@ -45,7 +45,7 @@ from damestoilet_contracts.runtime import (
     show_default=True,
     help="Deliveries after which a failing event is dead-lettered.",
 )
-@click.option("--batch", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option(
     "--block-ms",
     type=click.IntRange(min=1),
