@@ -1,12 +1,13 @@
 """The flush coordinator end to end: throughput on a backlog, and emit-to-purged latency at a
 steady rate, against a redis-server this script starts on a free loopback port.
 
-Throughput: --events events (default 100,000; --keys-per-event existing keys each, default 1)
-are emitted onto the stream as a backlog while --resident other keys (default 1,000,000) sit
-in the same server; a coordinator (in this process, JSON logs off) drains the backlog, and
-the script prints keys purged per second next to a plain pipelined UNLINK of the same keys
-from Python, in the same run, and checks that every target is gone and every resident key is
-still there.
+Throughput, for each shape of --shapes (default 1,4,10 exact keys per event): --events events
+(default 100,000) are emitted onto the stream as a backlog while --resident other keys
+(default 1,000,000) sit in the same server; a coordinator (in this process, JSON logs off)
+drains the backlog, and the script prints keys purged per second next to a plain pipelined
+UNLINK of the same keys from Python (median of three), in the same run, and checks that every
+target is gone and every resident key is still there. With --profile, the 1-key shape is
+drained once more under cProfile and the functions that cost most are printed.
 
 Latency: a ``damestoilet coordinator`` process consumes while this script emits --rate
 events per second (default 2,000) for --seconds (default 10), one XADD per event; each purged
@@ -14,15 +15,20 @@ event's latency (from the envelope's ``time`` to purge done, as the coordinator 
 collected from the JSON log and p50, p99 and max are printed. The envelope time has
 millisecond resolution and is truncated, so a figure may read up to 1 ms high.
 
-    python benchmarks/coordinator.py [--events 100000] [--keys-per-event 1] [--batch 500]
+Whether redis-py uses hiredis (the ``fast`` extra) is printed first: it speeds up both sides.
+
+    python benchmarks/coordinator.py [--events 100000] [--shapes 1,4,10] [--batch 500]
                                      [--resident 1000000] [--rate 2000] [--seconds 10]
+                                     [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import logging
+import pstats
 import signal
 import statistics
 import subprocess
@@ -32,6 +38,7 @@ import time
 from pathlib import Path
 
 import redis
+import redis.utils
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -90,7 +97,13 @@ def plain_unlink(client: redis.Redis, keys: list[str], per_call: int = 500) -> f
     return len(keys) / elapsed
 
 
-def coordinator_backlog(client: redis.Redis, keys: list[str], batch: int, per_event: int) -> float:
+def coordinator_backlog(
+    client: redis.Redis,
+    keys: list[str],
+    batch: int,
+    per_event: int,
+    profile: cProfile.Profile | None = None,
+) -> float:
     client.delete(STREAM)
     load(client, keys)
     emitter = Emitter(client, source="//bench", stream=STREAM, maxlen=None)
@@ -100,9 +113,13 @@ def coordinator_backlog(client: redis.Redis, keys: list[str], batch: int, per_ev
     config = CoordinatorConfig(stream=STREAM, consumer="bench", batch=batch, block_ms=1)
     bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer="bench")
     worker = Coordinator(bus, RedisPurgeTarget(client), client, config)
+    if profile is not None:
+        profile.enable()
     started = time.perf_counter()
     worker.run(stop_when_idle=True)
     elapsed = time.perf_counter() - started
+    if profile is not None:
+        profile.disable()
     if left_of(client, keys) or worker.stats.events != len(events):
         raise SystemExit(f"coordinator left keys; purged {worker.stats.events} events")
     if client.xpending(STREAM, config.group)["pending"]:
@@ -119,7 +136,7 @@ def latency(port: int, client: redis.Redis, rate: int, seconds: float, log: Path
     command = [
         sys.executable, "-c", "from damestoilet_contracts.cli import main; main()",
         "coordinator", "--redis", f"redis://127.0.0.1:{port}/0", "--stream", stream,
-        "--consumer", "bench", "--batch", "100",
+        "--consumer", "bench",
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=out)
@@ -154,33 +171,86 @@ def latency(port: int, client: redis.Redis, rate: int, seconds: float, log: Path
     return latencies
 
 
+def throughput(client: redis.Redis, args: argparse.Namespace) -> None:
+    shapes = [int(n) for n in args.shapes.split(",")]
+    print(
+        f"throughput: backlog of {args.events:,} events, {args.resident:,} resident keys, "
+        f"coordinator batch {args.batch}"
+    )
+    print(
+        f"  {'keys/event':>10}  {'plain UNLINK':>14}  {'coordinator':>12}  {'ratio':>6}  events/s"
+    )
+    done_markers = 0
+    for per_event in shapes:
+        keys = [f"catalog:product:{i}" for i in range(args.events * per_event)]
+        plain = statistics.median(plain_unlink(client, keys) for _ in range(3))
+        rate = coordinator_backlog(client, keys, args.batch, per_event)
+        done_markers += args.events
+        print(
+            f"  {per_event:>10}  {plain:>14,.0f}  {rate:>12,.0f}  {rate / plain:>6.1%}  "
+            f"{rate / per_event:>8,.0f}",
+            flush=True,
+        )
+        # only the done markers may remain besides the resident keys
+        if client.dbsize() != args.resident + done_markers:
+            raise SystemExit("a resident key was purged or a target key survived")
+    print("  target: coordinator >= 25% of plain (keys/s, same server, same run)")
+    if args.profile:
+        keys = [f"catalog:product:{i}" for i in range(args.events)]
+        profile = cProfile.Profile()
+        coordinator_backlog(client, keys, args.batch, 1, profile)
+        print("profile of the 1-key shape (cProfile; its overhead slows everything down):")
+        stats = pstats.Stats(profile)
+        areas: dict[str, float] = {}
+        for (path, _, name), row in stats.stats.items():  # type: ignore[attr-defined]
+            area = _area(path, name)
+            areas[area] = areas.get(area, 0.0) + row[2]  # own time
+        total = sum(areas.values())
+        for area, own in sorted(areas.items(), key=lambda item: -item[1]):
+            print(f"  {area:<52} {own / total:>6.1%}  {own * 1e6 / args.events:>6.2f} us/event")
+        stats.sort_stats("tottime").print_stats(12)
+
+
+def _area(path: str, name: str) -> str:
+    """Which part of the work a profiled function belongs to."""
+    if "recv" in name or "sendall" in name:
+        return "socket: waiting for redis-server, sending"
+    if "redis/_parsers" in path:
+        return "redis-py reply parsing (pure Python without hiredis)"
+    if "redis/connection" in path and name in ("pack", "pack_commands"):
+        return "redis-py command packing"
+    if "redis/_parsers/encoders" in path or name == "encode":
+        return "redis-py command packing"
+    if "redis/" in path:
+        return "redis-py, other (clients, pipelines, callbacks)"
+    if "runtime/_envelope" in path or "json" in path or "model/_plan" in path:
+        return "envelope decoding (JSON, checks, Plan and FlushOp objects)"
+    if "damestoilet_contracts" in path:
+        return "coordinator, bus, purge target (own Python)"
+    return "other (builtins, dataclass init, logging)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="backlog events")
-    parser.add_argument("--keys-per-event", type=int, default=1, help="keys each event purges")
+    parser.add_argument("--shapes", default="1,4,10", help="exact keys per event, comma-separated")
     parser.add_argument("--resident", type=int, default=1_000_000, help="other keys resident")
     parser.add_argument("--batch", type=int, default=500, help="coordinator batch (XREADGROUP)")
     parser.add_argument("--rate", type=int, default=2000, help="events/s for the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument("--profile", action="store_true", help="profile the 1-key shape")
     args = parser.parse_args()
     logging.getLogger("damestoilet.coordinator").setLevel(logging.WARNING)
 
-    keys = [f"catalog:product:{i}" for i in range(args.events * args.keys_per_event)]
     with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp) / "redis") as (port, _):
         client = redis.Redis(host="127.0.0.1", port=port)
-        print(f"redis-server {client.info('server')['redis_version']} on 127.0.0.1:{port}")
-        load(client, [f"resident:{i}" for i in range(args.resident)])
+        hiredis = "on" if redis.utils.HIREDIS_AVAILABLE else "off"
         print(
-            f"throughput: {args.events:,} events, {args.keys_per_event} key(s) each, "
-            f"{args.resident:,} resident keys"
+            f"redis-server {client.info('server')['redis_version']} on 127.0.0.1:{port}; "
+            f"redis-py {redis.__version__}, hiredis {hiredis}"
         )
-        plain = statistics.median(plain_unlink(client, keys) for _ in range(3))
-        print(f"  plain pipelined UNLINK (500 keys/call)  {plain:>12,.0f} keys/s")
-        rate = coordinator_backlog(client, keys, args.batch, args.keys_per_event)
-        print(f"  coordinator (batch {args.batch})              {rate:>12,.0f} keys/s")
-        print(f"  coordinator / plain: {rate / plain:.0%} (target >= 25%)")
-        if client.dbsize() - args.resident != args.events:  # only done markers may remain
-            raise SystemExit("a resident key was purged or a target key survived")
+        load(client, [f"resident:{i}" for i in range(args.resident)])
+        throughput(client, args)
 
         print(f"latency: emit to purged at {args.rate:,} events/s for {args.seconds:g}s")
         found = latency(port, client, args.rate, args.seconds, Path(tmp) / "coordinator.log")
