@@ -4,7 +4,8 @@ marks them done, acknowledges; retries with backoff and dead-letters what cannot
 Per batch, in this order (DESIGN.md, delivery guarantees):
 
 1. decode every entry; a malformed one is dead-lettered at once with the reason;
-2. skip ids already done by this group (``_layout.done_key``), counting duplicates;
+2. skip ids already done by this group (``_layout.done_key``), counting duplicates: one
+   script call that answers only the positions seen (standalone), or one ``MGET`` by slot;
 3. take each plan from its envelope, or from a flush handler of its type; none: dead-letter;
 4. purge stage 1 of every event of the batch, then stage 2, ... (merging events keeps each
    event's order and saves round trips); if that fails, purge event by event to find which;
@@ -330,14 +331,16 @@ class Coordinator:
     def _skip_done(self, work: list[_Work], out: _Outcome) -> list[_Work]:
         if not work:
             return work
-        # bytes, so that redis-py's encoder passes them through at its first test
+        # done_key(id, group) is this prefix + id; bytes, so that redis-py's encoder passes
+        # them through at its first test
         prefix = done_key("", self.config.group)
         for w in work:
             w.done = (prefix + w.envelope.id).encode()
         keys = [w.done for w in work]
         if self._done_is_cluster:
             # One MGET split by slot costs far less than a command per event.
-            seen = {i for i, value in enumerate(self._done.mget_nonatomic(keys)) if value}
+            values = self._done.mget_nonatomic(keys)
+            seen = {i for i, value in enumerate(values) if value is not None}
         else:
             if self._seen_script is None:
                 self._seen_script = self._done.register_script(_SEEN_LUA)
