@@ -549,3 +549,13 @@ def test_bytes_that_do_not_decode_raise_payload_error() -> None:
         CartUpdated.from_bytes(b"\xff\xff\xff")
     with pytest.raises(PayloadError):
         codegen.HANDLERS["carts.v1.CartUpdated"](b"\x0a\x05ab")
+
+
+def test_generate_refuses_what_lint_refuses_and_writes_nothing(tmp_path: Path) -> None:
+    """The graph's cross-checks (here: an undeclared target) stop generation too."""
+    case = Path(__file__).parent / "cases" / "graph-unknown-target" / "schemas"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["generate", str(case), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "names target 'pricng'" in result.output
+    assert not out.exists() or not any(out.iterdir())

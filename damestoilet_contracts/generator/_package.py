@@ -35,12 +35,13 @@ def generate(contracts: ContractSet, *, package: str) -> dict[str, str]:
 def generate_directory(schema_dir: Path, *, package: str) -> dict[str, str]:
     """Load the schema directory ``schema_dir`` and :func:`generate` its package.
 
-    Raises :class:`ContractError` listing every problem when the schemas are wrong, and what
+    Raises :class:`ContractError` listing every problem lint reports (the graph's
+    cross-checks included: code for a contract lint refuses is never written), and what
     :func:`generate` raises.
     """
-    from damestoilet_contracts.loaders import load_contracts
+    from damestoilet_contracts.lint import load_linted
 
-    return generate(load_contracts(schema_dir), package=package)
+    return generate(load_linted(schema_dir), package=package)
 
 
 def check_package_name(package: str) -> None:

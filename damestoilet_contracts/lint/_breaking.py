@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Literal
 
 from damestoilet_contracts._errors import Problem, SchemaError, SourceLocation
 from damestoilet_contracts.compiler import compile_event
+from damestoilet_contracts.lint._lint import lint_contracts
 from damestoilet_contracts.loaders import collect_contracts
 from damestoilet_contracts.model import ContractSet, EventType, Mode, Op
 
@@ -80,7 +81,8 @@ def check_breaking(
     """
     new, new_problems = collect_contracts(new_root)
     old, old_problems = collect_contracts(old_root)
-    for label, problems in (("new", new_problems), ("old", old_problems)):
+    for label, contracts, problems in (("new", new, new_problems), ("old", old, old_problems)):
+        problems.extend(lint_contracts(contracts))
         if problems:
             listing = "\n".join(str(p) for p in sorted(problems)[:20])
             raise SchemaError(f"the {label} schemas do not lint clean; fix them first:\n{listing}")
