@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import logging
 import pstats
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -54,6 +56,9 @@ from damestoilet_contracts.runtime import (
 from tests.servers import redis_server
 
 STREAM = "bench:events"
+#: redis-server's main-thread CPU time (INFO cpu) per key of the last plain run and per event
+#: of the last coordinator run: what no client-side work can remove.
+SERVER_US: dict[str, float] = {}
 LOAD_BATCH = 10_000
 
 
@@ -83,8 +88,16 @@ def left_of(client: redis.Redis, keys: list[str]) -> int:
     return sum(int(client.exists(*keys[i : i + 1000])) for i in range(0, len(keys), 1000))
 
 
+def server_us(client: redis.Redis) -> float:
+    """CPU microseconds redis-server's main thread has used (commands, scripts, network)."""
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user_main_thread"] + cpu["used_cpu_sys_main_thread"]) * 1e6
+
+
 def plain_unlink(client: redis.Redis, keys: list[str], per_call: int = 500) -> float:
     load(client, keys)
+    gc.collect()  # no collection of an earlier shape's garbage inside the timed part
+    cpu = server_us(client)
     started = time.perf_counter()
     pipe = client.pipeline(transaction=False)
     for start in range(0, len(keys), per_call):
@@ -93,6 +106,7 @@ def plain_unlink(client: redis.Redis, keys: list[str], per_call: int = 500) -> f
             pipe.execute()
     pipe.execute()
     elapsed = time.perf_counter() - started
+    SERVER_US["plain"] = (server_us(client) - cpu) / len(keys)
     assert left_of(client, keys) == 0
     return len(keys) / elapsed
 
@@ -113,13 +127,16 @@ def coordinator_backlog(
     config = CoordinatorConfig(stream=STREAM, consumer="bench", batch=batch, block_ms=1)
     bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer="bench")
     worker = Coordinator(bus, RedisPurgeTarget(client), client, config)
+    gc.collect()
     if profile is not None:
         profile.enable()
+    cpu = server_us(client)
     started = time.perf_counter()
     worker.run(stop_when_idle=True)
     elapsed = time.perf_counter() - started
     if profile is not None:
         profile.disable()
+    SERVER_US["coordinator"] = (server_us(client) - cpu) / len(events)
     if left_of(client, keys) or worker.stats.events != len(events):
         raise SystemExit(f"coordinator left keys; purged {worker.stats.events} events")
     if client.xpending(STREAM, config.group)["pending"]:
@@ -178,22 +195,26 @@ def throughput(client: redis.Redis, args: argparse.Namespace) -> None:
         f"coordinator batch {args.batch}"
     )
     print(
-        f"  {'keys/event':>10}  {'plain UNLINK':>14}  {'coordinator':>12}  {'ratio':>6}  events/s"
+        f"  {'keys/event':>10}  {'plain UNLINK':>14}  {'coordinator':>12}  {'ratio':>6}  "
+        f"{'events/s':>8}  redis-server CPU: us/key plain, us/event coordinator"
     )
-    done_markers = 0
     for per_event in shapes:
         keys = [f"catalog:product:{i}" for i in range(args.events * per_event)]
         plain = statistics.median(plain_unlink(client, keys) for _ in range(3))
         rate = coordinator_backlog(client, keys, args.batch, per_event)
-        done_markers += args.events
         print(
             f"  {per_event:>10}  {plain:>14,.0f}  {rate:>12,.0f}  {rate / plain:>6.1%}  "
-            f"{rate / per_event:>8,.0f}",
+            f"{rate / per_event:>8,.0f}  {SERVER_US['plain']:.2f}, "
+            f"{SERVER_US['coordinator']:.2f}",
             flush=True,
         )
-        # only the done markers may remain besides the resident keys
-        if client.dbsize() != args.resident + done_markers:
+        # only the done markers may remain besides the resident keys; then they go, so that
+        # every shape starts from the same server
+        if client.dbsize() != args.resident + args.events:
             raise SystemExit("a resident key was purged or a target key survived")
+        for batch in chunked(client.scan_iter(match="damestoilet:done:*", count=10_000)):
+            client.unlink(*batch)
+        del keys
     print("  target: coordinator >= 25% of plain (keys/s, same server, same run)")
     if args.profile:
         keys = [f"catalog:product:{i}" for i in range(args.events)]
@@ -207,8 +228,19 @@ def throughput(client: redis.Redis, args: argparse.Namespace) -> None:
             areas[area] = areas.get(area, 0.0) + row[2]  # own time
         total = sum(areas.values())
         for area, own in sorted(areas.items(), key=lambda item: -item[1]):
-            print(f"  {area:<52} {own / total:>6.1%}  {own * 1e6 / args.events:>6.2f} us/event")
+            print(f"  {area:<58} {own / total:>6.1%}  {own * 1e6 / args.events:>6.2f} us/event")
         stats.sort_stats("tottime").print_stats(12)
+
+
+def chunked(items: Iterator[bytes], size: int = 10_000) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _area(path: str, name: str) -> str:

@@ -82,7 +82,7 @@ def _grace(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -
     show_default=True,
     help="Deliveries after which a failing event is dead-lettered.",
 )
-@click.option("--batch", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option(
     "--block-ms",
     type=click.IntRange(min=1),
