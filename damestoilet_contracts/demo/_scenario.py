@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 
-from damestoilet_contracts._errors import DamestoiletError
+from damestoilet_contracts._errors import DamestoiletError, EnvelopeError
 from damestoilet_contracts.bench import forget_events, generate_events, local_redis
 from damestoilet_contracts.lint import load_linted
 from damestoilet_contracts.model import FlushOp, Plan
@@ -38,6 +38,7 @@ from damestoilet_contracts.runtime import (
     Coordinator,
     CoordinatorConfig,
     Emitter,
+    Envelope,
     PurgeStats,
     RedisPurgeTarget,
     RedisStreamBus,
@@ -333,7 +334,10 @@ def _clean(client: redis.Redis) -> None:
     raw: Any = client  # redis-py's stream replies are loosely typed
     doomed: list[Any] = list(raw.scan_iter(match="*demo-*", count=1000))
     if raw.exists(STREAM):
-        ids = {fields.get(b"id", b"") for _entry_id, fields in raw.xrange(STREAM)} - {b""}
+        ids = set()
+        for _entry_id, fields in raw.xrange(STREAM):
+            with contextlib.suppress(EnvelopeError):  # either stream encoding, 1 or 2
+                ids.add(Envelope.from_fields(fields).id.encode())
         # the coordinator's done markers end with the event id
         for key in raw.scan_iter(match="damestoilet:done:*", count=1000):
             if key.rsplit(b":", 1)[-1] in ids:
