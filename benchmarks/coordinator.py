@@ -248,7 +248,7 @@ def _area(path: str, name: str) -> str:
     if "recv" in name or "sendall" in name:
         return "socket: waiting for redis-server, sending"
     if "redis/_parsers" in path:
-        return "redis-py reply parsing (pure Python without hiredis)"
+        return "redis-py reply parsing (C with hiredis, else Python)"
     if "redis/connection" in path and name in ("pack", "pack_commands"):
         return "redis-py command packing"
     if "redis/_parsers/encoders" in path or name == "encode":
