@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+from typing import Any
 
 import pytest
 import redis
@@ -202,11 +203,12 @@ def test_emitters_write_v2_and_the_coordinator_purges_v1_and_v2_entries_alike(
 ) -> None:
     redis_client.mset({"old:1": 1, "old:2": 1, "new:1": 1, "new:2": 1})
     old = Envelope.from_event(KeysChanged(keys=["old:1"], derived=["old:2"]), source="//old")
-    redis_client.xadd(STREAM, old.to_fields())  # a producer that still writes version 1
+    raw: Any = redis_client  # redis-py's stream signatures are loosely typed
+    raw.xadd(STREAM, old.to_fields())  # a producer that still writes version 1
     Emitter(redis_client, source="//t", stream=STREAM).emit(
         KeysChanged(keys=["new:1"], derived=["new:2"])
     )
-    assert [list(f) for _, f in redis_client.xrange(STREAM)] == [
+    assert [list(f) for _, f in raw.xrange(STREAM)] == [
         [b"v", b"specversion", b"id", b"source", b"type", b"time", b"datacontenttype",
          b"dataschema", b"rulesfingerprint", b"plan", b"data"],
         [b"e"],

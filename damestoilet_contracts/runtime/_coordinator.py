@@ -447,7 +447,7 @@ class Coordinator:
             self.stats.dead_lettered += 1
             _log_event("dead_lettered", env, entry, reason=reason, level=logging.WARNING)
 
-    def _mark_done(self, keys: list[str]) -> None:
+    def _mark_done(self, keys: list[bytes]) -> None:
         ttl = self.config.done_ttl_s
         if self._done_is_cluster:
             pipe = self._done.pipeline(transaction=False)
