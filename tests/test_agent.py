@@ -29,11 +29,13 @@ from damestoilet_contracts.runtime import (
     agent_group,
 )
 from damestoilet_contracts.runtime._layout import done_key, tag_key
+from tests.conftest import SCHEMAS
 
 pytestmark = pytest.mark.redis
 
 STREAM = "events"
 TYPE = "test.v1.PriceChanged"
+GRAPH = str(SCHEMAS / "flush-graph.yaml")
 
 
 def _config(**overrides: object) -> CoordinatorConfig:
@@ -355,3 +357,42 @@ def test_agent_process_purges_while_running_and_exits_0_on_sigterm(
     assert _existing(redis_client, DEFAULT_KEYS) == DEFAULT_KEYS
     assert _pending(redis_client, "damestoilet-agent-pricing") == 0
     assert '"msg": "stopped"' in (tmp_path / "agent.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "window_ms"),
+    [
+        ([], 30_000),  # the default window
+        (["--flush-graph", GRAPH], 5_000),  # pricing: grace_seconds 5 in the reference graph
+        (["--flush-graph", GRAPH, "--grace", "pricing=2"], 2_000),
+    ],
+)
+def test_agent_soft_purges_with_the_window_of_the_flush_graph_or_grace(
+    redis_client: redis.Redis, redis_url: str, extra: list[str], window_ms: int
+) -> None:
+    """A soft purge shortens the key's life to its target's window, read once at start."""
+    redis_client.set("price:soft", "old")
+    _emit(redis_client, _envelope([FlushOp("key", "pricing", "price:soft", "soft")]))
+    result = CliRunner().invoke(
+        main,
+        [
+            *("agent", "--redis", redis_url, "--targets", "pricing", "--stream", STREAM),
+            *("--consumer", "cli", "--block-ms", "20", "--until-idle", *extra),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    ttl = redis_client.pttl("price:soft")
+    assert window_ms - 1_000 < ttl <= window_ms
+    assert redis_client.get("price:soft") == b"old"  # still readable, as stale
+
+
+def test_worker_commands_refuse_a_broken_flush_graph(redis_url: str, tmp_path: Path) -> None:
+    graph = tmp_path / "flush-graph.yaml"
+    graph.write_text("targets:\n  pricing: {grace_seconds: -1}\n")
+    for command in (["agent", "--targets", "pricing"], ["coordinator"]):
+        result = CliRunner().invoke(
+            main, [*command, "--redis", redis_url, "--flush-graph", str(graph)]
+        )
+        assert result.exit_code == 1, result.output
+        assert "is not a valid flush graph" in result.output
+        assert "grace_seconds of target pricing is -1" in result.output

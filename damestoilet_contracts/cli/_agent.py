@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 import redis
 
 from damestoilet_contracts._errors import DamestoiletError
+from damestoilet_contracts.cli._grace import grace_options, resolve_grace
 from damestoilet_contracts.runtime import (
     DEFAULT_GROUP,
     DEFAULT_STREAM,
@@ -26,20 +28,6 @@ def _targets(ctx: click.Context, param: click.Parameter, value: str) -> list[str
     if not all(names):
         raise click.BadParameter(f"{value!r}: give target names separated by commas")
     return names
-
-
-def _grace(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for item in value:
-        name, sep, text = item.partition("=")
-        try:
-            seconds = float(text)
-        except ValueError:
-            seconds = -1.0
-        if not sep or not name or not seconds >= 0:
-            raise click.BadParameter(f"{item!r}: write TARGET=SECONDS, e.g. pricing=10")
-        out[name] = seconds
-    return out
 
 
 @click.command("agent")
@@ -68,13 +56,7 @@ def _grace(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -
     metavar="PKG",
     help="Package whose HANDLERS plan events that arrive without a plan.",
 )
-@click.option(
-    "--grace",
-    multiple=True,
-    metavar="TARGET=S",
-    callback=_grace,
-    help="Soft-purge window of a target in seconds (repeatable) [default: 30].",
-)
+@grace_options
 @click.option(
     "--max-deliveries",
     type=click.IntRange(min=1),
@@ -126,6 +108,7 @@ def agent(
     consumer: str | None,
     dlq_stream: str | None,
     handlers_package: str | None,
+    flush_graph: Path | None,
     grace: dict[str, float],
     max_deliveries: int,
     batch: int,
@@ -148,7 +131,7 @@ def agent(
     Examples:
       damestoilet agent --redis redis://127.0.0.1:6379/0 --targets pricing
       damestoilet agent --redis redis://cache:6379/0 --bus redis://bus:6379/0 \\
-        --targets catalog,pricing --grace pricing=10 --consumer pricing-1
+        --targets catalog,pricing --flush-graph schemas/flush-graph.yaml --consumer pricing-1
     """
     logging.basicConfig(
         stream=sys.stderr, format="%(message)s", level=getattr(logging, log_level.upper())
@@ -180,7 +163,7 @@ def agent(
             cluster=cluster,
             bus_cluster=bus_cluster if bus_url else cluster,
             handlers=handlers,
-            grace=grace,
+            grace=resolve_grace(flush_graph, grace),
         )
         worker.ensure_group()
     except (DamestoiletError, redis.RedisError, ValueError) as exc:

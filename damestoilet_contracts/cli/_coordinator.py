@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 import redis
 
 from damestoilet_contracts._errors import DamestoiletError
+from damestoilet_contracts.cli._grace import grace_options, resolve_grace
 from damestoilet_contracts.runtime import (
     DEFAULT_GROUP,
     DEFAULT_STREAM,
@@ -38,6 +40,7 @@ from damestoilet_contracts.runtime import (
     metavar="PKG",
     help="Package whose HANDLERS plan events that arrive without a plan.",
 )
+@grace_options
 @click.option(
     "--max-deliveries",
     type=click.IntRange(min=1),
@@ -94,6 +97,8 @@ def coordinator(
     consumer: str | None,
     dlq_stream: str | None,
     handlers_package: str | None,
+    flush_graph: Path | None,
+    grace: dict[str, float],
     max_deliveries: int,
     batch: int,
     block_ms: int,
@@ -116,7 +121,7 @@ def coordinator(
     Examples:
       damestoilet coordinator --redis redis://127.0.0.1:6379/0
       damestoilet coordinator --redis redis://cache:6379/0 --bus redis://bus:6379/0 \\
-        --handlers myservice_codegen --metrics-port 9464
+        --handlers myservice_codegen --flush-graph schemas/flush-graph.yaml --metrics-port 9464
     """
     logging.basicConfig(
         stream=sys.stderr, format="%(message)s", level=getattr(logging, log_level.upper())
@@ -144,6 +149,7 @@ def coordinator(
             config,
             bus_url=bus_url,
             handlers=handlers,
+            grace=resolve_grace(flush_graph, grace),
             cluster=cluster,
             bus_cluster=bus_cluster if bus_url else cluster,
         )
