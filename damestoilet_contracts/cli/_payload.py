@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from damestoilet_contracts._errors import PayloadError
+from damestoilet_contracts.loaders import proto_message_class
 from damestoilet_contracts.model import EventType
 from damestoilet_contracts.runtime import AVRO_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE
 
@@ -44,28 +45,9 @@ def _avro_encoder(event: EventType) -> Callable[[Mapping[str, Any]], bytes]:
 
 
 def _proto_encoder(event: EventType, root: Path) -> Callable[[Mapping[str, Any]], bytes]:
-    from google.protobuf import descriptor_pool, json_format, message_factory
+    from google.protobuf import json_format
 
-    # The loaders compile descriptors for lint; the CLI reuses that compile step.
-    from damestoilet_contracts.loaders._protoc import compile_protos, proto_import_roots
-
-    path = next(
-        (
-            base / event.source
-            for base in proto_import_roots(root)
-            if (base / event.source).is_file()
-        ),
-        None,
-    )
-    if path is None:
-        raise PayloadError(f"cannot find {event.source} of {event.full_name} under {root}")
-    compiled = compile_protos([path], root)
-    if compiled.problems:
-        raise PayloadError("\n".join(str(p) for p in compiled.problems))
-    pool = descriptor_pool.DescriptorPool()
-    for file in compiled.descriptors.file:  # protoc lists dependencies first
-        pool.Add(file)
-    message_class = message_factory.GetMessageClass(pool.FindMessageTypeByName(event.full_name))
+    message_class = proto_message_class(event, root)
 
     def encode(payload: Mapping[str, Any]) -> bytes:
         try:

@@ -13,6 +13,7 @@ from typing import Any
 from damestoilet_contracts._errors import PayloadError
 from damestoilet_contracts.compiler import compile_event, evaluate
 from damestoilet_contracts.lint import load_linted
+from damestoilet_contracts.loaders import proto_message_class
 from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, ContractSet, EventType, Plan
 
 Decoder = Callable[[bytes], Mapping[str, Any]]
@@ -69,27 +70,9 @@ def _avro_decoder(event: EventType) -> Decoder:
 
 
 def _proto_decoder(event: EventType, root: Path) -> Decoder:
-    from google.protobuf import descriptor_pool, json_format, message, message_factory
+    from google.protobuf import json_format, message
 
-    from damestoilet_contracts.loaders._protoc import compile_protos, proto_import_roots
-
-    path = next(
-        (
-            base / event.source
-            for base in proto_import_roots(root)
-            if (base / event.source).is_file()
-        ),
-        None,
-    )
-    if path is None:
-        raise PayloadError(f"cannot find {event.source} of {event.full_name} under {root}")
-    compiled = compile_protos([path], root)
-    if compiled.problems:
-        raise PayloadError("\n".join(str(p) for p in compiled.problems))
-    pool = descriptor_pool.DescriptorPool()
-    for file in compiled.descriptors.file:  # protoc lists dependencies first
-        pool.Add(file)
-    message_class = message_factory.GetMessageClass(pool.FindMessageTypeByName(event.full_name))
+    message_class = proto_message_class(event, root)
 
     def decode(data: bytes) -> Mapping[str, Any]:
         decoded = message_class()
