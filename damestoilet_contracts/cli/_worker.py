@@ -1,0 +1,166 @@
+"""What ``damestoilet coordinator`` and ``damestoilet agent`` share: their common options,
+the soft-purge windows (``--flush-graph FILE``, ``--grace T=S``), logging and metrics.
+
+A worker never looks at the graph on its hot path; it reads the windows once, at start, and
+hands them to its purge target.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from damestoilet_contracts.runtime import DEFAULT_STREAM, CoordinatorStats, serve_metrics
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _parse(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in value:
+        name, sep, text = item.partition("=")
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = -1.0
+        if not sep or not name or not seconds >= 0:
+            raise click.BadParameter(f"{item!r}: write TARGET=SECONDS, e.g. pricing=10")
+        out[name] = seconds
+    return out
+
+
+_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option("--redis", "redis_url", required=True, metavar="URL", help="The cache Redis."),
+    click.option("--bus", "bus_url", metavar="URL", help="The stream's Redis [default: --redis]."),
+    click.option("--cluster", is_flag=True, help="--redis names a node of a Redis Cluster."),
+    click.option("--bus-cluster", is_flag=True, help="--bus names a node of a Redis Cluster."),
+    click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Stream to consume."),
+    click.option(
+        "--consumer",
+        metavar="NAME",
+        help="This consumer's name [default: <hostname>-<pid>]; keep it stable across restarts.",
+    ),
+    click.option("--dlq-stream", metavar="S", help="Dead-letter stream [default: <stream>:dlq]."),
+    click.option(
+        "--handlers",
+        "handlers_package",
+        metavar="PKG",
+        help="Package whose HANDLERS plan events that arrive without a plan.",
+    ),
+    click.option(
+        "--flush-graph",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Read every target's grace_seconds from this flush-graph.yaml at start "
+        "[default: 30 s for every target].",
+    ),
+    click.option(
+        "--grace",
+        multiple=True,
+        metavar="TARGET=S",
+        callback=_parse,
+        help="Soft-purge window of a target in seconds (repeatable); wins over --flush-graph.",
+    ),
+    click.option(
+        "--max-deliveries",
+        type=click.IntRange(min=1),
+        default=5,
+        show_default=True,
+        help="Deliveries after which a failing event is dead-lettered.",
+    ),
+    click.option(
+        "--batch",
+        type=click.IntRange(min=1),
+        default=500,
+        show_default=True,
+        help="Entries read per XREADGROUP; their purges share round trips.",
+    ),
+    click.option(
+        "--block-ms",
+        type=click.IntRange(min=1),
+        default=1000,
+        show_default=True,
+        help="How long one read waits for new events; bounds how fast SIGTERM is noticed.",
+    ),
+    click.option(
+        "--claim-idle-ms",
+        type=click.IntRange(min=0),
+        default=60_000,
+        show_default=True,
+        help="Reclaim entries idle this long in other (dead) consumers of the group.",
+    ),
+    click.option(
+        "--done-ttl",
+        type=click.IntRange(min=1),
+        default=300,
+        show_default=True,
+        help="Seconds an event id stays marked done for this group (duplicates skipped).",
+    ),
+    click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics."),
+    click.option("--metrics-addr", default="0.0.0.0", show_default=True, help="Metrics address."),
+    click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+        help="JSON logs on stderr; per-event lines at info (use warning for throughput).",
+    ),
+]
+
+
+def worker_options(command: F) -> F:
+    """Add the options every worker command takes, in --help order (parameters
+    ``redis_url, bus_url, cluster, bus_cluster, stream, consumer, dlq_stream,
+    handlers_package, flush_graph, grace, max_deliveries, batch, block_ms, claim_idle_ms,
+    done_ttl, metrics_port, metrics_addr, log_level``)."""
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def configure_logging(log_level: str) -> None:
+    """One JSON object per line on stderr, at ``log_level``."""
+    logging.basicConfig(
+        stream=sys.stderr, format="%(message)s", level=getattr(logging, log_level.upper())
+    )
+
+
+@contextmanager
+def metrics_served(stats: CoordinatorStats, port: int | None, addr: str) -> Iterator[None]:
+    """Serve ``stats`` on ``addr:port`` while the block runs (nothing when ``port`` is None);
+    exits 1 when the port cannot be served."""
+    if port is None:
+        yield
+        return
+    try:
+        stop = serve_metrics(stats, port, addr)
+    except (ImportError, OSError) as exc:
+        click.echo(f"cannot serve metrics on {addr}:{port}: {exc}", err=True)
+        raise SystemExit(1) from exc
+    try:
+        yield
+    finally:
+        stop()
+
+
+def resolve_grace(flush_graph: Path | None, grace: dict[str, float]) -> dict[str, float]:
+    """The windows of ``flush_graph`` (if given) overlaid with ``grace``.
+
+    Raises :class:`click.ClickException` (exit 1) listing the graph's problems when it is wrong.
+    """
+    windows: dict[str, float] = {}
+    if flush_graph is not None:
+        from damestoilet_contracts.loaders import load_graph
+
+        graph, problems = load_graph(flush_graph)
+        if problems:
+            listing = "\n".join(str(p) for p in sorted(problems))
+            raise click.ClickException(f"{flush_graph} is not a valid flush graph:\n{listing}")
+        windows.update(graph.grace)
+    windows.update(grace)
+    return windows
