@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine: the servers the tests and the demo
-# start themselves (redis-server, nats-server), and the package with its dev extras, editable.
+# start themselves (redis-server, nats-server, varnishd with the xkey vmod, PostgreSQL), and the
+# package with its dev extras, editable. None of them is left running as a system service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+command -v varnishd >/dev/null 2>&1 || need_apt+=(varnish)
+[ -n "$(find /usr/lib -name libvmod_xkey.so 2>/dev/null | head -n 1)" ] || need_apt+=(varnish-modules)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql)
+command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
@@ -16,6 +22,10 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     fi
 fi
 # The servers must not keep running as system services: tests start their own on free ports.
-if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
+if command -v service >/dev/null 2>&1; then
+    for svc in redis-server nats-server varnish postgresql; do
+        service "$svc" stop >/dev/null 2>&1 || true
+    done
+fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
