@@ -18,6 +18,7 @@ PACKAGES = [
     "damestoilet_contracts.runtime",
     "damestoilet_contracts.bench",
     "damestoilet_contracts.demo",
+    "damestoilet_contracts.describe",
 ]
 
 
