@@ -4,6 +4,7 @@ The file has two sections::
 
     targets:
       default: {grace_seconds: 30}
+      cdn:     {grace_seconds: 60, prefix_index: true}
     caches:
       catalog.product: {key: "catalog:product:{product_id}"}
       search.product:  {tag: "search:product:{product_id}", derived_from: [catalog.product]}
@@ -39,7 +40,7 @@ GRAPH_FILE = "flush-graph.yaml"
 DEFAULT_GRACE_SECONDS = 30.0
 
 _SECTIONS = ("targets", "caches")
-_TARGET_ATTRS = ("grace_seconds",)
+_TARGET_ATTRS = ("grace_seconds", "prefix_index")
 _OP_ATTRS = ("key", "prefix", "tag")
 _NODE_ATTRS = (*_OP_ATTRS, "derived_from", "target", "mode")
 
@@ -142,22 +143,26 @@ def load_graph(path: Path) -> tuple[FlushGraph, list[Problem]]:
                 f"unknown section {name!r} in the flush graph{did_you_mean(name, _SECTIONS)}"
                 f" (allowed: {', '.join(_SECTIONS)})",
             )
-    grace = _read_targets(reader, targets_node)
+    indexed: set[str] = set()
+    grace = _read_targets(reader, targets_node, indexed)
     nodes = _read_caches(reader, caches_node, grace)
     graph = FlushGraph(
         nodes=MappingProxyType(dict(sorted(nodes.items()))),
         path=where,
         grace=MappingProxyType(dict(sorted(grace.items()))),
+        prefix_index=frozenset(indexed),
     )
     return graph, reader.problems
 
 
-def _read_targets(reader: _Reader, node: yaml.nodes.Node | None) -> dict[str, float]:
+def _read_targets(
+    reader: _Reader, node: yaml.nodes.Node | None, indexed: set[str]
+) -> dict[str, float]:
     grace: dict[str, float] = {}
     if node is not None and not _is_null(node):
         for key, value in reader.mapping(node, "targets") or []:
             name = str(key.value)
-            seconds = _read_target(reader, name, key, value)
+            seconds = _read_target(reader, name, key, value, indexed)
             if seconds is not None:
                 grace[name] = seconds
     # Rules without a target use "default", so it always exists.
@@ -166,7 +171,7 @@ def _read_targets(reader: _Reader, node: yaml.nodes.Node | None) -> dict[str, fl
 
 
 def _read_target(
-    reader: _Reader, name: str, key: yaml.nodes.Node, node: yaml.nodes.Node
+    reader: _Reader, name: str, key: yaml.nodes.Node, node: yaml.nodes.Node, indexed: set[str]
 ) -> float | None:
     attrs = reader.mapping(node, f"target {name}")
     if attrs is None:
@@ -174,6 +179,20 @@ def _read_target(
     seconds: float | None = None
     for attr_key, attr_value in attrs:
         attr = str(attr_key.value)
+        if attr == "prefix_index":
+            flag = (
+                reader.scalar(attr_value) if isinstance(attr_value, yaml.nodes.ScalarNode) else ""
+            )
+            if not isinstance(flag, bool):
+                reader.report(
+                    attr_value,
+                    f"prefix_index of target {name} must be true or false; true makes its "
+                    "prefix purges read the read-through cache's prefix index instead of "
+                    "scanning",
+                )
+            elif flag:
+                indexed.add(name)
+            continue
         if attr != "grace_seconds":
             reader.report(
                 attr_key,

@@ -131,11 +131,13 @@ class CacheNode:
 
 @dataclass(frozen=True, slots=True)
 class FlushGraph:
-    """The cache nodes of ``flush-graph.yaml``; ``grace`` maps a target to its soft window (s)."""
+    """The cache nodes of ``flush-graph.yaml``; ``grace`` maps a target to its soft window (s);
+    ``prefix_index`` names the targets whose prefix purges read the prefix index."""
 
     nodes: Mapping[str, CacheNode] = field(default_factory=lambda: MappingProxyType({}))
     path: str = ""
     grace: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    prefix_index: frozenset[str] = frozenset()
 
     def derived(self, name: str) -> tuple[str, ...]:
         """The nodes derived directly from ``name``, sorted."""
