@@ -22,15 +22,20 @@ from damestoilet_contracts.cli._worker import resolve_prefix_index
 from damestoilet_contracts.loaders import load_graph
 from damestoilet_contracts.model import FlushOp
 from damestoilet_contracts.runtime import AsyncCache, AsyncRedisPurgeTarget, Cache, Coordinator
-from damestoilet_contracts.runtime import _layout as layout
-from damestoilet_contracts.runtime._prefix_index import (
+from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis._prefix_index import (
     INDEX_KEY,
     audit,
     lex_range,
     successor,
 )
-from damestoilet_contracts.runtime._prefix_purge import PrefixMatcher
-from damestoilet_contracts.runtime._purge import PurgePlanner, PurgeStats, RedisPurgeTarget, ScanOp
+from damestoilet_contracts.runtime.redis._prefix_purge import PrefixMatcher
+from damestoilet_contracts.runtime.redis._purge import (
+    PurgePlanner,
+    PurgeStats,
+    RedisPurgeTarget,
+    ScanOp,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 

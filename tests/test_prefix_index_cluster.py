@@ -12,14 +12,14 @@ import redis.cluster
 
 from damestoilet_contracts.model import FlushOp
 from damestoilet_contracts.runtime import AsyncCache, AsyncRedisPurgeTarget, Cache
-from damestoilet_contracts.runtime import _layout as layout
-from damestoilet_contracts.runtime._prefix_index import (
+from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis._prefix_index import (
     CLUSTER_SHARDS,
     audit,
     index_key,
     index_keys,
 )
-from damestoilet_contracts.runtime._purge import PurgeStats, RedisPurgeTarget
+from damestoilet_contracts.runtime.redis._purge import PurgeStats, RedisPurgeTarget
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
 

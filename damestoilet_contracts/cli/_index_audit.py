@@ -10,8 +10,8 @@ import click
 import redis
 
 from damestoilet_contracts._errors import DamestoiletError
-from damestoilet_contracts.runtime._prefix_index import IndexAudit, audit, indexed_prefixes
-from damestoilet_contracts.runtime._redis_bus import connect
+from damestoilet_contracts.runtime.redis._bus import connect
+from damestoilet_contracts.runtime.redis._prefix_index import IndexAudit, audit, indexed_prefixes
 
 
 @click.command("index-audit")

@@ -1,7 +1,7 @@
 """The read-through cache with fill leases: :class:`Cache` (sync) and :class:`AsyncCache`.
 
 ``get_or_fill`` reads a fresh value with a plain ``HMGET``; otherwise one Lua script reads the
-entry hash (see :mod:`runtime._layout`) and either returns a value or hands the caller a fill
+entry hash (see :mod:`runtime.redis._layout`) and either returns a value or hands the caller a fill
 lease, atomically. The loader's value is
 written back by a second script only if the lease still holds the caller's token; a purge
 (``UNLINK``, or a soft purge, which drops ``lease``) in between voids it, so a reader that
@@ -29,8 +29,8 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 
-from damestoilet_contracts.runtime import _layout as layout
-from damestoilet_contracts.runtime import _prefix_index as pidx
+from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis import _prefix_index as pidx
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ local function add_tags(member, ttl, first)
 end
 """
 
-# Standalone: ARGV[4] is 1 when KEYS[2] is the prefix index (see runtime._prefix_index), which
+# Standalone: ARGV[4] is 1 when KEYS[2] is the prefix index (see runtime.redis._prefix_index), which
 # then gets the entry's key; the tag sets follow it. Returns where the tag sets start.
 _ADD_INDEX_LUA = """
 local function add_index(nidx)
@@ -193,7 +193,7 @@ class CacheCore:
         self.lease_wait = lease_wait
         self.lease_ttl_ms = lease_ttl_ms
         self.poll_interval = poll_interval
-        #: Whether fills add their key to the prefix index (:mod:`runtime._prefix_index`).
+        #: Whether fills add their key to the prefix index (:mod:`runtime.redis._prefix_index`).
         self.indexed = indexed
         #: The last script argument: 1 when the scripts add the key to the index themselves.
         self.index_arg = 1 if indexed and not cluster else 0

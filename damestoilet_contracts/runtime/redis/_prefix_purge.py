@@ -3,7 +3,7 @@ empty a page of the prefix index, and the matcher that lets one ``SCAN`` serve e
 a stage that is not indexed.
 
 Indexed targets (``prefix_index: true`` in ``flush-graph.yaml``)
-    The keys come from the prefix index (:mod:`runtime._prefix_index`), a page at a time; a
+    The keys come from the prefix index (:mod:`runtime.redis._prefix_index`), a page at a time; a
     delete removes the page from the index and unlinks it (standalone: in one ``MULTI``), a
     soft purge marks the keys stale and leaves them in the index.
 
@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from damestoilet_contracts.runtime import _layout as layout
+from damestoilet_contracts.runtime.redis import _layout as layout
 
 if TYPE_CHECKING:  # _purge imports this module
-    from damestoilet_contracts.runtime._purge import ScanOp
+    from damestoilet_contracts.runtime.redis._purge import ScanOp
 
 Key: TypeAlias = str | bytes
 

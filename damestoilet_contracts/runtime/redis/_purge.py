@@ -5,15 +5,15 @@ Exact keys go out as pipelined ``UNLINK`` calls, many keys per call (on a cluste
 per call, one pipeline per primary); prefixes of a target that keeps a prefix index
 (``prefix_index``) are read from it with ``ZRANGEBYLEX``, those of any other target with one
 ``SCAN`` per stage run to cursor 0 on every primary, ``MATCH`` glob-escaped (never ``KEYS``;
-see :mod:`runtime._prefix_purge`); tags are read from their
+see :mod:`runtime.redis._prefix_purge`); tags are read from their
 set (``SSCAN``) and each chunk of members is ``SREM``-ed from the set and purged, in one
-``MULTI`` on a standalone server and in that order on a cluster (see :mod:`runtime._layout`
+``MULTI`` on a standalone server and in that order on a cluster (see :mod:`runtime.redis._layout`
 for why that keeps a racing fill from being left behind). ``mode: soft`` runs a Lua script
 that marks cache entries stale for the grace window of the op's target instead of unlinking
 them.
 
 The planning (filtering by target, de-duplication, grouping by slot, chunking) does no I/O and
-is shared with :class:`AsyncRedisPurgeTarget` in :mod:`runtime._purge_async`.
+is shared with :class:`AsyncRedisPurgeTarget` in :mod:`runtime.redis._purge_async`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import redis.exceptions
 
 from damestoilet_contracts._errors import PurgeError
 from damestoilet_contracts.model import FlushOp
-from damestoilet_contracts.runtime import _layout as layout
-from damestoilet_contracts.runtime import _prefix_index as pidx
-from damestoilet_contracts.runtime._prefix_purge import (
+from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis import _prefix_index as pidx
+from damestoilet_contracts.runtime.redis._prefix_purge import (
     MatchBuffer,
     PrefixMatcher,
     index_page_calls,

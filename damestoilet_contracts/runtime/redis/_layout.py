@@ -2,7 +2,7 @@
 encodings from here, so the coordinator, the purge targets and the read-through cache agree.
 
 Cache entries
-    A key written by the read-through cache (:mod:`runtime._cache`) is a Redis **hash** at the
+    A key written by the read-through cache (:mod:`runtime.redis._cache`) is a Redis **hash** at the
     cache key itself, so that the value, its staleness and its fill lease live in one key (one
     slot in a cluster, one ``UNLINK`` voids them all):
 
@@ -50,7 +50,7 @@ Tags
 Prefixes
     For a target declared ``prefix_index: true``: the prefix index, sorted sets of the keys the
     cache filled (``damestoilet:pidx``; on a cluster 16 shards), read with ``ZRANGEBYLEX``; see
-    :mod:`runtime._prefix_index`. For any other target: one ``SCAN`` per stage with ``MATCH``
+    :mod:`runtime.redis._prefix_index`. For any other target: one ``SCAN`` per stage with ``MATCH``
     the glob-escaped common prefix of its prefixes plus ``*``, to cursor 0, on every primary of
     a cluster; never ``KEYS``.
 

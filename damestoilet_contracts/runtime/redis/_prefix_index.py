@@ -15,7 +15,7 @@ Who writes it
     runs, and again with the fill. Standalone, both happen inside the read and fill scripts,
     the same atomic steps that write the lease, the value and the tag memberships. On a
     cluster the shard lives on another slot, so the adds are separate calls just after the
-    lease and just before the fill, like the tag memberships (see :mod:`runtime._layout`).
+    lease and just before the fill, like the tag memberships (see :mod:`runtime.redis._layout`).
     Either way a prefix purge that starts after a load began finds the key and voids its lease.
 
 Who reads it
@@ -46,7 +46,7 @@ import redis.asyncio.cluster
 import redis.cluster
 
 from damestoilet_contracts.model import ContractSet, Op
-from damestoilet_contracts.runtime import _layout as layout
+from damestoilet_contracts.runtime.redis import _layout as layout
 
 #: The one index set of a standalone Redis.
 INDEX_KEY = f"{layout.NAMESPACE}pidx"
