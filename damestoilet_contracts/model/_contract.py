@@ -152,11 +152,13 @@ class CacheNode:
 
 @dataclass(frozen=True, slots=True)
 class FlushGraph:
-    """The cache nodes of ``flush-graph.yaml``; ``grace`` maps a target to its soft window (s)."""
+    """The cache nodes of ``flush-graph.yaml``; ``grace`` maps a target to its soft window (s);
+    ``prefix_index`` names the targets whose prefix purges read the prefix index."""
 
     nodes: Mapping[str, CacheNode] = field(default_factory=lambda: MappingProxyType({}))
     path: str = ""
     grace: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    prefix_index: frozenset[str] = frozenset()
     #: Storm guards by target (targets without ``storm_max_keys`` have none).
     storm: Mapping[str, StormGuard] = field(default_factory=lambda: MappingProxyType({}))
     #: The shortest literal start a prefix of a target should have (``min_prefix``), by target.
