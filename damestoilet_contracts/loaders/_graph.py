@@ -233,10 +233,8 @@ def _read_target(
             if isinstance(value, bool) or not isinstance(value, int | float):
                 reader.report(attr_value, f"{attr} of target {name} must be a number")
             elif value < 0 or (attr == "storm_spread_seconds" and value == 0):
-                least = "more than 0" if attr == "storm_spread_seconds" else "0 or more"
-                reader.report(
-                    attr_value, f"{attr} of target {name} is {value}; it must be {least}"
-                )
+                bound = "more than 0" if attr == "storm_spread_seconds" else "0 or more"
+                reader.report(attr_value, f"{attr} of target {name} is {value}; it must be {bound}")
             elif attr == "grace_seconds":
                 seconds = float(value)
             else:
@@ -340,7 +338,8 @@ def _read_node(
             text = reader.string(attr_value, f"storm of {what}")
             if text is not None and text not in STORM_VALUES:
                 reader.report(
-                    attr_value, f"unknown storm {text!r} of {what}; use guard (the default) or never"
+                    attr_value,
+                    f"unknown storm {text!r} of {what}; use guard (the default) or never",
                 )
             storm_never = text == "never"
         else:

@@ -57,9 +57,7 @@ STORM_NEVER_SPELLING: dict[str, str] = {
 STORM_VALUES = ("guard", "never")
 
 
-def check_width(
-    op: Op, template: Template, scope: Scope, what: str, spelling: str
-) -> str | None:
+def check_width(op: Op, template: Template, scope: Scope, what: str, spelling: str) -> str | None:
     """Why a rule's or node's width is wrong, or None: a prefix or tag template without a
     placeholder flushes the same whole namespace on every event, so it must say
     ``scope: namespace``; that scope on anything else is a mistake."""
@@ -72,9 +70,7 @@ def check_width(
         )
     if scope is Scope.NAMESPACE and not wide:
         why = (
-            "it names fields of the event"
-            if template.placeholders
-            else "a key rule purges one key"
+            "it names fields of the event" if template.placeholders else "a key rule purges one key"
         )
         return (
             f"{op.value} {template.source!r} of {what} says scope namespace, but {why}; "

@@ -181,7 +181,7 @@ class PurgePlanner:
             if targets is not None and op.target not in targets:
                 continue
             is_soft = op.mode == "soft"
-            if op.mode not in ("delete", "soft"):
+            if op.mode not in ("delete", "soft", "hard"):  # hard: a delete no guard spreads
                 raise PurgeError(f"unknown purge mode {op.mode!r} in {op.to_dict()}")
             if op.key == "":
                 # an empty prefix or tag would reach every key: refuse, never widen
