@@ -49,3 +49,7 @@ COMMANDS.append(verify)
 from damestoilet_contracts.cli._demo import demo  # noqa: E402
 
 COMMANDS.append(demo)
+
+from damestoilet_contracts.cli._varnish import varnish  # noqa: E402
+
+COMMANDS.append(varnish)
