@@ -2,8 +2,10 @@
 # source schemas (relative to the schema directory):
 #   proto/assets/v1/assets.proto
 # rules fingerprint: sha256:86bffa8a5cb33504d03474fc81c0d13187bb76a28b9d4092bfde5f7998b5f3a4
+# ruff: noqa
+# flake8: noqa
 # mypy: ignore-errors
-from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2
+from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2  # noqa: F401
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
