@@ -360,3 +360,29 @@ def test_coordinator_from_the_graph_reads_indexed_targets_from_the_index(redis_u
     worker = Coordinator.from_url(redis_url, prefix_index={"cdn"})
     assert isinstance(worker.target, RedisPurgeTarget)
     assert worker.target.planner.prefix_index == {"cdn"}
+
+
+def test_indexed_stage_pages_every_prefix_and_a_nested_delete_wins_over_soft(
+    redis_client: redis.Redis,
+) -> None:
+    cache = Cache(redis_client)
+    for c in range(30):
+        for i in range(7):
+            _fill(cache, f"page:c{c}:{i}")
+    for i in range(3):
+        _fill(cache, f"page:c0:a{i}")
+    target = RedisPurgeTarget(redis_client, prefix_index={"cdn"}, grace={"cdn": 60}, chunk_size=5)
+    redis_client.config_resetstat()
+    stats = target.purge_stage(
+        [FlushOp("prefix", "cdn", f"page:c{c}:") for c in range(1, 30)]
+        + [FlushOp("prefix", "cdn", "page:c0:", "soft"), FlushOp("prefix", "cdn", "page:c0:a")]
+    )
+    # 29 prefixes of 7 keys deleted, page:c0:a* deleted (not also soft-counted), the other 7
+    # of page:c0: soft-marked
+    assert stats == PurgeStats(prefix_keys=29 * 7 + 3 + 7, soft_marked=7)
+    assert redis_client.exists(*[f"page:c0:a{i}" for i in range(3)]) == 0
+    assert redis_client.hexists("page:c0:1", layout.FIELD_STALE)
+    assert redis_client.dbsize() == 1 + 7  # the index and the soft-marked keys
+    # pages of 5: two pages for each prefix of 7 keys, one for page:c0:a (3 keys)
+    calls = redis_client.info("commandstats")["cmdstat_zrangebylex"]["calls"]
+    assert calls == 30 * 2 + 1
