@@ -15,11 +15,21 @@ event's latency (from the envelope's ``time`` to purge done, as the coordinator 
 collected from the JSON log and p50, p99 and max are printed. The envelope time has
 millisecond resolution and is truncated, so a figure may read up to 1 ms high.
 
+Scale, for each size of --sizes (default 10,000 and 1,000,000 resident keys, loaded as cache
+entries that are all in the prefix index): the 5-exact-keys shape (--exact-events events)
+against a plain pipelined UNLINK; the prefix shape (--prefix-events events of one 5-key prefix
+each) drained by the coordinator reading the prefix index, by the coordinator scanning once
+per batch, and by the seed article's KEYS+DEL per event (capped at --seed-seconds), against a
+client unlinking the known keys; and the cost of ``damestoilet index-audit`` over them.
+
 Whether redis-py uses hiredis (the ``fast`` extra) is printed first: it speeds up both sides.
 
-    python benchmarks/coordinator.py [--events 100000] [--shapes 1,4,10] [--batch 500]
+    python benchmarks/coordinator.py [--sections throughput,scale,latency]
+                                     [--events 100000] [--shapes 1,4,10] [--batch 500]
                                      [--resident 1000000] [--rate 2000] [--seconds 10]
-                                     [--profile]
+                                     [--profile] [--sizes 10000,1000000]
+                                     [--exact-events 20000] [--prefix-events 2000]
+                                     [--seed-seconds 20]
 """
 
 from __future__ import annotations
