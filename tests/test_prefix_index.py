@@ -287,14 +287,16 @@ def test_audit_reports_keys_the_index_misses_and_prunes_only_gone_members(
 
 
 def _graph_dir(tmp_path: Path, indexed: bool) -> Path:
+    """A copy of the reference schemas; ``indexed``: the ``default`` target (whose prefix rules
+    purge ``catalog:listing:{category_id}:``) declares ``prefix_index: true``."""
     root = tmp_path / "schemas"
     shutil.copytree(REPO / "schemas", root)
     graph = root / "flush-graph.yaml"
     text = graph.read_text()
     if indexed:
-        text = text.replace(
-            "cdn:     {grace_seconds: 60}", "cdn:     {grace_seconds: 60, prefix_index: true}"
-        )
+        old = "default: {grace_seconds: 30}"
+        assert old in text
+        text = text.replace(old, "default: {grace_seconds: 30, prefix_index: true}")
     graph.write_text(text)
     return root
 
@@ -303,19 +305,19 @@ def test_index_audit_command_exits_1_on_a_missing_key_and_2_without_prefixes(
     redis_client: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
     schemas = _graph_dir(tmp_path, indexed=True)
-    _fill(Cache(redis_client), "page:category:c1:1")
+    _fill(Cache(redis_client), "catalog:listing:c1:1")
     clean = CliRunner().invoke(
         main, ["index-audit", "--redis", redis_url, "--schemas", str(schemas)]
     )
     assert clean.exit_code == 0, clean.output
-    assert "page:category:" in clean.output
-    assert "missing from the index: 0" in clean.output
-    redis_client.set("page:category:c1:plain", "x")
+    assert "audited 1 prefix(es): catalog:listing:" in clean.output
+    assert "keys: 1; missing from the index: 0" in clean.output
+    redis_client.set("catalog:listing:c1:plain", "x")
     dirty = CliRunner().invoke(
-        main, ["index-audit", "--redis", redis_url, "--prefix", "page:category:", "--json"]
+        main, ["index-audit", "--redis", redis_url, "--prefix", "catalog:listing:", "--json"]
     )
     assert dirty.exit_code == 1
-    assert json.loads(dirty.output)["missing_sample"] == ["page:category:c1:plain"]
+    assert json.loads(dirty.output)["missing_sample"] == ["catalog:listing:c1:plain"]
     usage = CliRunner().invoke(main, ["index-audit", "--redis", redis_url])
     assert usage.exit_code == 2
     assert "Examples" in CliRunner().invoke(main, ["index-audit", "--help"]).output
