@@ -28,7 +28,8 @@ def lint(schema_dir: Path, output_format: str) -> None:
     """Check every schema and the flush graph of SCHEMA_DIR (default: schemas).
 
     Prints each problem, sorted, on stdout, and nothing (text, github) or [] (json) when the
-    contracts are clean. Exit 0 when clean, 1 when there are problems.
+    contracts are clean; warnings and notes say so (`path:line: warning: message`). Exit 0
+    when there is no error (warnings and notes alone do not fail), 1 when there is one.
 
     \b
     Examples:
@@ -42,10 +43,13 @@ def lint(schema_dir: Path, output_format: str) -> None:
     else:
         for problem in problems:
             click.echo(_github(problem) if output_format == "github" else str(problem))
-    if problems:
-        count = len(problems)
-        click.echo(f"{count} problem{'s' if count != 1 else ''} in {schema_dir}", err=True)
+    errors = sum(1 for p in problems if p.is_error)
+    if errors:
+        click.echo(f"{errors} problem{'s' if errors != 1 else ''} in {schema_dir}", err=True)
         raise SystemExit(1)
+
+
+_GITHUB_COMMANDS = {"error": "error", "warning": "warning", "note": "notice"}
 
 
 def _as_dict(problem: Problem) -> dict[str, object]:
@@ -54,18 +58,21 @@ def _as_dict(problem: Problem) -> dict[str, object]:
         "path": where.path,
         "line": where.line,
         "column": where.column,
+        "severity": problem.severity,
         "message": problem.message,
     }
 
 
 def _github(problem: Problem) -> str:
-    """A GitHub Actions ``::error`` workflow command, escaped as the runner expects."""
+    """A GitHub Actions workflow command (``::error``, ``::warning``, ``::notice``), escaped
+    as the runner expects."""
     where = problem.location
     properties = [f"file={_property(where.path)}", f"line={where.line}"]
     if where.column:
         properties.append(f"col={where.column}")
     properties.append("title=damestoilet lint")
-    return f"::error {','.join(properties)}::{_data(problem.message)}"
+    command = _GITHUB_COMMANDS.get(problem.severity, "error")
+    return f"::{command} {','.join(properties)}::{_data(problem.message)}"
 
 
 def _data(text: str) -> str:
