@@ -1,4 +1,5 @@
-"""Session fixtures: a real redis-server started by the test session itself."""
+"""Session fixtures: a real redis-server started by the test session itself; the other
+servers' fixtures live in ``tests/fixtures_<name>.py``, listed in ``pytest_plugins``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import redis
 import redis.cluster
 
 from tests.servers import redis_cluster, redis_server
+
+pytest_plugins = ["tests.fixtures_kafka"]
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"
