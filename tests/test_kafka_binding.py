@@ -35,13 +35,13 @@ def _envelope(**changes: object) -> Envelope:
 
 @pytest.mark.parametrize("with_plan", [True, False])
 def test_record_round_trips_to_an_equal_envelope(with_plan: bool):
-    env = _envelope() if with_plan else _envelope(plan=None)
-    record = to_record(env, key="p1")
-    assert record.key == b"p1"
+    env = _envelope(partitionkey="p1") if with_plan else _envelope(plan=None)
+    record = to_record(env)
+    assert record.key == (b"p1" if with_plan else None)  # the partition key, when there is one
     assert record.value == env.data  # the payload bytes, nothing around them
     names = [name for name, _ in record.headers]
     assert (PLAN_HEADER in names) is with_plan
-    assert Envelope.from_fields(record_fields(record.headers, record.value)) == env
+    assert Envelope.from_fields(record_fields(record.headers, record.value, record.key)) == env
 
 
 def test_headers_are_the_binary_mode_attributes():
@@ -60,8 +60,8 @@ def test_headers_are_the_binary_mode_attributes():
 
 
 def test_the_cloudevents_sdk_reads_a_record_as_the_event():
-    env = _envelope()
-    record = to_record(env, key="p1")
+    env = _envelope(partitionkey="p1")
+    record = to_record(env)
     message = ce_kafka.KafkaMessage(dict(record.headers), record.key, record.value)
     event = ce_kafka.from_binary(message, JSONFormat())
     assert event.get_id() == env.id

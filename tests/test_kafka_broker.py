@@ -4,6 +4,9 @@ DAMESTOILET_KAFKA_BOOTSTRAP names another): docs/kafka.md lists these findings."
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -172,3 +175,43 @@ def test_high_watermark_on_this_broker(kafka_bootstrap: str, kafka_topic: str, k
         assert 1 <= high <= 10
     else:
         assert high == 10
+
+
+MEMBER = """
+import sys
+from confluent_kafka import Consumer
+bootstrap, group, topic = sys.argv[1:4]
+consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                     "enable.auto.commit": False, "session.timeout.ms": 6000})
+consumer.subscribe([topic])
+while True:
+    consumer.poll(0.2)
+"""
+
+
+def test_a_killed_members_partitions_go_to_the_other_member(
+    kafka_bootstrap: str, kafka_topic: str, kafka_group: str, tmp_path
+):
+    member = tmp_path / "member.py"
+    member.write_text(MEMBER)
+    consumer = _consumer(kafka_bootstrap, kafka_group)
+    consumer.subscribe([kafka_topic])
+    other = subprocess.Popen(
+        [sys.executable, str(member), kafka_bootstrap, kafka_group, kafka_topic]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(consumer.assignment()) != TOPIC_PARTITIONS // 2:
+            consumer.poll(0.1)
+        assert len(consumer.assignment()) == TOPIC_PARTITIONS // 2  # split with the other one
+        other.send_signal(signal.SIGKILL)
+        other.wait(10)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(consumer.assignment()) != TOPIC_PARTITIONS:
+            consumer.poll(0.1)
+        assert len(consumer.assignment()) == TOPIC_PARTITIONS
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+        consumer.close()

@@ -14,6 +14,7 @@ from damestoilet_contracts.model._contract import (
     Op,
     Rule,
 )
+from damestoilet_contracts.model._key import partition_key_paths
 from damestoilet_contracts.model._plan import FlushOp, Plan
 from damestoilet_contracts.model._template import (
     DEFAULT_FANOUT_CAP,
@@ -48,5 +49,6 @@ __all__ = [
     "TypeRef",
     "format_template",
     "parse_template",
+    "partition_key_paths",
     "render_value",
 ]

@@ -58,8 +58,8 @@ class KafkaRecord:
     headers: Headers
 
 
-def to_record(envelope: Envelope, key: str | None = None) -> KafkaRecord:
-    """The binary-mode record of ``envelope``, keyed by ``key`` (its partition key)."""
+def to_record(envelope: Envelope) -> KafkaRecord:
+    """The binary-mode record of ``envelope``, keyed by its partition key."""
     headers: Headers = [
         ("ce_specversion", envelope.specversion.encode()),
         ("ce_id", envelope.id.encode()),
@@ -74,14 +74,18 @@ def to_record(envelope: Envelope, key: str | None = None) -> KafkaRecord:
         headers.append(("ce_rulesfingerprint", envelope.rulesfingerprint.encode()))
     if envelope.plan is not None:
         headers.append((PLAN_HEADER, envelope.plan.to_json().encode()))
-    return KafkaRecord(None if key is None else key.encode(), envelope.data, headers)
+    key = envelope.partitionkey.encode() if envelope.partitionkey else None
+    return KafkaRecord(key, envelope.data, headers)
 
 
 def record_fields(
-    headers: Iterable[tuple[str | bytes, bytes | None]] | None, value: bytes | None
+    headers: Iterable[tuple[str | bytes, bytes | None]] | None,
+    value: bytes | None,
+    key: bytes | None = None,
 ) -> dict[bytes, bytes]:
-    """The envelope fields of a record (for :meth:`Envelope.from_fields`); never raises: what
-    is wrong with the record is found when the fields are decoded."""
+    """The envelope fields of a record (for :meth:`Envelope.from_fields`), its key as the
+    partition key; never raises: what is wrong with the record is found when the fields are
+    decoded."""
     fields: dict[bytes, bytes] = {}
     saw_ce = False
     for raw_name, raw_value in headers or ():
@@ -96,6 +100,8 @@ def record_fields(
         return {b"e": data}
     fields[b"v"] = b"1"
     fields[b"data"] = data
+    if key:
+        fields[b"partitionkey"] = bytes(key)
     if b"dataschema" not in fields:
         fields[b"dataschema"] = b""
     return fields
