@@ -13,6 +13,8 @@ from damestoilet_contracts.model._contract import (
     Mode,
     Op,
     Rule,
+    Scope,
+    StormGuard,
 )
 from damestoilet_contracts.model._key import partition_key_paths
 from damestoilet_contracts.model._plan import FlushOp, Plan
@@ -45,6 +47,8 @@ __all__ = [
     "Placeholder",
     "Plan",
     "Rule",
+    "Scope",
+    "StormGuard",
     "Template",
     "TypeRef",
     "format_template",
