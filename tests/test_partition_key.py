@@ -4,13 +4,16 @@ render it, and the envelope carries it (CloudEvents ``partitionkey``)."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from codegen.catalog_v1 import ProductPriceChanged, ProductStockChanged
+from damestoilet_contracts.generator import generate_directory, write_output
 from damestoilet_contracts.lint import lint_directory
 from damestoilet_contracts.loaders import load_contracts
 from damestoilet_contracts.model import partition_key_paths
@@ -123,17 +126,44 @@ def test_the_default_key_skips_repeated_fields(tmp_path: Path):
     assert lint_directory(schemas) == []
 
 
-@pytest.mark.parametrize("template", ["i:all", "i:{tags}"])
-def test_lint_refuses_a_default_key_with_no_single_valued_field(tmp_path: Path, template: str):
-    schemas = _avro(tmp_path, {"flush": [{"key": template}, {"key": "i:{item_id}"}]}, FIELDS)
+def test_lint_refuses_a_default_key_from_a_rule_of_repeated_fields_only(tmp_path: Path):
+    schemas = _avro(tmp_path, {"flush": [{"key": "i:{tags}"}, {"key": "i:{item_id}"}]}, FIELDS)
     [problem] = lint_directory(schemas)
-    assert "names no single-valued field, so it gives no partition key" in problem.message
+    assert "would come from its rule key i:{tags}, which names only repeated fields" in (
+        problem.message
+    )
     assert 'name the key fields in the damestoilet attribute, "key": ["..."]' in problem.message
-    fixed = _avro(tmp_path / "fixed", {"key": ["item_id"], "flush": [{"key": template}]}, FIELDS)
+    fixed = _avro(tmp_path / "fixed", {"key": ["item_id"], "flush": [{"key": "i:{tags}"}]}, FIELDS)
     assert lint_directory(fixed) == []
 
 
+def test_rules_that_name_no_field_are_passed_over(tmp_path: Path):
+    schemas = _avro(tmp_path, {"flush": [{"key": "i:all"}, {"key": "i:{shelf}"}]}, FIELDS)
+    contracts = load_contracts(schemas)
+    [event] = contracts.events.values()
+    assert partition_key_paths(event, contracts.graph) == (("shelf",),)
+    assert lint_directory(schemas) == []
+
+
+def test_an_event_about_no_entity_has_no_key_and_lints_clean(tmp_path: Path):
+    schemas = _avro(tmp_path, {"flush": [{"key": "i:all"}]}, FIELDS)
+    contracts = load_contracts(schemas)
+    [event] = contracts.events.values()
+    assert partition_key_paths(event, contracts.graph) == ()
+    assert lint_directory(schemas) == []
+    package = tmp_path / "pkg" / "nokey_events"
+    write_output(generate_directory(schemas, package="nokey_events"), package)
+    sys.path.insert(0, str(package.parent))
+    try:
+        module = importlib.import_module("nokey_events")
+    finally:
+        sys.path.remove(str(package.parent))
+    moved = module.Moved(item_id="i1", tags=[], price=1.0, shelf=3)
+    assert moved.partition_key() == ""
+    assert Envelope.from_event(moved, source="//t").partitionkey == ""
+
+
 def test_lint_refuses_a_protobuf_default_key_and_says_the_option(tmp_path: Path):
-    schemas = _proto(tmp_path, 'flush: {key: "all:{tags}"}')
+    schemas = _proto(tmp_path, 'flush: {key: "all:{tags}"} flush: {key: "i:{item_id}"}')
     [problem] = lint_directory(schemas)
     assert 'in the (damestoilet.v1.event) option, key: "..."' in problem.message
