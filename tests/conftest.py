@@ -12,7 +12,7 @@ import redis.cluster
 
 from tests.servers import redis_cluster, redis_server
 
-pytest_plugins = ["tests.fixtures_kafka"]
+pytest_plugins = ["tests.fixtures_kafka", "tests.fixtures_varnish"]
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"
