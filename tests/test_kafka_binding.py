@@ -1,6 +1,7 @@
 """The CloudEvents Kafka binding (binary mode): an envelope becomes ce_* headers, the payload
-bytes as the value and the plan in its own header, reads back equal, and interoperates with the
-CloudEvents SDK; reading any record either gives an envelope or an EnvelopeError (pure logic)."""
+bytes as the value, the plan in its own header and the partition key as the record key; it reads
+back equal (and as the shared binary-mode reader reads it), interoperates with the CloudEvents
+SDK, and reading any record gives an envelope or an EnvelopeError (pure logic)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from damestoilet_contracts._errors import EnvelopeError
 from damestoilet_contracts.runtime import Envelope
+from damestoilet_contracts.runtime._cloudevents import from_binary
 from damestoilet_contracts.runtime.kafka._binding import (
     PLAN_HEADER,
     header_value,
@@ -52,7 +54,7 @@ def test_headers_are_the_binary_mode_attributes():
     assert headers["ce_source"] == b"//tests/catalog"
     assert headers["ce_specversion"] == b"1.0"
     assert headers["ce_time"] == env.time.encode()
-    assert headers["ce_dataschema"] == b"schema-fp-1"
+    assert headers["ce_dataschema"] == b"urn:damestoilet:schema:schema-fp-1"
     assert headers["ce_rulesfingerprint"] == b"rules-fp-1"
     assert headers["content-type"] == b"avro/binary"  # datacontenttype, as the binding maps it
     assert "ce_datacontenttype" not in headers
@@ -70,7 +72,7 @@ def test_the_cloudevents_sdk_reads_a_record_as_the_event():
     assert event.get_datacontenttype() == "avro/binary"
     assert event.get_extension("partitionkey") == "p1"
     assert event.get_extension("rulesfingerprint") == "rules-fp-1"
-    assert event.get_extension(PLAN_HEADER) is None  # not an attribute
+    assert event.get_extension("flushplan") == env.plan.to_json()
 
 
 def test_a_record_the_sdk_wrote_reads_as_an_envelope():
@@ -113,6 +115,22 @@ def test_a_repeated_header_counts_with_its_last_value():
     assert Envelope.from_fields(record_fields(headers, record.value)).source == "//last"
     assert header_value(headers, "ce_source") == b"//last"
     assert header_value(headers, "nope") is None
+
+
+@settings(max_examples=200)
+@given(
+    key=st.text(max_size=12),
+    source=st.sampled_from(["//svc/a", "urn:x:y", "https://example.com/s"]),
+    with_plan=st.booleans(),
+    data=st.binary(max_size=32),
+)
+def test_reading_agrees_with_the_shared_binary_mode_reader(key, source, with_plan, data):
+    env = _envelope(partitionkey=key, source=source, data=data)
+    if not with_plan:
+        env = _envelope(partitionkey=key, source=source, data=data, plan=None)
+    record = to_record(env)
+    read = Envelope.from_fields(record_fields(record.headers, record.value, record.key))
+    assert read == from_binary(record.headers, record.value, "kafka") == env
 
 
 _header_names = st.sampled_from(
