@@ -9,6 +9,7 @@ import click
 import redis
 
 from damestoilet_contracts._errors import DamestoiletError
+from damestoilet_contracts.cli._handlers import find_handlers
 from damestoilet_contracts.cli._worker import (
     configure_logging,
     metrics_served,
@@ -22,7 +23,6 @@ from damestoilet_contracts.runtime import (
     CoordinatorConfig,
     FlushAgent,
     agent_group,
-    load_handlers,
 )
 
 
@@ -101,7 +101,7 @@ def agent(
         done_ttl_s=done_ttl,
     )
     try:
-        handlers = load_handlers(handlers_package) if handlers_package else None
+        handlers = find_handlers(handlers_package) if handlers_package else None
         worker = FlushAgent.from_url(
             redis_url,
             targets,

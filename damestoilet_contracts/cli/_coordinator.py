@@ -8,6 +8,7 @@ import click
 import redis
 
 from damestoilet_contracts._errors import DamestoiletError
+from damestoilet_contracts.cli._handlers import find_handlers
 from damestoilet_contracts.cli._worker import (
     configure_logging,
     metrics_served,
@@ -20,7 +21,6 @@ from damestoilet_contracts.runtime import (
     DEFAULT_GROUP,
     Coordinator,
     CoordinatorConfig,
-    load_handlers,
 )
 
 
@@ -90,7 +90,7 @@ def coordinator(
         done_ttl_s=done_ttl,
     )
     try:
-        handlers = load_handlers(handlers_package) if handlers_package else None
+        handlers = find_handlers(handlers_package) if handlers_package else None
         worker = Coordinator.from_url(
             redis_url,
             config,

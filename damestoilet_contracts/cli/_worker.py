@@ -52,7 +52,8 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         "--handlers",
         "handlers_package",
         metavar="PKG",
-        help="Package whose HANDLERS plan events that arrive without a plan.",
+        help="Package whose HANDLERS plan events that arrive without a plan: an import name "
+        "(found from the current directory too) or the path of the package folder.",
     ),
     click.option(
         "--flush-graph",
