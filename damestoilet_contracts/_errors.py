@@ -15,7 +15,9 @@ branch per stage, and leaves that also subclass the built-in exception that fits
     ├── CodegenError                the generator cannot render or check its output
     ├── DeliveryError               an event cannot be emitted, read or acknowledged
     │   ├── EnvelopeError           (ValueError) bytes or fields are not a valid envelope
-    │   └── DeliveryTimeoutError    (TimeoutError) the bus did not answer in time
+    │   ├── DeliveryTimeoutError    (TimeoutError) the bus did not answer in time
+    │   └── OutboxError             the outbox table is missing or misshapen, or a connection
+    │                               cannot hold it (the message names the fix)
     └── PurgeError                  a purge target failed to purge a key, prefix or tag
 
 Messages say what was wrong, where (``path:line`` for schemas) and what to do about it.
@@ -104,6 +106,10 @@ class EnvelopeError(DeliveryError, ValueError):
 
 class DeliveryTimeoutError(DeliveryError, TimeoutError):
     """The bus did not answer in time."""
+
+
+class OutboxError(DeliveryError):
+    """The outbox table is missing or of the wrong shape, or a connection cannot hold it."""
 
 
 class PurgeError(DamestoiletError):

@@ -14,6 +14,8 @@ from tests.servers import redis_cluster, redis_server
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"
 
+pytest_plugins = ["tests.fixtures_postgres"]
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
