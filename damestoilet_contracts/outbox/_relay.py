@@ -139,6 +139,7 @@ class Relay:
                     self._report()
                 if n < self.batch and not self._stopping.is_set():
                     self.store.wait(self.poll_s)
+            self.store.release()
             self._report()
             _log("stopped", published=self.stats.published, batches=self.stats.batches)
 

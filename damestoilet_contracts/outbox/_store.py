@@ -2,7 +2,8 @@
 order, delete what was published, wait for more, and count what is waiting.
 
 - SQLite (``sqlite:///path.db``): one relay publishes at a time, the holder of a lease row in
-  ``<table>_lease``, renewed at every claim; another relay takes over when it expires. The
+  ``<table>_lease``, renewed at a claim once half of it has run; another relay takes over
+  when it expires. The
   batch is read outside any transaction and deleted in a short one, so writers are not held up
   while the relay talks to the bus.
 - PostgreSQL (``postgresql://...``): a batch is claimed ``FOR UPDATE SKIP LOCKED`` in a
@@ -65,6 +66,10 @@ class RelayStore(Protocol):
         """(rows waiting, age in seconds of the oldest or None)."""
         ...
 
+    def release(self) -> None:
+        """Let another relay take over at once (a relay that stops calls it)."""
+        ...
+
     def close(self) -> None:
         """Close the connections."""
         ...
@@ -91,8 +96,13 @@ class SqliteStore:
         self.table = check_name(table)
         self.lease_s = lease_s
         self.holder = holder or holder_name()
+        self._renew_at = 0.0
         # isolation_level=None: this code says BEGIN and COMMIT itself
-        self._conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s)
+        # check_same_thread=False: one relay uses it from one thread at a time, maybe not
+        # the one that opened it
+        self._conn = sqlite3.connect(
+            path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False
+        )
 
     def check(self) -> None:
         found = self._conn.execute(columns_statement("sqlite", self.table)).fetchall()
@@ -106,6 +116,8 @@ class SqliteStore:
 
     def _take_lease(self) -> bool:
         now = time.time()
+        if now < self._renew_at:
+            return True  # held for at least half a lease more: spare writers a write
         t = self.table
         self._conn.execute("BEGIN IMMEDIATE")
         try:
@@ -121,7 +133,9 @@ class SqliteStore:
             ).fetchone()
         finally:
             self._conn.execute("COMMIT")
-        return bool(holder == self.holder)
+        mine = bool(holder == self.holder)
+        self._renew_at = now + self.lease_s / 2 if mine else 0.0
+        return mine
 
     def claim(self, limit: int) -> list[tuple[int, bytes]]:
         if not self._take_lease():
@@ -160,6 +174,7 @@ class SqliteStore:
 
     def release(self) -> None:
         """Give the lease up, so another relay takes over at once."""
+        self._renew_at = 0.0
         self._conn.execute(
             f"DELETE FROM {self.table}_lease WHERE name = 'relay' AND holder = ?", (self.holder,)
         )
@@ -215,6 +230,9 @@ class PostgresStore:
         ).fetchone()
         self._work.rollback()
         return int(count), None if age is None else max(0.0, float(age))
+
+    def release(self) -> None:
+        pass  # the row locks went with the last commit
 
     def close(self) -> None:
         self._work.close()
