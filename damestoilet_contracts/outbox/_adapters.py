@@ -37,21 +37,27 @@ class Adapter:
         if self.kind == "sqlite3":
             if not rows:
                 return list(self.conn.execute(statement).fetchall())
-            self.conn.executemany(statement, rows)
+            if len(rows) == 1:
+                self.conn.execute(statement, rows[0])
+            else:
+                self.conn.executemany(statement, rows)
             return []
         if self.kind == "psycopg":
             with self.conn.cursor() as cur:
                 if not rows:
                     cur.execute(statement)
                     return list(cur.fetchall()) if cur.description else []
-                cur.executemany(statement, rows)
+                if len(rows) == 1:  # executemany would enter pipeline mode for one row
+                    cur.execute(statement, rows[0])
+                else:
+                    cur.executemany(statement, rows)
             return []
         from sqlalchemy import text
 
         if not rows:
             result = self.conn.execute(text(statement))
             return [tuple(r) for r in result] if result.returns_rows else []
-        self.conn.execute(text(statement), list(rows))
+        self.conn.execute(text(statement), rows[0] if len(rows) == 1 else list(rows))
         return []
 
     async def arun(self, statement: str, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -61,14 +67,17 @@ class Adapter:
                 if not rows:
                     await cur.execute(statement)
                     return list(await cur.fetchall()) if cur.description else []
-                await cur.executemany(statement, rows)
+                if len(rows) == 1:
+                    await cur.execute(statement, rows[0])
+                else:
+                    await cur.executemany(statement, rows)
             return []
         from sqlalchemy import text
 
         if not rows:
             result = await self.conn.execute(text(statement))
             return [tuple(r) for r in result] if result.returns_rows else []
-        await self.conn.execute(text(statement), list(rows))
+        await self.conn.execute(text(statement), rows[0] if len(rows) == 1 else list(rows))
         return []
 
 
