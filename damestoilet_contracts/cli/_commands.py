@@ -57,3 +57,7 @@ COMMANDS.append(outbox)
 from damestoilet_contracts.cli._relay import relay  # noqa: E402
 
 COMMANDS.append(relay)
+
+from damestoilet_contracts.cli._index_audit import index_audit  # noqa: E402
+
+COMMANDS.append(index_audit)
