@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 import redis.cluster
+from hypothesis import settings
 
 from tests.servers import redis_cluster, redis_server
 
@@ -15,6 +16,11 @@ REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"
 
 pytest_plugins = ["tests.fixtures_postgres"]
+
+# The machine is shared by many processes: a wall-clock deadline per example fails at random
+# under load (a first example that imports a module took 291 ms), so none is set.
+settings.register_profile("shared-machine", deadline=None)
+settings.load_profile("shared-machine")
 
 
 @pytest.fixture(scope="session")
