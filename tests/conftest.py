@@ -12,6 +12,8 @@ from hypothesis import settings
 
 from tests.servers import redis_cluster, redis_server
 
+pytest_plugins = ["tests.fixtures_varnish"]
+
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"
 

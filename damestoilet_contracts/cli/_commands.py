@@ -58,6 +58,10 @@ from damestoilet_contracts.cli._relay import relay  # noqa: E402
 
 COMMANDS.append(relay)
 
+from damestoilet_contracts.cli._varnish import varnish  # noqa: E402
+
+COMMANDS.append(varnish)
+
 from damestoilet_contracts.cli._index_audit import index_audit  # noqa: E402
 
 COMMANDS.append(index_audit)
