@@ -20,6 +20,7 @@ PACKAGES = [
     "damestoilet_contracts.runtime.varnish",
     "damestoilet_contracts.bench",
     "damestoilet_contracts.demo",
+    "damestoilet_contracts.describe",
 ]
 
 
