@@ -12,12 +12,10 @@ from hypothesis import settings
 
 from tests.servers import redis_cluster, redis_server
 
-pytest_plugins = ["tests.fixtures_varnish"]
+pytest_plugins = ["tests.fixtures_varnish", "tests.fixtures_postgres"]
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"
-
-pytest_plugins = ["tests.fixtures_postgres"]
 
 # The machine is shared by many processes: a wall-clock deadline per example fails at random
 # under load (a first example that imports a module took 291 ms), so none is set.
