@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import redis
 from damestoilet_contracts.outbox import Outbox
 from damestoilet_contracts.runtime import Envelope
 from tests.runtime_support import KeysChanged
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -146,9 +148,12 @@ def test_a_service_killed_after_its_commit_loses_nothing_with_the_outbox(
         assert conn.execute("SELECT count(*) FROM product").fetchone() == (20,)
     assert _waiting(db_url) == 20
     procs.append(_coordinator(redis_url, tmp_path / "coordinator.log"))
-    procs.append(_relay(db_url, redis_url, tmp_path / "relay.log"))
+    port = free_port()
+    procs.append(_relay(db_url, redis_url, tmp_path / "relay.log", "--metrics-port", str(port)))
     _wait(lambda: redis_client.exists(*(f"product:{i}" for i in range(20))) == 0, 30)
     assert _waiting(db_url) == 0
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    assert b"damestoilet_relay_published_total 20.0" in metrics
 
 
 def test_emit_after_commit_leaves_the_last_key_stale_when_the_service_dies(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from damestoilet_contracts.outbox import (
     SqliteStore,
     open_publisher,
     open_store,
+    serve_relay_metrics,
 )
 from damestoilet_contracts.runtime import Envelope
 from tests.runtime_support import KeysChanged
@@ -70,6 +72,13 @@ def _write(db_url: str, events: list[KeysChanged], per_tx: int = 50) -> list[str
             conn.commit()
     conn.close()
     return ids
+
+
+def _wait_until(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
 
 
 def _stream_ids(client: redis.Redis) -> list[str]:
@@ -251,3 +260,45 @@ def test_every_outbox_command_has_help_with_an_example(command: list[str]) -> No
     assert result.exit_code == 0
     assert "Examples:" in result.output
     assert "damestoilet " in result.output.split("Examples:")[1]
+
+
+def test_a_postgres_relay_reconnects_after_its_connections_are_cut(
+    pg_url: str, redis_client: redis.Redis, relay_of: Any
+) -> None:
+    relay = relay_of(pg_url, batch=50, poll_s=0.02, backoff=Backoff(base_s=0.01, cap_s=0.05))
+    thread = threading.Thread(target=relay.run)
+    thread.start()
+    try:
+        ids = _write(pg_url, _events(100))
+        _wait_until(lambda: redis_client.xlen(STREAM) >= 100)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ids += _write(pg_url, _events(100))
+        _wait_until(lambda: redis_client.xlen(STREAM) >= 200)
+    finally:
+        relay.stop()
+        thread.join(10)
+    assert set(_stream_ids(redis_client)) == set(ids)  # a cut claim may be re-sent: same ids
+    assert relay.stats.failures >= 1
+    assert relay.store.backlog() == (0, None)
+
+
+def test_relay_metrics_are_served_for_prometheus(
+    sqlite_url: str, redis_client: redis.Redis, relay_of: Any
+) -> None:
+    _write(sqlite_url, _events(30))
+    relay = relay_of(sqlite_url, batch=10)
+    relay.drain()
+    relay.refresh()
+    port = free_port()
+    stop = serve_relay_metrics(relay.stats, port, "127.0.0.1")
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        stop()
+    assert "damestoilet_relay_published_total 30.0" in text
+    assert "damestoilet_relay_batches_total 3.0" in text
+    assert "damestoilet_relay_waiting 0.0" in text

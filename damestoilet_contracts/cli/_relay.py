@@ -6,7 +6,13 @@ import click
 
 from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.cli._worker import configure_logging
-from damestoilet_contracts.outbox import DEFAULT_TABLE, Relay, open_publisher, open_store
+from damestoilet_contracts.outbox import (
+    DEFAULT_TABLE,
+    Relay,
+    open_publisher,
+    open_store,
+    serve_relay_metrics,
+)
 from damestoilet_contracts.outbox._store import DEFAULT_LEASE_S
 from damestoilet_contracts.runtime import DEFAULT_STREAM
 
@@ -57,6 +63,8 @@ from damestoilet_contracts.runtime import DEFAULT_STREAM
     show_default=True,
     help="Seconds between backlog lines (rows waiting, oldest age, published/s).",
 )
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics.")
+@click.option("--metrics-addr", default="0.0.0.0", show_default=True, help="Metrics address.")
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -75,6 +83,8 @@ def relay(
     poll_s: float,
     lease_s: float,
     report_s: float,
+    metrics_port: int | None,
+    metrics_addr: str,
     log_level: str,
 ) -> None:
     """Publish the outbox's rows to the bus in commit order, then delete them.
@@ -82,8 +92,9 @@ def relay(
     A row is published at least once and keeps its event id, so the coordinator's dedup
     absorbs re-sends after a crash. Several relays may run: on PostgreSQL they share the rows
     (FOR UPDATE SKIP LOCKED, order per entity kept) and wake on NOTIFY; on SQLite one holds a
-    lease and the others stand by. A bus that cannot be reached keeps the rows and is retried
-    with backoff. Logs one JSON object per line on stderr. SIGTERM or SIGINT finishes the
+    lease and the others stand by. A bus or database that fails keeps the rows and is retried
+    with backoff. Logs one JSON object per line on stderr; --metrics-port serves rows
+    waiting, oldest age, published and published/s to Prometheus. SIGTERM or SIGINT finishes the
     batch in hand and exits 0. Exit 1 when the database cannot be reached or the table is
     missing or misshapen.
 
@@ -111,8 +122,19 @@ def relay(
         store.close()
         raise SystemExit(1) from exc
     worker = Relay(store, publisher, batch=batch, poll_s=poll_s, report_s=report_s)
+    stop_metrics = None
     try:
+        if metrics_port is not None:
+            try:
+                stop_metrics = serve_relay_metrics(worker.stats, metrics_port, metrics_addr)
+            except (ImportError, OSError) as exc:
+                click.echo(
+                    f"cannot serve metrics on {metrics_addr}:{metrics_port}: {exc}", err=True
+                )
+                raise SystemExit(1) from exc
         worker.run(handle_signals=True)
     finally:
+        if stop_metrics is not None:
+            stop_metrics()
         store.close()
         publisher.close()

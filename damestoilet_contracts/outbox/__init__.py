@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from damestoilet_contracts.outbox._metrics import serve_relay_metrics
 from damestoilet_contracts.outbox._outbox import AsyncOutbox, Outbox
 from damestoilet_contracts.outbox._publish import OutboxPublisher, open_publisher
 from damestoilet_contracts.outbox._relay import Backoff, Relay, RelayStats
@@ -30,4 +31,5 @@ __all__ = [
     "entity_key",
     "open_publisher",
     "open_store",
+    "serve_relay_metrics",
 ]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from damestoilet_contracts._errors import DeliveryError
+from damestoilet_contracts._errors import DeliveryError, OutboxError
 from damestoilet_contracts.outbox._publish import OutboxPublisher
 from damestoilet_contracts.outbox._store import RelayStore
 
@@ -112,47 +112,46 @@ class Relay:
 
     def run(self, *, handle_signals: bool = False) -> None:
         """Relay until :meth:`stop` (or SIGTERM/SIGINT with ``handle_signals``): the batch in
-        hand is finished first."""
+        hand is finished first. A bus or database that fails is retried with backoff; the
+        rows stay in the table meanwhile."""
         failures = 0
-        last_report = time.monotonic()
+        last_report: float | None = None
         published_at_report = 0
         with self._signals(handle_signals):
             _log("started", batch=self.batch)
-            self._report()
             while not self._stopping.is_set():
                 try:
+                    now = time.monotonic()
+                    if last_report is None or now - last_report >= self.report_s:
+                        if last_report is not None and now > last_report:
+                            self.stats.rate = (self.stats.published - published_at_report) / (
+                                now - last_report
+                            )
+                        published_at_report, last_report = self.stats.published, now
+                        self.refresh()
+                        _log_backlog(self.stats)
                     n = self.run_once()
+                    if n < self.batch and not self._stopping.is_set():
+                        self.store.wait(self.poll_s)
                 except DeliveryError as exc:
                     failures += 1
                     self.stats.failures += 1
                     delay = self.backoff.compute(failures)
-                    _log("bus_error", level=logging.WARNING, error=str(exc), retry_in_s=delay)
+                    kind = "db_error" if isinstance(exc, OutboxError) else "bus_error"
+                    _log(kind, level=logging.WARNING, error=str(exc), retry_in_s=round(delay, 3))
                     self._stopping.wait(delay)
                     continue
                 failures = 0
-                now = time.monotonic()
-                if now - last_report >= self.report_s:
-                    self.stats.rate = (self.stats.published - published_at_report) / (
-                        now - last_report
-                    )
-                    published_at_report, last_report = self.stats.published, now
-                    self._report()
-                if n < self.batch and not self._stopping.is_set():
-                    self.store.wait(self.poll_s)
-            self.store.release()
-            self._report()
+            with contextlib.suppress(DeliveryError):
+                self.store.release()
+                self.refresh()
+            _log_backlog(self.stats)
             _log("stopped", published=self.stats.published, batches=self.stats.batches)
 
-    def _report(self) -> None:
-        s = self.stats
-        s.waiting, s.oldest_age_s = self.store.backlog()
-        _log(
-            "backlog",
-            waiting=s.waiting,
-            oldest_age_s=s.oldest_age_s,
-            published=s.published,
-            published_per_s=round(s.rate, 1),
-        )
+    def refresh(self) -> None:
+        """Read the backlog gauges (rows waiting, oldest age) from the table into
+        :attr:`stats`; raises :class:`OutboxError` when the database fails."""
+        self.stats.waiting, self.stats.oldest_age_s = self.store.backlog()
 
     @contextlib.contextmanager
     def _signals(self, enabled: bool) -> Iterator[None]:
@@ -169,6 +168,16 @@ class Relay:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+
+def _log_backlog(s: RelayStats) -> None:
+    _log(
+        "backlog",
+        waiting=s.waiting,
+        oldest_age_s=s.oldest_age_s,
+        published=s.published,
+        published_per_s=round(s.rate, 1),
+    )
 
 
 def _log(msg: str, *, level: int = logging.INFO, **fields: Any) -> None:

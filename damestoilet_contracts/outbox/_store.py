@@ -14,11 +14,13 @@ order, delete what was published, wait for more, and count what is waiting.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -73,6 +75,15 @@ class RelayStore(Protocol):
     def close(self) -> None:
         """Close the connections."""
         ...
+
+
+@contextlib.contextmanager
+def _sqlite_errors(path: str) -> Iterator[None]:
+    """sqlite3's errors as :class:`OutboxError` (the relay retries those with backoff)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise OutboxError(f"database error on {path}: {exc}") from exc
 
 
 def holder_name() -> str:
@@ -138,62 +149,64 @@ class SqliteStore:
         return mine
 
     def claim(self, limit: int) -> list[tuple[int, bytes]]:
-        if not self._take_lease():
-            return []
-        rows = self._conn.execute(
-            f"SELECT seq, payload FROM {self.table} ORDER BY seq LIMIT ?", (limit,)
-        ).fetchall()
+        with _sqlite_errors(self.path):
+            if not self._take_lease():
+                return []
+            rows = self._conn.execute(
+                f"SELECT seq, payload FROM {self.table} ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
         return [(int(seq), bytes(payload)) for seq, payload in rows]
 
     def settle(self, seqs: list[int]) -> None:
         if not seqs:
             return
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            for start in range(0, len(seqs), _DELETE_CHUNK):
-                chunk = seqs[start : start + _DELETE_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                self._conn.execute(f"DELETE FROM {self.table} WHERE seq IN ({marks})", chunk)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with _sqlite_errors(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for start in range(0, len(seqs), _DELETE_CHUNK):
+                    chunk = seqs[start : start + _DELETE_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    self._conn.execute(f"DELETE FROM {self.table} WHERE seq IN ({marks})", chunk)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def abandon(self) -> None:
         if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
+            with _sqlite_errors(self.path):
+                self._conn.execute("ROLLBACK")
 
     def wait(self, timeout: float) -> None:
         time.sleep(timeout)
 
     def backlog(self) -> tuple[int, float | None]:
-        count, oldest = self._conn.execute(
-            f"SELECT count(*), min(created) FROM {self.table}"
-        ).fetchone()
+        with _sqlite_errors(self.path):
+            count, oldest = self._conn.execute(
+                f"SELECT count(*), min(created) FROM {self.table}"
+            ).fetchone()
         return int(count), None if oldest is None else max(0.0, time.time() - float(oldest))
 
     def release(self) -> None:
         """Give the lease up, so another relay takes over at once."""
         self._renew_at = 0.0
-        self._conn.execute(
-            f"DELETE FROM {self.table}_lease WHERE name = 'relay' AND holder = ?", (self.holder,)
-        )
+        with _sqlite_errors(self.path):
+            self._conn.execute(
+                f"DELETE FROM {self.table}_lease WHERE name = 'relay' AND holder = ?",
+                (self.holder,),
+            )
 
     def close(self) -> None:
         self._conn.close()
 
 
 class PostgresStore:
-    """A relay's view of an outbox in PostgreSQL (psycopg 3)."""
+    """A relay's view of an outbox in PostgreSQL (psycopg 3). A connection the server dropped
+    is opened again at the next call; what was claimed on it went back to the table."""
 
     def __init__(self, url: str, *, table: str = DEFAULT_TABLE) -> None:
-        import psycopg
-
         self.url = url
         self.table = check_name(table)
-        self._work: Any = psycopg.connect(url)
-        self._listen: Any = psycopg.connect(url, autocommit=True)
-        self._listen.execute(f'LISTEN "{self.table}"')
         t = self.table
         self._claim = (
             f"WITH c AS (SELECT seq, aggregateid FROM {t} ORDER BY seq LIMIT %s "
@@ -202,41 +215,72 @@ class PostgresStore:
             f"WHERE NOT EXISTS (SELECT 1 FROM {t} p WHERE p.aggregateid = c.aggregateid "
             f"AND p.seq < c.seq AND p.seq NOT IN (SELECT seq FROM c)) ORDER BY o.seq"
         )
+        self._work: Any = None
+        self._listen: Any = None
+        with self._errors():
+            self._connect()
+
+    def _connect(self) -> None:
+        import psycopg
+
+        self.close()
+        self._work = psycopg.connect(self.url)
+        self._listen = psycopg.connect(self.url, autocommit=True)
+        self._listen.execute(f'LISTEN "{self.table}"')
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        import psycopg
+
+        try:
+            if self._work is not None and (self._work.broken or self._listen.broken):
+                self._connect()
+            yield
+        except psycopg.Error as exc:
+            raise OutboxError(f"database error on {_redacted(self.url)}: {exc}") from exc
 
     def check(self) -> None:
-        found = self._work.execute(columns_statement("postgresql", self.table)).fetchall()
-        self._work.rollback()
+        with self._errors():
+            found = self._work.execute(columns_statement("postgresql", self.table)).fetchall()
+            self._work.rollback()
         check_columns(self.table, found, _redacted(self.url))
 
     def claim(self, limit: int) -> list[tuple[int, bytes]]:
-        rows = self._work.execute(self._claim, (limit,)).fetchall()
+        with self._errors():
+            rows = self._work.execute(self._claim, (limit,)).fetchall()
         return [(int(seq), bytes(payload)) for seq, payload in rows]
 
     def settle(self, seqs: list[int]) -> None:
-        if seqs:
-            self._work.execute(f"DELETE FROM {self.table} WHERE seq = ANY(%s)", (seqs,))
-        self._work.commit()
+        with self._errors():
+            if seqs:
+                self._work.execute(f"DELETE FROM {self.table} WHERE seq = ANY(%s)", (seqs,))
+            self._work.commit()
 
     def abandon(self) -> None:
-        self._work.rollback()
+        with self._errors():
+            self._work.rollback()
 
     def wait(self, timeout: float) -> None:
-        for _ in self._listen.notifies(timeout=timeout, stop_after=1):
-            pass
+        with self._errors():
+            for _ in self._listen.notifies(timeout=timeout, stop_after=1):
+                pass
 
     def backlog(self) -> tuple[int, float | None]:
-        count, age = self._work.execute(
-            f"SELECT count(*), extract(epoch FROM now() - min(created)) FROM {self.table}"
-        ).fetchone()
-        self._work.rollback()
+        with self._errors():
+            count, age = self._work.execute(
+                f"SELECT count(*), extract(epoch FROM now() - min(created)) FROM {self.table}"
+            ).fetchone()
+            self._work.rollback()
         return int(count), None if age is None else max(0.0, float(age))
 
     def release(self) -> None:
         pass  # the row locks went with the last commit
 
     def close(self) -> None:
-        self._work.close()
-        self._listen.close()
+        for conn in (self._work, self._listen):
+            if conn is not None:
+                conn.close()
+        self._work = self._listen = None
 
 
 def sqlite_path(url: str) -> str:
@@ -275,12 +319,7 @@ def open_store(
             )
         return SqliteStore(path, table=table, lease_s=lease_s)
     if scheme in ("postgresql", "postgres"):
-        import psycopg
-
-        try:
-            return PostgresStore(postgres_url(url), table=table)
-        except psycopg.Error as exc:
-            raise OutboxError(f"cannot connect to {_redacted(url)}: {exc}") from exc
+        return PostgresStore(postgres_url(url), table=table)
     raise ValueError(
         f"database URL {url!r}: the outbox lives in sqlite:///path.db or postgresql://..."
     )
