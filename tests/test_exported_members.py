@@ -21,6 +21,7 @@ PACKAGES = [
     "damestoilet_contracts.bench",
     "damestoilet_contracts.demo",
     "damestoilet_contracts.describe",
+    "damestoilet_contracts.testing",
 ]
 
 
