@@ -52,6 +52,8 @@ class ProtoOutput:
     declared: Mapping[str, Declared]  # full name of a message or enum -> where it lives
     enum_numbers: Mapping[str, Mapping[str, int]]  # enum full name -> symbol -> number
     non_string_keys: frozenset[tuple[str, str]] = frozenset()  # map fields keyed by non-strings
+    oneofs: frozenset[tuple[str, str]] = frozenset()  # fields of a real (not synthetic) oneof
+    descriptor_set: bytes = b""  # the FileDescriptorSet of the files and their imports
 
 
 def pb2_module(proto_file: str) -> str:
@@ -93,13 +95,22 @@ def run_protoc(root: Path, proto_files: Iterable[str], package: str) -> ProtoOut
     declared: dict[str, Declared] = {}
     numbers: dict[str, dict[str, int]] = {}
     keys: set[tuple[str, str]] = set()
+    oneofs: set[tuple[str, str]] = set()
     for file in descriptors.file:
         prefix = f"{file.package}." if file.package else ""
         for message in file.message_type:
-            _walk_message(file, message, prefix, "", declared, numbers, keys)
+            _walk_message(file, message, prefix, "", declared, numbers, keys, oneofs)
         for enum in file.enum_type:
             _declare_enum(file, enum, prefix, "", declared, numbers)
-    return ProtoOutput(texts, sources, declared, numbers, frozenset(keys))
+    return ProtoOutput(
+        texts,
+        sources,
+        declared,
+        numbers,
+        frozenset(keys),
+        frozenset(oneofs),
+        descriptors.SerializeToString(deterministic=True),
+    )
 
 
 def _proto_of(path: str) -> str:
@@ -183,6 +194,7 @@ def _walk_message(
     declared: dict[str, Declared],
     numbers: dict[str, dict[str, int]],
     keys: set[tuple[str, str]],
+    oneofs: set[tuple[str, str]],
 ) -> None:
     full_name = prefix + message.name
     attribute = f"{outer}{message.name}"
@@ -193,12 +205,16 @@ def _walk_message(
         if nested.options.map_entry
     }
     for field in message.field:
+        if field.HasField("oneof_index") and not field.proto3_optional:
+            oneofs.add((full_name, field.name))
         entry = entries.get(field.type_name.lstrip("."))
         if entry is not None and len(entry.field) == 2 and entry.field[0].type != FDP.TYPE_STRING:
             keys.add((full_name, field.name))
     for nested in message.nested_type:
         if not nested.options.map_entry:
-            _walk_message(file, nested, f"{full_name}.", f"{attribute}.", declared, numbers, keys)
+            _walk_message(
+                file, nested, f"{full_name}.", f"{attribute}.", declared, numbers, keys, oneofs
+            )
     for enum in message.enum_type:
         _declare_enum(file, enum, f"{full_name}.", f"{attribute}.", declared, numbers)
 
