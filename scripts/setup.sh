@@ -29,3 +29,12 @@ if command -v service >/dev/null 2>&1; then
 fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+# The TypeScript generator formats with a pinned prettier, and its tests compile and run the
+# output with the npm packages pinned in node/package-lock.json (Node 20 and npm are needed).
+if command -v npm >/dev/null 2>&1; then
+    npm ci --prefix node --no-audit --no-fund --loglevel=error
+else
+    echo "setup: please install Node 20 and npm (the TypeScript generator's tests need them)" >&2
+    exit 1
+fi
