@@ -1,5 +1,7 @@
 // A Node service that imports the generated package by its npm name and emits with it:
 // `node service.mjs REDIS_URL` prints the envelope ids it appended, one per line.
+import assert from "node:assert/strict";
+
 import { CartLine, CartUpdated, ProductPriceChanged, RedisEmitter } from "reference";
 
 const emitter = RedisEmitter.fromUrl(process.argv[2], { source: "//node/catalog" });
@@ -30,3 +32,5 @@ try {
 } finally {
   await emitter.close();
 }
+const late = new CartUpdated({ cartId: "late", customerId: "late", lines: [] });
+await assert.rejects(emitter.emit(late), { name: "EmitterClosedError", message: /nothing was sent/ });

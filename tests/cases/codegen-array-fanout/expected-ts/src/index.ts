@@ -11,7 +11,13 @@ import * as golden_fanout_v1 from "./golden_fanout_v1.js";
 import * as golden_fanoutpb_v1 from "./golden_fanoutpb_v1.js";
 import type { ContractEvent, Plan } from "./runtime.js";
 export * from "./runtime.js";
-export { DEFAULT_MAXLEN, DEFAULT_STREAM, type EmitterOptions, RedisEmitter } from "./redis.js";
+export {
+  DEFAULT_MAXLEN,
+  DEFAULT_STREAM,
+  EmitterClosedError,
+  type EmitterOptions,
+  RedisEmitter,
+} from "./redis.js";
 
 /** A generated event class: its type and how to decode it. */
 export interface EventClass {

@@ -9,12 +9,17 @@
  */
 import { Redis } from "ioredis";
 
-import { type ContractEvent, Envelope, STREAM_FIELD } from "./runtime.js";
+import { type ContractEvent, DamestoiletError, Envelope, STREAM_FIELD } from "./runtime.js";
 
 /** The stream the Python coordinator reads by default. */
 export const DEFAULT_STREAM = "damestoilet:events";
 /** The approximate cap on the stream's length, as in the Python emitter. */
 export const DEFAULT_MAXLEN = 1000000;
+
+/** An emitter was used after close(): nothing was sent. */
+export class EmitterClosedError extends DamestoiletError {
+  override name = "EmitterClosedError";
+}
 
 /** How an emitter writes: CloudEvents source, stream, approximate cap (null: none). */
 export interface EmitterOptions {
@@ -30,6 +35,7 @@ export class RedisEmitter {
   readonly maxlen: number | null;
   readonly #client: Redis;
   readonly #ownsClient: boolean;
+  #closed = false;
 
   /** Emit through `client`; `source` names the emitting service. */
   constructor(client: Redis, options: EmitterOptions, ownsClient = false) {
@@ -64,8 +70,19 @@ export class RedisEmitter {
     return this.emitEnvelopes(Array.from(events, (e) => this.envelope(e)));
   }
 
+  /** Whether close() was called; a closed emitter refuses to emit. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Append ready envelopes in one pipeline; resolves to their envelope ids. */
   async emitEnvelopes(envelopes: readonly Envelope[]): Promise<string[]> {
+    if (this.#closed) {
+      throw new EmitterClosedError(
+        `this emitter of ${this.source} onto ${this.stream} was closed; nothing was sent. ` +
+          "Emit before close(), or make a new emitter",
+      );
+    }
     const cap = this.maxlen === null ? [] : ["MAXLEN", "~", String(this.maxlen)];
     if (envelopes.length === 1) {
       const only = envelopes[0] as Envelope;
@@ -99,8 +116,12 @@ export class RedisEmitter {
     return envelopes.map((e) => e.id);
   }
 
-  /** Close the client if this emitter created it. */
+  /** Refuse further emits, and close the client if this emitter created it. */
   async close(): Promise<void> {
+    if (this.#closed) {
+      return;
+    }
+    this.#closed = true;
     if (this.#ownsClient) {
       await this.#client.quit();
     }

@@ -15,7 +15,13 @@ import * as golden_nested_v1 from "./golden_nested_v1.js";
 import * as golden_nestedpb_v1 from "./golden_nestedpb_v1.js";
 import type { ContractEvent, Plan } from "./runtime.js";
 export * from "./runtime.js";
-export { DEFAULT_MAXLEN, DEFAULT_STREAM, type EmitterOptions, RedisEmitter } from "./redis.js";
+export {
+  DEFAULT_MAXLEN,
+  DEFAULT_STREAM,
+  EmitterClosedError,
+  type EmitterOptions,
+  RedisEmitter,
+} from "./redis.js";
 
 /** A generated event class: its type and how to decode it. */
 export interface EventClass {
