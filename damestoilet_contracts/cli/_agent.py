@@ -13,6 +13,7 @@ from damestoilet_contracts.cli._worker import (
     configure_logging,
     metrics_served,
     resolve_grace,
+    resolve_prefix_index,
     worker_options,
 )
 from damestoilet_contracts.runtime import (
@@ -109,6 +110,7 @@ def agent(
             bus_cluster=bus_cluster if bus_url else cluster,
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
+            prefix_index=resolve_prefix_index(flush_graph),
         )
         worker.ensure_group()
     except (DamestoiletError, redis.RedisError, ValueError) as exc:
