@@ -28,7 +28,8 @@ FDP = descriptor_pb2.FieldDescriptorProto
 PB_FOLDER = "_pb"
 #: The shipped module the options import is rewritten to.
 OPTIONS_MODULE = "damestoilet_contracts.proto.damestoilet.v1"
-_OPTIONS_FILE = "damestoilet/v1/options.proto"
+#: The shipped options file, as schema files import it.
+OPTIONS_FILE = "damestoilet/v1/options.proto"
 
 _FROM_IMPORT = re.compile(r"^from (?P<module>[\w.]+) import (?P<name>\w+_pb2) as (?P<alias>\w+)$")
 _PLAIN_IMPORT = re.compile(r"^import (?P<name>\w+_pb2) as (?P<alias>\w+)$")
@@ -83,7 +84,7 @@ def run_protoc(root: Path, proto_files: Iterable[str], package: str) -> ProtoOut
         local = sorted(
             f.name
             for f in descriptors.file
-            if f.name != _OPTIONS_FILE and not f.name.startswith("google/protobuf/")
+            if f.name != OPTIONS_FILE and not f.name.startswith("google/protobuf/")
         )
         missing = [name for name in local if name not in wanted]
         if not missing:

@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import replace
 
+from google.protobuf import descriptor_pb2
+
 from damestoilet_contracts._errors import CodegenError
 from damestoilet_contracts._version import __version__
 from damestoilet_contracts.compiler import compile_event
@@ -26,7 +28,7 @@ from damestoilet_contracts.generator._collect import (
     record_order,
     unique_aliases,
 )
-from damestoilet_contracts.generator._protobuf import ProtoOutput
+from damestoilet_contracts.generator._protobuf import OPTIONS_FILE, ProtoOutput
 from damestoilet_contracts.generator._ts_flush import plan_code
 from damestoilet_contracts.generator._ts_names import ts_str
 from damestoilet_contracts.generator._ts_types import (
@@ -98,7 +100,7 @@ def _build(contracts: ContractSet, package: str, proto: ProtoOutput | None) -> T
     )
     chunks: tuple[str, ...] = ()
     if proto is not None and proto.descriptor_set:
-        text = base64.b64encode(proto.descriptor_set).decode()
+        text = base64.b64encode(_runtime_descriptors(proto.descriptor_set)).decode()
         chunks = tuple(text[i : i + 76] for i in range(0, len(text), 76))
     return TsPackageView(
         package=package,
@@ -109,6 +111,38 @@ def _build(contracts: ContractSet, package: str, proto: ProtoOutput | None) -> T
         has_proto=any(n.format == "proto" for n in named.values()),
         descriptor_chunks=chunks,
     )
+
+
+def _runtime_descriptors(serialized: bytes) -> bytes:
+    """The descriptor set the TypeScript runtime needs: without the damestoilet options file and
+    the flush rules in message options (encoding never reads them), so that the embedded bytes
+    change only when the messages do, not when the options vocabulary grows."""
+    descriptors = descriptor_pb2.FileDescriptorSet.FromString(serialized)
+    kept = [f for f in descriptors.file if f.name != OPTIONS_FILE]
+    out = descriptor_pb2.FileDescriptorSet()
+    for file in kept:
+        copy = out.file.add()
+        copy.CopyFrom(file)
+        names = [d for d in copy.dependency if d != OPTIONS_FILE]
+        if len(names) != len(copy.dependency):
+            del copy.dependency[:]
+            copy.dependency.extend(names)
+            del copy.public_dependency[:]
+            del copy.weak_dependency[:]
+        for message in copy.message_type:
+            _strip_options(message)
+    out.DiscardUnknownFields()
+    return out.SerializeToString(deterministic=True)
+
+
+def _strip_options(message: descriptor_pb2.DescriptorProto) -> None:
+    if message.HasField("options"):
+        map_entry = message.options.map_entry
+        message.ClearField("options")
+        if map_entry:
+            message.options.map_entry = True
+    for nested in message.nested_type:
+        _strip_options(nested)
 
 
 def _check_init_names(named: Mapping[str, NamedType]) -> None:
