@@ -12,6 +12,7 @@ command -v varnishd >/dev/null 2>&1 || need_apt+=(varnish)
 [ -n "$(find /usr/lib -name libvmod_xkey.so 2>/dev/null | head -n 1)" ] || need_apt+=(varnish-modules)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql)
 command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
@@ -30,11 +31,14 @@ fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 
-# The TypeScript generator formats with a pinned prettier, and its tests compile and run the
-# output with the npm packages pinned in node/package-lock.json (Node 20 and npm are needed).
-if command -v npm >/dev/null 2>&1; then
-    npm ci --prefix node --no-audit --no-fund --loglevel=error
-else
-    echo "setup: please install Node 20 and npm (the TypeScript generator's tests need them)" >&2
+# Node 20 and npm: the npm packages below are pinned by their lock files.
+if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: please install Node 20 and npm (the TypeScript and AsyncAPI tests need them)" >&2
     exit 1
 fi
+# The TypeScript generator formats with a pinned prettier, and its tests compile and run the
+# output with the npm packages pinned in node/package-lock.json.
+npm ci --prefix node --no-audit --no-fund --loglevel=error
+# The official AsyncAPI JSON schemas that tests/test_asyncapi.py validates against, pinned by
+# tests/asyncapi/package-lock.json.
+npm ci --prefix tests/asyncapi --no-audit --no-fund --silent

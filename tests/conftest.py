@@ -11,7 +11,7 @@ import redis.cluster
 
 from tests.servers import redis_cluster, redis_server
 
-pytest_plugins = ["tests.fixtures_typescript"]
+pytest_plugins = ["tests.fixtures_typescript", "tests.fixtures_varnish"]
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"
