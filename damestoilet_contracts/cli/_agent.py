@@ -14,6 +14,7 @@ from damestoilet_contracts.cli._worker import (
     metrics_served,
     resolve_grace,
     resolve_prefix_index,
+    resolve_storm,
     worker_options,
 )
 from damestoilet_contracts.runtime import (
@@ -111,6 +112,7 @@ def agent(
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
             prefix_index=resolve_prefix_index(flush_graph),
+            storm=resolve_storm(flush_graph),
         )
         worker.ensure_group()
     except (DamestoiletError, redis.RedisError, ValueError) as exc:
