@@ -303,7 +303,6 @@ def test_index_audit_command_exits_1_on_a_missing_key_and_2_without_prefixes(
     redis_client: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
     schemas = _graph_dir(tmp_path, indexed=True)
-    # the reference graph's cdn category node is the URL path /categories/{category_id}/
     _fill(Cache(redis_client), "/categories/c1/1")
     clean = CliRunner().invoke(
         main, ["index-audit", "--redis", redis_url, "--schemas", str(schemas)]
