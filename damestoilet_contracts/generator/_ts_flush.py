@@ -3,9 +3,10 @@
 The same work as :mod:`._flush` does for Python: one template literal per template, a ``for``
 loop per repeated field, an ``if`` per rule that ``if_absent: skip`` may drop, the stages of
 the flush graph already ordered. Keys come in the interpreter's order (first placeholder
-slowest), repeats within a stage are dropped (first kept), the fan-out cap counts every key
-before repeats are dropped, and values render canonically (integers in decimal, booleans
-``true``/``false``, enums by symbol, UUIDs lowercase), so the plan equals Python's.
+slowest), repeats within a stage are dropped (first kept) where they can occur, the fan-out
+cap counts every key before repeats are dropped, and values render canonically (integers in
+decimal, booleans ``true``/``false``, enums by symbol, UUIDs lowercase), so the plan equals
+Python's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from damestoilet_contracts.compiler import OpSpec, PlanSpec
+from damestoilet_contracts.generator._flush import may_collide
 from damestoilet_contracts.generator._ts_names import template_text, ts_str
 from damestoilet_contracts.generator._ts_types import TsCodegenError, TsImports
 from damestoilet_contracts.model import EventType, IfAbsent, Kind, Placeholder, TypeRef
@@ -190,7 +192,7 @@ class _Builder:
             for op, accesses in parts:
                 out.extend(self._error_guards(op, accesses))
             items = ", ".join(self._flush_op(op, accesses, {}) for op, accesses in parts)
-            if len(parts) > 1:
+            if any(may_collide(a, b) for i, a in enumerate(stage) for b in stage[i + 1 :]):
                 self.imports.runtime.add("uniqueOps")
                 out.append(f"const {name}: readonly FlushOp[] = uniqueOps([{items}]);")
             else:
@@ -200,8 +202,15 @@ class _Builder:
         out = [f"const {ops}: FlushOp[] = [];"]
         for op, accesses in parts:
             out.extend(self._op(ops, op, accesses))
-        self.imports.runtime.add("uniqueOps")
-        out.append(f"const {name}: readonly FlushOp[] = uniqueOps({ops});")
+        # Repeats are possible only where two ops may coincide or an array fans out (as in
+        # the Python plan, which drops them only there too).
+        if any(a.fanout for _, accesses in parts for a in accesses) or any(
+            may_collide(a, b) for i, a in enumerate(stage) for b in stage[i + 1 :]
+        ):
+            self.imports.runtime.add("uniqueOps")
+            out.append(f"const {name}: readonly FlushOp[] = uniqueOps({ops});")
+        else:
+            out.append(f"const {name}: readonly FlushOp[] = {ops};")
         return out
 
     def _op(self, ops: str, op: OpSpec, accesses: list[TsAccess]) -> list[str]:

@@ -25,7 +25,6 @@ import {
   checkSymbol,
   fanoutCap,
   mapNullable,
-  uniqueOps,
 } from "./runtime.js";
 
 const REFUND_ISSUED_DESC = messageDesc("golden.enumspb.v1.RefundIssued");
@@ -173,7 +172,7 @@ export class RefundIssued implements ContractEvent {
     if (this.prior !== null) {
       stage0Ops.push({ op: "key", target: "default", key: `prior:${this.prior}`, mode: "delete" });
     }
-    const stage0: readonly FlushOp[] = uniqueOps(stage0Ops);
+    const stage0: readonly FlushOp[] = stage0Ops;
     return { type: "golden.enumspb.v1.RefundIssued", stages: [stage0] };
   }
 

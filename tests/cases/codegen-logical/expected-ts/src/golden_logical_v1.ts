@@ -20,7 +20,6 @@ import {
   decimalToBytes,
   fanoutCap,
   mapNullable,
-  uniqueOps,
   uuidText,
 } from "./runtime.js";
 
@@ -122,7 +121,7 @@ export class PaymentCaptured implements ContractEvent {
         mode: "delete",
       });
     }
-    const stage0: readonly FlushOp[] = uniqueOps(stage0Ops);
+    const stage0: readonly FlushOp[] = stage0Ops;
     return { type: "golden.logical.v1.PaymentCaptured", stages: [stage0] };
   }
 

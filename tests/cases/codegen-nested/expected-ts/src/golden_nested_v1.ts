@@ -16,7 +16,6 @@ import {
   checkString,
   fanoutCap,
   mapNullable,
-  uniqueOps,
 } from "./runtime.js";
 
 const SHIPMENT_DISPATCHED_TYPE = avroType({
@@ -232,7 +231,7 @@ export class ShipmentDispatched implements ContractEvent {
         mode: "delete",
       });
     }
-    const stage0: readonly FlushOp[] = uniqueOps(stage0Ops);
+    const stage0: readonly FlushOp[] = stage0Ops;
     return { type: "golden.nested.v1.ShipmentDispatched", stages: [stage0] };
   }
 

@@ -24,7 +24,6 @@ import {
   checkString,
   fanoutCap,
   mapNullable,
-  uniqueOps,
 } from "./runtime.js";
 
 const ADDRESS_DESC = messageDesc("golden.nestedpb.v1.Address");
@@ -218,7 +217,7 @@ export class ParcelMoved implements ContractEvent {
         mode: "delete",
       });
     }
-    const stage0: readonly FlushOp[] = uniqueOps(stage0Ops);
+    const stage0: readonly FlushOp[] = stage0Ops;
     return { type: "golden.nestedpb.v1.ParcelMoved", stages: [stage0] };
   }
 

@@ -289,8 +289,16 @@ export function messageDesc(name: string): DescMessage {
   return desc;
 }
 
+// Each message's fields by number, built once per message (an event reads every field).
+const byNumber = new WeakMap<DescMessage, Map<number, DescField>>();
+
 function field(desc: DescMessage, number: number): DescField {
-  const found = desc.fields.find((f) => f.number === number);
+  let fields = byNumber.get(desc);
+  if (fields === undefined) {
+    fields = new Map(desc.fields.map((f) => [f.number, f]));
+    byNumber.set(desc, fields);
+  }
+  const found = fields.get(number);
   if (found === undefined) {
     throw new Error(`${desc.typeName} has no field ${String(number)}; regenerate this package`);
   }

@@ -17,7 +17,6 @@ import {
   checkString,
   fanoutCap,
   mapNullable,
-  uniqueOps,
 } from "./runtime.js";
 
 const PROFILE_CHANGED_TYPE = avroType({
@@ -190,7 +189,7 @@ export class ProfileChanged implements ContractEvent {
         mode: "delete",
       });
     }
-    const stage0: readonly FlushOp[] = uniqueOps(stage0Ops);
+    const stage0: readonly FlushOp[] = stage0Ops;
     return { type: "golden.optional.v1.ProfileChanged", stages: [stage0] };
   }
 

@@ -26,7 +26,6 @@ import {
   checkString,
   fanoutCap,
   mapNullable,
-  uniqueOps,
 } from "./runtime.js";
 
 const OWNER_DESC = messageDesc("golden.optionalpb.v1.Owner");
@@ -215,7 +214,7 @@ export class SettingsChanged implements ContractEvent {
         mode: "delete",
       });
     }
-    const stage0: readonly FlushOp[] = uniqueOps(stage0Ops);
+    const stage0: readonly FlushOp[] = stage0Ops;
     return { type: "golden.optionalpb.v1.SettingsChanged", stages: [stage0] };
   }
 

@@ -92,7 +92,7 @@ export function uniqueOps(ops: readonly FlushOp[]): FlushOp[] {
   const seen = new Set<string>();
   const out: FlushOp[] = [];
   for (const o of ops) {
-    const id = JSON.stringify([o.op, o.target, o.key, o.mode]);
+    const id = `${o.op}\u0000${o.target}\u0000${o.mode}\u0000${o.key}`; // op, target, mode: no NUL
     if (!seen.has(id)) {
       seen.add(id);
       out.push(o);
