@@ -309,21 +309,25 @@ class Coordinator:
                     (entry, "entry was trimmed from the stream before it was processed", None)
                 )
                 continue
-            try:
-                envelope = Envelope.from_fields(entry.fields)
-            except EnvelopeError as exc:
-                out.dead.append((entry, f"malformed envelope: {exc}", None))
-                continue
             if entry.deliveries > max_deliveries:
-                # Taken more often than allowed without an ack: it may crash coordinators.
+                # Taken more often than allowed without an ack: it may crash coordinators,
+                # so it is not even decoded (a letter names it by its entry id).
                 out.dead.append(
                     (
                         entry,
                         f"delivered {entry.deliveries} times without being acknowledged "
                         f"(max_deliveries {self.config.max_deliveries})",
-                        envelope,
+                        None,
                     )
                 )
+                continue
+            try:
+                envelope = Envelope.from_fields(entry.fields)
+            except EnvelopeError as exc:
+                out.dead.append((entry, f"malformed envelope: {exc}", None))
+                continue
+            except Exception as exc:  # a decoder bug must not settle the batch-mates
+                out.dead.append((entry, f"malformed envelope: {_reason(exc)}", None))
                 continue
             work.append(_Work(entry, envelope))
         return work
@@ -334,8 +338,25 @@ class Coordinator:
         # done_key(id, group) is this prefix + id; bytes, so that redis-py's encoder passes
         # them through at its first test
         prefix = done_key("", self.config.group)
+        first: dict[bytes, _Work] = {}
+        twins: list[_Work] = []
         for w in work:
-            w.done = (prefix + w.envelope.id).encode()
+            try:
+                w.done = (prefix + w.envelope.id).encode()
+            except UnicodeEncodeError as exc:  # the decoder refuses these; never the batch
+                out.dead.append((w.entry, f"malformed envelope id: {_reason(exc)}", w.envelope))
+                continue
+            # The same event twice in one batch (a replay, a producer retry): purged once,
+            # the later copies counted as duplicates.
+            if w.done in first:
+                twins.append(w)
+            else:
+                first[w.done] = w
+        if twins or len(first) != len(work):
+            out.duplicates += twins
+            work = list(first.values())
+            if not work:
+                return work
         keys = [w.done for w in work]
         if self._done_is_cluster:
             # One MGET split by slot costs far less than a command per event.
