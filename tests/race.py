@@ -23,9 +23,9 @@ import redis
 import redis.cluster
 
 from damestoilet_contracts.model import FlushOp
-from damestoilet_contracts.runtime import _layout as layout
-from damestoilet_contracts.runtime._cache import Cache
-from damestoilet_contracts.runtime._purge import RedisPurgeTarget
+from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis._cache import Cache
+from damestoilet_contracts.runtime.redis._purge import RedisPurgeTarget
 
 STRATEGIES = ("helper", "plain")
 

@@ -28,7 +28,7 @@ from damestoilet_contracts.runtime import (
     RedisStreamBus,
     agent_group,
 )
-from damestoilet_contracts.runtime._layout import done_key, tag_key
+from damestoilet_contracts.runtime.redis._layout import done_key, tag_key
 from tests.conftest import SCHEMAS
 
 pytestmark = pytest.mark.redis

@@ -13,14 +13,14 @@ import redis
 import redis.asyncio
 
 from damestoilet_contracts.model import FlushOp
-from damestoilet_contracts.runtime import _layout as layout
-from damestoilet_contracts.runtime._cache import (
+from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis._cache import (
     AsyncCache,
     Cache,
     JsonSerializer,
     Status,
 )
-from damestoilet_contracts.runtime._purge import RedisPurgeTarget
+from damestoilet_contracts.runtime.redis._purge import RedisPurgeTarget
 
 pytestmark = pytest.mark.redis
 

@@ -10,9 +10,9 @@ import pytest
 import redis.cluster
 
 from damestoilet_contracts.model import FlushOp
-from damestoilet_contracts.runtime import _layout as layout
-from damestoilet_contracts.runtime._cache import Cache
-from damestoilet_contracts.runtime._purge import PurgeStats, RedisPurgeTarget
+from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis._cache import Cache
+from damestoilet_contracts.runtime.redis._purge import PurgeStats, RedisPurgeTarget
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
 
@@ -169,7 +169,7 @@ def test_async_cache_on_a_cluster_adds_tags_across_slots_and_honours_leases(
 
     import redis.asyncio.cluster
 
-    from damestoilet_contracts.runtime._cache import AsyncCache
+    from damestoilet_contracts.runtime.redis._cache import AsyncCache
 
     tags = ["category:c1", "store:s1", "store:s2"]
 

@@ -22,7 +22,7 @@ from damestoilet_contracts.runtime import (
     RedisPurgeTarget,
     RedisStreamBus,
 )
-from damestoilet_contracts.runtime._layout import done_key, tag_key
+from damestoilet_contracts.runtime.redis._layout import done_key, tag_key
 from tests.runtime_support import HANDLERS, KeysChanged
 from tests.servers import redis_server
 

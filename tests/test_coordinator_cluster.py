@@ -23,7 +23,7 @@ from damestoilet_contracts.runtime import (
     RedisPurgeTarget,
     RedisStreamBus,
 )
-from damestoilet_contracts.runtime._layout import done_key, tag_key
+from damestoilet_contracts.runtime.redis._layout import done_key, tag_key
 from tests.conftest import SCHEMAS
 from tests.runtime_support import KeysChanged
 

@@ -22,9 +22,9 @@ from damestoilet_contracts.runtime import (
     RedisPurgeTarget,
     RedisStreamBus,
 )
-from damestoilet_contracts.runtime._dead_letters import list_dead_letters
 from damestoilet_contracts.runtime._envelope import STREAM_VERSION
-from damestoilet_contracts.runtime._layout import done_key
+from damestoilet_contracts.runtime.redis._dead_letters import list_dead_letters
+from damestoilet_contracts.runtime.redis._layout import done_key
 from tests.runtime_support import KeysChanged
 
 STREAM = "v2-events"

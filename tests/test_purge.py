@@ -10,8 +10,8 @@ import redis
 
 from damestoilet_contracts._errors import PurgeError
 from damestoilet_contracts.model import FlushOp
-from damestoilet_contracts.runtime import _layout as layout
-from damestoilet_contracts.runtime._purge import PurgeStats, RedisPurgeTarget, prefix_pattern
+from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis._purge import PurgeStats, RedisPurgeTarget, prefix_pattern
 
 pytestmark = pytest.mark.redis
 
@@ -241,7 +241,7 @@ def test_stats_add_up() -> None:
 
 
 def test_planner_merges_a_stage_the_stronger_purge_winning() -> None:
-    from damestoilet_contracts.runtime._purge import PurgePlanner, ScanOp
+    from damestoilet_contracts.runtime.redis._purge import PurgePlanner, ScanOp
 
     planner = PurgePlanner(grace={"fast": 1, "slow": 60})
     plan = planner.plan(
@@ -265,14 +265,14 @@ def test_planner_merges_a_stage_the_stronger_purge_winning() -> None:
 
 
 def test_planner_refuses_an_empty_prefix_that_would_reach_every_key() -> None:
-    from damestoilet_contracts.runtime._purge import PurgePlanner
+    from damestoilet_contracts.runtime.redis._purge import PurgePlanner
 
     with pytest.raises(PurgeError, match="empty"):
         PurgePlanner().plan([prefix("")])
 
 
 def test_planner_batches_one_slot_per_call_on_a_cluster() -> None:
-    from damestoilet_contracts.runtime._purge import PurgePlanner
+    from damestoilet_contracts.runtime.redis._purge import PurgePlanner
 
     planner = PurgePlanner(chunk_size=2)
     keys = ["a1", "b1", "a2", "a3", "b2"]

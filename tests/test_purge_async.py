@@ -14,9 +14,9 @@ import redis.cluster
 
 from damestoilet_contracts._errors import PurgeError
 from damestoilet_contracts.model import FlushOp
-from damestoilet_contracts.runtime import _layout as layout
-from damestoilet_contracts.runtime._purge import PurgeStats
-from damestoilet_contracts.runtime._purge_async import AsyncRedisPurgeTarget
+from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis._purge import PurgeStats
+from damestoilet_contracts.runtime.redis._purge_async import AsyncRedisPurgeTarget
 
 pytestmark = pytest.mark.redis
 

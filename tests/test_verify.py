@@ -30,7 +30,7 @@ from damestoilet_contracts.runtime import (
     Verifier,
     VerifyReport,
 )
-from damestoilet_contracts.runtime import _layout as layout
+from damestoilet_contracts.runtime.redis import _layout as layout
 
 pytestmark = pytest.mark.redis
 

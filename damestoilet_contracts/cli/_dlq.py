@@ -10,8 +10,8 @@ import redis
 
 from damestoilet_contracts._errors import DeliveryError
 from damestoilet_contracts.runtime import DEFAULT_STREAM, dlq_stream_name
-from damestoilet_contracts.runtime._dead_letters import list_dead_letters, replay_dead_letters
-from damestoilet_contracts.runtime._redis_bus import SyncRedis, connect
+from damestoilet_contracts.runtime.redis._bus import SyncRedis, connect
+from damestoilet_contracts.runtime.redis._dead_letters import list_dead_letters, replay_dead_letters
 
 _redis_option = click.option(
     "--redis", "redis_url", required=True, metavar="URL", help="The stream's Redis."

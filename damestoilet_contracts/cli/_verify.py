@@ -13,8 +13,8 @@ import redis
 from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.cli._schema_handlers import schema_handlers
 from damestoilet_contracts.runtime import DEFAULT_STREAM
-from damestoilet_contracts.runtime._redis_bus import connect
 from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
+from damestoilet_contracts.runtime.redis._bus import connect
 
 
 @click.command("verify")

@@ -303,7 +303,7 @@ def _wait(bus: RedisStreamBus, target: _RecordingTarget, stages: int, timeout: f
 def _state(client: redis.Redis, key: str) -> str:
     if not client.exists(key):
         return "deleted"
-    # a soft-purged entry carries the field ``stale`` (see runtime._layout)
+    # a soft-purged entry carries the field ``stale`` (see runtime.redis._layout)
     if client.hexists(key, "stale"):
         return "soft-stale"
     return "kept"

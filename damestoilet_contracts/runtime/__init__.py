@@ -4,14 +4,6 @@ targets, read-through cache. It needs neither the loaders nor the generator."""
 from __future__ import annotations
 
 from damestoilet_contracts.runtime._agent import FlushAgent, PurgeHook, agent_group
-from damestoilet_contracts.runtime._bus import (
-    Bus,
-    BusEntry,
-    Claimed,
-    GroupInfo,
-    dlq_stream_name,
-)
-from damestoilet_contracts.runtime._cache import AsyncCache, Cache, JsonSerializer, Serializer
 from damestoilet_contracts.runtime._coordinator import (
     Coordinator,
     CoordinatorConfig,
@@ -26,15 +18,25 @@ from damestoilet_contracts.runtime._event import (
 )
 from damestoilet_contracts.runtime._l1 import L1Cache
 from damestoilet_contracts.runtime._metrics import CoordinatorStats, serve_metrics
-from damestoilet_contracts.runtime._protocols import FlushHandler, HandlerRegistry, PurgeTarget
-from damestoilet_contracts.runtime._purge import PurgeStats, RedisPurgeTarget
-from damestoilet_contracts.runtime._purge_async import AsyncRedisPurgeTarget
-from damestoilet_contracts.runtime._redis_bus import (
+from damestoilet_contracts.runtime._seams import (
+    Bus,
+    BusEntry,
+    Claimed,
+    FlushHandler,
+    GroupInfo,
+    HandlerRegistry,
+    PurgeTarget,
+    dlq_stream_name,
+)
+from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
+from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_GROUP,
     DEFAULT_STREAM,
     RedisStreamBus,
 )
-from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
+from damestoilet_contracts.runtime.redis._cache import AsyncCache, Cache, JsonSerializer, Serializer
+from damestoilet_contracts.runtime.redis._purge import PurgeStats, RedisPurgeTarget
+from damestoilet_contracts.runtime.redis._purge_async import AsyncRedisPurgeTarget
 
 __all__ = [
     "AVRO_CONTENT_TYPE",

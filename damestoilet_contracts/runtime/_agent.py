@@ -32,15 +32,15 @@ import redis
 from damestoilet_contracts.model import FlushOp
 from damestoilet_contracts.runtime._coordinator import Coordinator, CoordinatorConfig
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
-from damestoilet_contracts.runtime._protocols import HandlerRegistry
-from damestoilet_contracts.runtime._purge import PurgeStats, RedisPurgeTarget
-from damestoilet_contracts.runtime._redis_bus import (
+from damestoilet_contracts.runtime._seams import HandlerRegistry
+from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_GROUP,
     RedisStreamBus,
     SyncRedis,
     connect,
     default_consumer,
 )
+from damestoilet_contracts.runtime.redis._purge import PurgeStats, RedisPurgeTarget
 
 #: Called with each purged op of the agent's targets, after the op's stage was purged.
 PurgeHook = Callable[[FlushOp], object]

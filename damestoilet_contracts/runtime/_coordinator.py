@@ -39,18 +39,17 @@ from redis.cluster import RedisCluster
 
 from damestoilet_contracts._errors import DamestoiletError, EnvelopeError
 from damestoilet_contracts.model import FlushOp, Plan
-from damestoilet_contracts.runtime._bus import Bus, BusEntry
 from damestoilet_contracts.runtime._envelope import Envelope
-from damestoilet_contracts.runtime._layout import DEFAULT_DONE_TTL_S, done_key
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
-from damestoilet_contracts.runtime._protocols import HandlerRegistry, PurgeTarget
-from damestoilet_contracts.runtime._redis_bus import (
+from damestoilet_contracts.runtime._seams import Bus, BusEntry, HandlerRegistry, PurgeTarget
+from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_GROUP,
     DEFAULT_STREAM,
     RedisStreamBus,
     SyncRedis,
     connect,
 )
+from damestoilet_contracts.runtime.redis._layout import DEFAULT_DONE_TTL_S, done_key
 
 logger = logging.getLogger("damestoilet.coordinator")
 
@@ -208,7 +207,7 @@ class Coordinator:
         (default: the same server); ``grace`` maps targets to soft-purge windows (s);
         ``cluster`` / ``bus_cluster`` (default: ``cluster``) say a URL names a cluster node.
         Raises ValueError for a malformed URL."""
-        from damestoilet_contracts.runtime._purge import RedisPurgeTarget
+        from damestoilet_contracts.runtime.redis._purge import RedisPurgeTarget
 
         config = config or CoordinatorConfig()
         cache = connect(redis_url, cluster=cluster)

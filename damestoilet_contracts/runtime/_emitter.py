@@ -15,7 +15,7 @@ import redis.asyncio
 
 from damestoilet_contracts.runtime._envelope import STREAM_VERSION, Envelope
 from damestoilet_contracts.runtime._event import ContractEvent
-from damestoilet_contracts.runtime._redis_bus import (
+from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_MAXLEN,
     DEFAULT_STREAM,
     SyncRedis,

@@ -53,10 +53,10 @@ import redis.cluster
 
 from damestoilet_contracts._errors import EnvelopeError
 from damestoilet_contracts.model import FlushOp, Plan
-from damestoilet_contracts.runtime import _layout as layout
 from damestoilet_contracts.runtime._envelope import Envelope
-from damestoilet_contracts.runtime._protocols import HandlerRegistry
-from damestoilet_contracts.runtime._redis_bus import DEFAULT_STREAM, SyncRedis
+from damestoilet_contracts.runtime._seams import HandlerRegistry
+from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis._bus import DEFAULT_STREAM, SyncRedis
 
 #: What to do with a key whose age Redis cannot tell.
 PlainPolicy = Literal["stale", "skip"]

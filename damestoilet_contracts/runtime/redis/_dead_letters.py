@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from damestoilet_contracts._errors import DeliveryError, EnvelopeError
-from damestoilet_contracts.runtime._bus import (
+from damestoilet_contracts.runtime._envelope import STREAM_FIELD, Envelope
+from damestoilet_contracts.runtime._seams import (
     DLQ_DELIVERIES,
     DLQ_FIELDS,
     DLQ_ID,
@@ -15,8 +16,7 @@ from damestoilet_contracts.runtime._bus import (
     DLQ_STREAM,
     DLQ_TIME,
 )
-from damestoilet_contracts.runtime._envelope import STREAM_FIELD, Envelope
-from damestoilet_contracts.runtime._redis_bus import SyncRedis, xadd_options
+from damestoilet_contracts.runtime.redis._bus import SyncRedis, xadd_options
 
 
 @dataclass(frozen=True, slots=True)

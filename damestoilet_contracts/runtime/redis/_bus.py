@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 import redis
 from redis.cluster import RedisCluster
 
-from damestoilet_contracts.runtime._bus import (
+from damestoilet_contracts.runtime._seams import (
     DLQ_DELIVERIES,
     DLQ_ID,
     DLQ_REASON,

@@ -5,13 +5,13 @@ Exact keys go out as pipelined ``UNLINK`` calls, many keys per call (on a cluste
 per call, one pipeline per primary); prefixes are found with ``SCAN`` run to cursor 0 on
 every primary, the prefix glob-escaped in ``MATCH`` (never ``KEYS``); tags are read from their
 set (``SSCAN``) and each chunk of members is ``SREM``-ed from the set and purged, in one
-``MULTI`` on a standalone server and in that order on a cluster (see :mod:`runtime._layout`
+``MULTI`` on a standalone server and in that order on a cluster (see :mod:`runtime.redis._layout`
 for why that keeps a racing fill from being left behind). ``mode: soft`` runs a Lua script
 that marks cache entries stale for the grace window of the op's target instead of unlinking
 them.
 
 The planning (filtering by target, de-duplication, grouping by slot, chunking) does no I/O and
-is shared with :class:`AsyncRedisPurgeTarget` in :mod:`runtime._purge_async`.
+is shared with :class:`AsyncRedisPurgeTarget` in :mod:`runtime.redis._purge_async`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import redis.exceptions
 
 from damestoilet_contracts._errors import PurgeError
 from damestoilet_contracts.model import FlushOp
-from damestoilet_contracts.runtime import _layout as layout
+from damestoilet_contracts.runtime.redis import _layout as layout
 
 Key: TypeAlias = str | bytes
 

@@ -1,12 +1,18 @@
-"""The bus a coordinator consumes from, as a small protocol: a stream with a consumer group,
-at-least-once delivery, per-entry delivery counts and a dead-letter stream. Redis Streams
-implement it in :mod:`runtime._redis_bus`; NATS JetStream and Kafka can follow."""
+"""The seams of the runtime: the small protocols the coordinator is written against, so that
+it needs no concrete broker or purge backend.
+
+The bus a coordinator consumes from is a stream with a consumer group, at-least-once
+delivery, per-entry delivery counts and a dead-letter stream; Redis Streams implement it in
+:mod:`runtime.redis._bus`. A purge target executes one stage of a plan; the Redis targets in
+:mod:`runtime.redis._purge` satisfy :class:`PurgeTarget`, and so may others."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeAlias
+
+from damestoilet_contracts.model import FlushOp, Plan
 
 #: Fields a dead-letter entry adds to the original fields.
 DLQ_REASON = "dlq_reason"
@@ -87,3 +93,18 @@ class Bus(Protocol):
     def group_info(self) -> GroupInfo:
         """The group's lag and pending count."""
         ...
+
+
+class PurgeTarget(Protocol):
+    """Executes one stage of a flush plan; raises on failure, returns statistics or None."""
+
+    def purge_stage(self, ops: Sequence[FlushOp]) -> object:
+        """Purge every operation of ``ops`` (one stage); raise :class:`PurgeError` on failure."""
+        ...
+
+
+#: Computes the plan of an event from its encoded payload (a generated flush handler).
+FlushHandler: TypeAlias = Callable[[bytes], Plan]
+
+#: Flush handlers by event type full name, as a handlers package exposes them in ``HANDLERS``.
+HandlerRegistry: TypeAlias = Mapping[str, FlushHandler]

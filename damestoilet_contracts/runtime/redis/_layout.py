@@ -2,7 +2,7 @@
 encodings from here, so the coordinator, the purge targets and the read-through cache agree.
 
 Cache entries
-    A key written by the read-through cache (:mod:`runtime._cache`) is a Redis **hash** at the
+    A key written by the read-through cache (:mod:`runtime.redis._cache`) is a Redis **hash** at the
     cache key itself, so that the value, its staleness and its fill lease live in one key (one
     slot in a cluster, one ``UNLINK`` voids them all):
 

@@ -13,8 +13,8 @@ import redis.asyncio.cluster
 import redis.exceptions
 
 from damestoilet_contracts.model import FlushOp
-from damestoilet_contracts.runtime import _layout as layout
-from damestoilet_contracts.runtime._purge import (
+from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis._purge import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PIPELINE_SIZE,
     Key,

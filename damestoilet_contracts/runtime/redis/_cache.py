@@ -1,7 +1,7 @@
 """The read-through cache with fill leases: :class:`Cache` (sync) and :class:`AsyncCache`.
 
 ``get_or_fill`` reads a fresh value with a plain ``HMGET``; otherwise one Lua script reads the
-entry hash (see :mod:`runtime._layout`) and either returns a value or hands the caller a fill
+entry hash (see :mod:`runtime.redis._layout`) and either returns a value or hands the caller a fill
 lease, atomically. The loader's value is
 written back by a second script only if the lease still holds the caller's token; a purge
 (``UNLINK``, or a soft purge, which drops ``lease``) in between voids it, so a reader that
@@ -29,7 +29,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 
-from damestoilet_contracts.runtime import _layout as layout
+from damestoilet_contracts.runtime.redis import _layout as layout
 
 T = TypeVar("T")
 
