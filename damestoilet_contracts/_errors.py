@@ -15,7 +15,8 @@ branch per stage, and leaves that also subclass the built-in exception that fits
     ├── CodegenError                the generator cannot render or check its output
     ├── DeliveryError               an event cannot be emitted, read or acknowledged
     │   ├── EnvelopeError           (ValueError) bytes or fields are not a valid envelope
-    │   └── DeliveryTimeoutError    (TimeoutError) the bus did not answer in time
+    │   ├── DeliveryTimeoutError    (TimeoutError) the bus did not answer in time
+    │   └── EmitterClosedError      (RuntimeError) an emitter was used after close()
     └── PurgeError                  a purge target failed to purge a key, prefix or tag
 
 Messages say what was wrong, where (``path:line`` for schemas) and what to do about it.
@@ -104,6 +105,10 @@ class EnvelopeError(DeliveryError, ValueError):
 
 class DeliveryTimeoutError(DeliveryError, TimeoutError):
     """The bus did not answer in time."""
+
+
+class EmitterClosedError(DeliveryError, RuntimeError):
+    """An emitter was used after ``close()``/``aclose()``: nothing was sent."""
 
 
 class PurgeError(DamestoiletError):

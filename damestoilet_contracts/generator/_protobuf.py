@@ -161,7 +161,12 @@ def _rewrite(text: str, local: set[str], package: str) -> str:
         if match is not None:
             module = f"{match['module']}.{match['name']}"
             if module == "damestoilet.v1.options_pb2":
-                line = f"from {OPTIONS_MODULE} import {match['name']} as {match['alias']}"
+                # Imported for its side effect (the options file enters the descriptor pool
+                # first); the noqa keeps autoflake and line-level linters from removing it.
+                line = (
+                    f"from {OPTIONS_MODULE} import {match['name']} as {match['alias']}"
+                    "  # noqa: F401"
+                )
             elif module in local_modules:
                 line = (
                     f"from {package}.{PB_FOLDER}.{match['module']} import {match['name']} "

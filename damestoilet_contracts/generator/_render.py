@@ -73,6 +73,9 @@ def render_package(
             source = pb2_sources[path]
             fingerprint = fingerprints.get(source, NO_RULES)
             header = pb_header.render(header=Header(view.header.version, (source,), fingerprint))
+            # protoc's code is not written for a user's linters: `ruff check --fix` would drop
+            # the import that registers the options file, and the package would not import.
+            header += "# ruff: noqa\n# flake8: noqa\n"
             if path.endswith(".pyi"):
                 # protoc's stubs are not written for mypy --strict; they only give types.
                 header += "# mypy: ignore-errors\n"

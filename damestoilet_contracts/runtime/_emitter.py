@@ -13,6 +13,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
+from damestoilet_contracts._errors import EmitterClosedError
 from damestoilet_contracts.runtime._envelope import STREAM_VERSION, Envelope
 from damestoilet_contracts.runtime._event import ContractEvent
 from damestoilet_contracts.runtime.redis._bus import (
@@ -34,12 +35,23 @@ class _EmitterBase:
         self.source = source
         self.maxlen = maxlen
         self._options = xadd_options(maxlen)
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` (``aclose()``) was called; a closed emitter refuses to emit."""
+        return self._closed
 
     def envelope(self, event: ContractEvent) -> Envelope:
         """The envelope ``event`` travels in; raises :class:`PlanError` if it cannot be planned."""
         return Envelope.from_event(event, source=self.source)
 
     def _prepare(self, envelopes: Iterable[Envelope]) -> list[tuple[str, dict[str, bytes]]]:
+        if self._closed:
+            raise EmitterClosedError(
+                f"this emitter of {self.source} onto {self.stream} was closed; nothing was "
+                "sent. Emit before close(), or make a new emitter"
+            )
         return [(env.id, env.to_fields(version=STREAM_VERSION)) for env in envelopes]
 
 
@@ -98,7 +110,10 @@ class Emitter(_EmitterBase):
         return [env_id for env_id, _ in prepared]
 
     def close(self) -> None:
-        """Close the client if this emitter created it."""
+        """Refuse further emits, and close the client if this emitter created it."""
+        if self._closed:
+            return
+        self._closed = True
         if self._owns_client:
             self._client.close()
 
@@ -171,7 +186,10 @@ class AsyncEmitter(_EmitterBase):
         return [env_id for env_id, _ in prepared]
 
     async def aclose(self) -> None:
-        """Close the client if this emitter created it."""
+        """Refuse further emits, and close the client if this emitter created it."""
+        if self._closed:
+            return
+        self._closed = True
         if self._owns_client:
             await self._client.aclose()
 
