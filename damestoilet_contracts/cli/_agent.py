@@ -12,6 +12,7 @@ from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.cli._worker import (
     configure_logging,
     metrics_served,
+    resolve_flush_specs,
     resolve_grace,
     worker_options,
 )
@@ -54,6 +55,7 @@ def agent(
     consumer: str | None,
     dlq_stream: str | None,
     handlers_package: str | None,
+    schemas_dir: Path | None,
     flush_graph: Path | None,
     grace: dict[str, float],
     max_deliveries: int,
@@ -109,6 +111,7 @@ def agent(
             bus_cluster=bus_cluster if bus_url else cluster,
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
+            flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
         )
         worker.ensure_group()
     except (DamestoiletError, redis.RedisError, ValueError) as exc:

@@ -11,6 +11,7 @@ from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.cli._worker import (
     configure_logging,
     metrics_served,
+    resolve_flush_specs,
     resolve_grace,
     worker_options,
 )
@@ -43,6 +44,7 @@ def coordinator(
     consumer: str | None,
     dlq_stream: str | None,
     handlers_package: str | None,
+    schemas_dir: Path | None,
     flush_graph: Path | None,
     grace: dict[str, float],
     max_deliveries: int,
@@ -61,12 +63,17 @@ def coordinator(
     """Consume flush events from a Redis stream and purge their keys, stage by stage.
 
     Logs one JSON object per line on stderr. SIGTERM or SIGINT finishes the batch in hand,
-    acknowledges it and exits 0. Exit 1 when the handlers package or the flush graph cannot
-    be loaded or Redis cannot be reached at start.
+    acknowledges it and exits 0. Exit 1 when the handlers package, the contracts or the
+    flush graph cannot be loaded or Redis cannot be reached at start.
+
+    A plan on the stream is data from the network: production runs should give --schemas
+    DIR or a generated --handlers PKG, so that every plan is checked against the contracts
+    before anything is deleted (docs/trust.md).
 
     \b
     Examples:
       damestoilet coordinator --redis redis://127.0.0.1:6379/0
+      damestoilet coordinator --redis redis://127.0.0.1:6379/0 --schemas schemas
       damestoilet coordinator --redis redis://cache:6379/0 --bus redis://bus:6379/0 \\
         --handlers myservice_codegen --flush-graph schemas/flush-graph.yaml --metrics-port 9464
     """
@@ -95,6 +102,7 @@ def coordinator(
             bus_url=bus_url,
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
+            flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
             cluster=cluster,
             bus_cluster=bus_cluster if bus_url else cluster,
         )

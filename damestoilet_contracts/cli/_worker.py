@@ -16,7 +16,14 @@ from typing import Any, TypeVar
 
 import click
 
-from damestoilet_contracts.runtime import DEFAULT_STREAM, CoordinatorStats, serve_metrics
+from damestoilet_contracts._errors import DamestoiletError
+from damestoilet_contracts.runtime import (
+    DEFAULT_STREAM,
+    CoordinatorStats,
+    FlushSpec,
+    load_flush_specs,
+    serve_metrics,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,7 +58,16 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         "--handlers",
         "handlers_package",
         metavar="PKG",
-        help="Package whose HANDLERS plan events that arrive without a plan.",
+        help="Package whose HANDLERS plan events that arrive without a plan; a generated "
+        "package's FLUSH_SPECS also check every plan, as --schemas does.",
+    ),
+    click.option(
+        "--schemas",
+        "schemas_dir",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Check every plan against these contracts before deleting anything (types, "
+        "targets, modes, key templates, fan-out cap). Production runs should give this or "
+        "a generated --handlers package; without either only damestoilet:* keys are guarded.",
     ),
     click.option(
         "--flush-graph",
@@ -116,8 +132,8 @@ _OPTIONS: list[Callable[[Any], Any]] = [
 def worker_options(command: F) -> F:
     """Add the options every worker command takes, in --help order (parameters
     ``redis_url, bus_url, cluster, bus_cluster, stream, consumer, dlq_stream,
-    handlers_package, flush_graph, grace, max_deliveries, batch, block_ms, claim_idle_ms,
-    done_ttl, metrics_port, metrics_addr, log_level``)."""
+    handlers_package, schemas_dir, flush_graph, grace, max_deliveries, batch, block_ms,
+    claim_idle_ms, done_ttl, metrics_port, metrics_addr, log_level``)."""
     for option in reversed(_OPTIONS):
         command = option(command)
     return command
@@ -164,3 +180,41 @@ def resolve_grace(flush_graph: Path | None, grace: dict[str, float]) -> dict[str
         windows.update(graph.grace)
     windows.update(grace)
     return windows
+
+
+def resolve_flush_specs(
+    schemas_dir: Path | None, handlers_package: str | None
+) -> dict[str, tuple[FlushSpec, ...]] | None:
+    """What plans are checked against: the contracts of ``schemas_dir``, else the
+    ``FLUSH_SPECS`` of ``handlers_package``, else None (a warning on stderr says so).
+
+    Raises :class:`click.ClickException` (exit 1) listing the contracts' problems, or when
+    the package cannot be imported.
+    """
+    if schemas_dir is not None:
+        from damestoilet_contracts.compiler import flush_specs
+        from damestoilet_contracts.loaders import load_contracts
+
+        try:
+            return flush_specs(load_contracts(schemas_dir))
+        except DamestoiletError as exc:
+            raise click.ClickException(f"{schemas_dir}: contracts do not load:\n{exc}") from exc
+    if handlers_package is not None:
+        try:
+            specs = load_flush_specs(handlers_package)
+        except DamestoiletError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if specs is not None:
+            return specs
+        click.echo(
+            f"warning: {handlers_package} has no FLUSH_SPECS (generated before they existed); "
+            "regenerate it or give --schemas to check plans against the contracts",
+            err=True,
+        )
+        return None
+    click.echo(
+        "warning: plans from the stream run unchecked but for damestoilet:* keys; give "
+        "--schemas DIR or a generated --handlers PKG in production (docs/trust.md)",
+        err=True,
+    )
+    return None

@@ -7,6 +7,7 @@ from damestoilet_contracts.runtime._agent import FlushAgent, PurgeHook, agent_gr
 from damestoilet_contracts.runtime._coordinator import (
     Coordinator,
     CoordinatorConfig,
+    load_flush_specs,
     load_handlers,
 )
 from damestoilet_contracts.runtime._emitter import AsyncEmitter, Emitter
@@ -18,6 +19,7 @@ from damestoilet_contracts.runtime._event import (
 )
 from damestoilet_contracts.runtime._l1 import L1Cache
 from damestoilet_contracts.runtime._metrics import CoordinatorStats, serve_metrics
+from damestoilet_contracts.runtime._plan_check import FlushSpec, KeyPattern, PlanChecker
 from damestoilet_contracts.runtime._seams import (
     Bus,
     BusEntry,
@@ -58,10 +60,13 @@ __all__ = [
     "Envelope",
     "FlushAgent",
     "FlushHandler",
+    "FlushSpec",
     "GroupInfo",
     "HandlerRegistry",
     "JsonSerializer",
+    "KeyPattern",
     "L1Cache",
+    "PlanChecker",
     "PurgeHook",
     "PurgeStats",
     "PurgeTarget",
@@ -72,6 +77,7 @@ __all__ = [
     "VerifyReport",
     "agent_group",
     "dlq_stream_name",
+    "load_flush_specs",
     "load_handlers",
     "serve_metrics",
     "uuid7",

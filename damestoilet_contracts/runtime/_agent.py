@@ -32,6 +32,7 @@ import redis
 from damestoilet_contracts.model import FlushOp
 from damestoilet_contracts.runtime._coordinator import Coordinator, CoordinatorConfig
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
+from damestoilet_contracts.runtime._plan_check import FlushSpec
 from damestoilet_contracts.runtime._seams import HandlerRegistry
 from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_GROUP,
@@ -113,6 +114,7 @@ class FlushAgent:
         handlers: HandlerRegistry | None = None,
         grace: Mapping[str, float] | None = None,
         stats: CoordinatorStats | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
     ) -> None:
         """An agent purging ``targets`` in the Redis of ``client``, reading the stream from
         ``bus_client`` (default: ``client``).
@@ -123,7 +125,8 @@ class FlushAgent:
         :func:`agent_group` of ``targets`` (with ``ephemeral``: that plus ``:<consumer>``).
         ``on_purge`` hooks get each purged op of ``targets``; ``purge=False`` calls them
         without purging Redis; ``ephemeral`` makes the group this process's own (see the
-        module docstring). ``handlers`` and ``grace`` are those of :class:`Coordinator`.
+        module docstring). ``handlers``, ``grace`` and ``flush_specs`` are those of
+        :class:`Coordinator`.
         Raises ValueError for empty targets.
         """
         self.targets = check_targets(targets)
@@ -147,7 +150,13 @@ class FlushAgent:
         inner = RedisPurgeTarget(client, targets=self.targets, grace=grace) if purge else None
         self.target = HookedPurgeTarget(inner, self.targets, on_purge)
         self.coordinator = Coordinator(
-            bus, self.target, client, self.config, handlers=handlers, stats=stats
+            bus,
+            self.target,
+            client,
+            self.config,
+            handlers=handlers,
+            stats=stats,
+            flush_specs=flush_specs,
         )
 
     @classmethod
@@ -165,6 +174,7 @@ class FlushAgent:
         ephemeral: bool = False,
         handlers: HandlerRegistry | None = None,
         grace: Mapping[str, float] | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
     ) -> FlushAgent:
         """An agent over the Redis at ``redis_url`` (the stream at ``bus_url``, default the
         same server); the other arguments are those of :class:`FlushAgent` and
@@ -182,6 +192,7 @@ class FlushAgent:
             ephemeral=ephemeral,
             handlers=handlers,
             grace=grace,
+            flush_specs=flush_specs,
         )
 
     @property

@@ -29,7 +29,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -41,7 +41,14 @@ from damestoilet_contracts._errors import DamestoiletError, EnvelopeError
 from damestoilet_contracts.model import FlushOp, Plan
 from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
-from damestoilet_contracts.runtime._seams import Bus, BusEntry, HandlerRegistry, PurgeTarget
+from damestoilet_contracts.runtime._plan_check import FlushSpec, PlanChecker
+from damestoilet_contracts.runtime._seams import (
+    Bus,
+    BusEntry,
+    HandlerRegistry,
+    PurgeTarget,
+    dlq_stream_name,
+)
 from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_GROUP,
     DEFAULT_STREAM,
@@ -112,6 +119,26 @@ class CoordinatorConfig:
             raise ValueError("retry_base_s must be >= 0 and retry_max_s >= retry_base_s")
 
 
+def load_flush_specs(package: str) -> dict[str, tuple[FlushSpec, ...]] | None:
+    """The ``FLUSH_SPECS`` of a generated handlers package (None when it has none: generated
+    before they existed). Raises :class:`DamestoiletError` when it cannot be imported."""
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise DamestoiletError(
+            f"cannot import handlers package {package!r}: {exc}; is it installed and on PYTHONPATH?"
+        ) from exc
+    specs = getattr(module, "FLUSH_SPECS", None)
+    if not isinstance(specs, Mapping):
+        return None
+    return {
+        str(name): tuple(
+            (str(op), str(target), str(mode), str(template)) for op, target, mode, template in items
+        )
+        for name, items in specs.items()
+    }
+
+
 def load_handlers(package: str) -> dict[str, Callable[[bytes], Plan]]:
     """The flush handlers a package exposes as ``HANDLERS`` (type full name -> handler).
 
@@ -169,16 +196,24 @@ class Coordinator:
         *,
         handlers: HandlerRegistry | None = None,
         stats: CoordinatorStats | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
     ) -> None:
         """Read from ``bus``, purge through ``target``, mark ids done in ``done_client``.
 
         ``handlers`` plan envelopes that arrive without a plan (type name -> callable taking
-        the payload bytes, returning a :class:`Plan`).
+        the payload bytes, returning a :class:`Plan`). ``flush_specs`` (event type ->
+        ``(op, target, mode, template)`` its plans may hold, from ``compiler.flush_specs``
+        or a generated package's ``FLUSH_SPECS``) has every plan checked against the
+        contracts before anything is deleted; without them, plans are only kept out of the
+        coordinator's own keys (see :class:`PlanChecker`). Raises TemplateError for a
+        malformed template in ``flush_specs``.
         """
         self.bus = bus
         self.target = target
         self.config = config or CoordinatorConfig()
         self.handlers: HandlerRegistry = dict(handlers or {})
+        own = [bus.stream, getattr(bus, "dlq_stream", None) or dlq_stream_name(bus.stream)]
+        self.checker = PlanChecker(flush_specs, protected=own)
         self.stats = stats or CoordinatorStats()
         self._done: Any = done_client
         self._done_is_cluster = isinstance(done_client, RedisCluster)
@@ -202,6 +237,7 @@ class Coordinator:
         grace: Mapping[str, float] | None = None,
         cluster: bool = False,
         bus_cluster: bool | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
     ) -> Coordinator:
         """A coordinator purging the Redis at ``redis_url``, reading the stream at ``bus_url``
         (default: the same server); ``grace`` maps targets to soft-purge windows (s);
@@ -220,7 +256,14 @@ class Coordinator:
             consumer=config.consumer,
             dlq_stream=config.dlq_stream,
         )
-        return cls(bus, RedisPurgeTarget(cache, grace=grace), cache, config, handlers=handlers)
+        return cls(
+            bus,
+            RedisPurgeTarget(cache, grace=grace),
+            cache,
+            config,
+            handlers=handlers,
+            flush_specs=flush_specs,
+        )
 
     # -- running ------------------------------------------------------------------------------
 
@@ -374,9 +417,14 @@ class Coordinator:
 
     def _plan(self, work: list[_Work], out: _Outcome) -> list[_Work]:
         planned = []
+        check = self.checker.check
         for w in work:
             env = w.envelope
             if env.plan is not None:
+                refused = check(env.plan)
+                if refused is not None:
+                    out.dead.append((w.entry, f"plan refused: {refused}", env))
+                    continue
                 w.plan = env.plan
                 planned.append(w)
                 continue
@@ -392,6 +440,10 @@ class Coordinator:
                 out.dead.append(
                     (w.entry, f"handler for {env.type} failed: {type(exc).__name__}: {exc}", env)
                 )
+                continue
+            refused = check(plan)
+            if refused is not None:
+                out.dead.append((w.entry, f"plan refused: {refused}", env))
                 continue
             w.plan = plan
             planned.append(w)
