@@ -4,6 +4,14 @@ targets, read-through cache. It needs neither the loaders nor the generator."""
 from __future__ import annotations
 
 from damestoilet_contracts.runtime._agent import FlushAgent, PurgeHook, agent_group
+from damestoilet_contracts.runtime._cloudevents import (
+    STRUCTURED_CONTENT_TYPE,
+    BinaryMessage,
+    from_binary,
+    from_structured,
+    to_binary,
+    to_structured,
+)
 from damestoilet_contracts.runtime._coordinator import (
     Coordinator,
     CoordinatorConfig,
@@ -30,6 +38,7 @@ from damestoilet_contracts.runtime._seams import (
     PurgeTarget,
     dlq_stream_name,
 )
+from damestoilet_contracts.runtime._uri import SCHEMA_URN_PREFIX, schema_uri
 from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
 from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_GROUP,
@@ -45,9 +54,12 @@ __all__ = [
     "DEFAULT_GROUP",
     "DEFAULT_STREAM",
     "PROTOBUF_CONTENT_TYPE",
+    "SCHEMA_URN_PREFIX",
+    "STRUCTURED_CONTENT_TYPE",
     "AsyncCache",
     "AsyncEmitter",
     "AsyncRedisPurgeTarget",
+    "BinaryMessage",
     "Bus",
     "BusEntry",
     "Cache",
@@ -77,8 +89,13 @@ __all__ = [
     "VerifyReport",
     "agent_group",
     "dlq_stream_name",
+    "from_binary",
+    "from_structured",
     "load_flush_specs",
     "load_handlers",
+    "schema_uri",
     "serve_metrics",
+    "to_binary",
+    "to_structured",
     "uuid7",
 ]

@@ -16,6 +16,7 @@ import redis.asyncio
 from damestoilet_contracts._errors import EmitterClosedError
 from damestoilet_contracts.runtime._envelope import STREAM_VERSION, Envelope
 from damestoilet_contracts.runtime._event import ContractEvent
+from damestoilet_contracts.runtime._uri import check_source
 from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_MAXLEN,
     DEFAULT_STREAM,
@@ -31,6 +32,7 @@ class _EmitterBase:
     def __init__(self, *, stream: str, source: str, maxlen: int | None) -> None:
         if not source:
             raise ValueError("an emitter needs a source naming the emitting service")
+        check_source(source)  # a CloudEvents URI-reference: refused here, not at the first emit
         self.stream = stream
         self.source = source
         self.maxlen = maxlen
