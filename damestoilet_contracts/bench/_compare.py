@@ -41,6 +41,7 @@ from damestoilet_contracts.bench._workload import (
     measure,
 )
 from damestoilet_contracts.lint import load_linted
+from damestoilet_contracts.runtime._redact import redact
 
 #: Reports progress: the strategy's label and the share of its run done (0..1).
 Progress = Callable[[str, float], None]
@@ -171,7 +172,7 @@ def run_compare(
                     )
                     results.append(_run_one(strategy_cls, env, workload, progress))
         except redis.RedisError as exc:
-            raise DamestoiletError(f"the benchmark lost Redis at {url}: {exc}") from exc
+            raise DamestoiletError(redact(f"the benchmark lost Redis at {url}: {exc}")) from exc
         except RuntimeError as exc:  # a purger process that would not start
             raise DamestoiletError(str(exc)) from exc
         finally:
@@ -185,11 +186,13 @@ def _clients(url: str, settings: CompareSettings) -> Iterator[tuple[redis.Redis,
     try:
         cache = redis.Redis.from_url(url, max_connections=settings.readers + 16)
     except ValueError as exc:
-        raise DamestoiletError(f"not a Redis URL: {url!r}: {exc}") from exc
+        raise DamestoiletError(redact(f"not a Redis URL: {url!r}: {exc}")) from exc
     db = int(cache.connection_pool.connection_kwargs.get("db", 0))
     if db >= 15:
         cache.close()
-        raise DamestoiletError(f"use a database below 15 in {url}: the next holds the source")
+        raise DamestoiletError(
+            redact(f"use a database below 15 in {url}: the next holds the source")
+        )
     # the same server and credentials, the next database (a URL's /db wins over db=)
     pool = cache.connection_pool
     source = redis.Redis(

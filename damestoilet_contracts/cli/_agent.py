@@ -23,6 +23,7 @@ from damestoilet_contracts.runtime import (
     agent_group,
     load_handlers,
 )
+from damestoilet_contracts.runtime._redact import redact
 
 
 def _targets(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
@@ -115,7 +116,7 @@ def agent(
         )
         worker.ensure_group()
     except (DamestoiletError, redis.RedisError, ValueError) as exc:
-        click.echo(f"agent cannot start: {exc}", err=True)
+        click.echo(redact(f"agent cannot start: {exc}"), err=True)
         raise SystemExit(1) from exc
     with metrics_served(worker.stats, metrics_port, metrics_addr):
         worker.run(stop_when_idle=until_idle, handle_signals=True)

@@ -21,6 +21,7 @@ from damestoilet_contracts.runtime import (
     CoordinatorConfig,
     load_handlers,
 )
+from damestoilet_contracts.runtime._redact import redact
 
 
 @click.command("coordinator")
@@ -108,7 +109,7 @@ def coordinator(
         )
         worker.bus.ensure_group()
     except (DamestoiletError, redis.RedisError, ValueError) as exc:
-        click.echo(f"coordinator cannot start: {exc}", err=True)
+        click.echo(redact(f"coordinator cannot start: {exc}"), err=True)
         raise SystemExit(1) from exc
     with metrics_served(worker.stats, metrics_port, metrics_addr):
         worker.run(handle_signals=True)

@@ -17,6 +17,7 @@ from damestoilet_contracts.compiler import compile_event, evaluate
 from damestoilet_contracts.lint import load_linted
 from damestoilet_contracts.model import DEFAULT_FANOUT_CAP
 from damestoilet_contracts.runtime import DEFAULT_STREAM, Emitter, Envelope
+from damestoilet_contracts.runtime._redact import redact
 
 #: Events sent per pipeline when reading one JSON object per line.
 _CHUNK = 1000
@@ -131,7 +132,9 @@ def emit(
             for start in range(0, len(envelopes), _CHUNK):
                 sent += _send(emitter, envelopes[start : start + _CHUNK], quiet)
     except (DamestoiletError, redis.RedisError) as exc:
-        click.echo(f"cannot emit to {redis_url}: {exc}; {sent} event(s) were emitted", err=True)
+        click.echo(
+            redact(f"cannot emit to {redis_url}: {exc}; {sent} event(s) were emitted"), err=True
+        )
         raise SystemExit(1) from exc
     if payload_text == "-":
         click.echo(f"emitted {sent} event(s) onto {stream}", err=True)

@@ -118,7 +118,12 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         help="Seconds an event id stays marked done for this group (duplicates skipped).",
     ),
     click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics."),
-    click.option("--metrics-addr", default="0.0.0.0", show_default=True, help="Metrics address."),
+    click.option(
+        "--metrics-addr",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address to serve metrics on; 0.0.0.0 exposes them beyond this host.",
+    ),
     click.option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"]),

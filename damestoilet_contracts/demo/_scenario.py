@@ -42,7 +42,10 @@ from damestoilet_contracts.runtime import (
     PurgeStats,
     RedisPurgeTarget,
     RedisStreamBus,
+    dlq_stream_name,
 )
+from damestoilet_contracts.runtime._redact import redact
+from damestoilet_contracts.runtime.redis._trust import bookkeeping_keys
 
 STREAM = "damestoilet:demo:events"
 GROUP = "damestoilet-demo"
@@ -150,9 +153,9 @@ def run_demo(
         try:
             server = client.info("server")
         except redis.RedisError as exc:
-            raise DamestoiletError(f"cannot reach Redis at {url}: {exc}") from exc
+            raise DamestoiletError(redact(f"cannot reach Redis at {url}: {exc}")) from exc
         how = "using" if redis_url else "started a local"
-        echo(f"[1/6] redis: {how} redis-server {server.get('redis_version')} at {url}")
+        echo(redact(f"[1/6] redis: {how} redis-server {server.get('redis_version')} at {url}"))
 
         contracts = load_linted(schemas)
         scratch = Path(tempfile.mkdtemp(prefix="dsdemo-"))
@@ -169,11 +172,11 @@ def run_demo(
         try:
             result = _scenario(client, contracts.graph.grace, events, stack, keep, echo, timeout)
         except redis.RedisError as exc:
-            raise DamestoiletError(f"the demo lost Redis at {url}: {exc}") from exc
+            raise DamestoiletError(redact(f"the demo lost Redis at {url}: {exc}")) from exc
         if keep:
             echo(f"        --keep: the generated code stays in {scratch / 'dsdemo_events'}")
             if redis_url:
-                echo(f"        --keep: the demo's keys stay in {redis_url}")
+                echo(redact(f"        --keep: the demo's keys stay in {redis_url}"))
         return result
 
 
@@ -343,6 +346,7 @@ def _clean(client: redis.Redis) -> None:
             if key.rsplit(b":", 1)[-1] in ids:
                 doomed.append(key)
         doomed.append(STREAM)
+    doomed += bookkeeping_keys(STREAM, GROUP, dlq_stream_name(STREAM))
     if doomed:
         raw.unlink(*doomed)
 

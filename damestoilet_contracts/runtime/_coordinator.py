@@ -42,10 +42,12 @@ from damestoilet_contracts.model import FlushOp, Plan
 from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
 from damestoilet_contracts.runtime._plan_check import FlushSpec, PlanChecker
+from damestoilet_contracts.runtime._redact import redact
 from damestoilet_contracts.runtime._seams import (
     Bus,
     BusEntry,
     HandlerRegistry,
+    Lost,
     PurgeTarget,
     dlq_stream_name,
 )
@@ -96,8 +98,14 @@ class CoordinatorConfig:
     batch: int = 500
     #: How long one read waits for new entries (ms); also bounds how fast a stop is noticed.
     block_ms: int = 1000
-    #: Deliveries after which a failing entry is dead-lettered.
+    #: Failed purge attempts after which an entry is dead-lettered. Only a purge that ran
+    #: and failed counts: a restart, a kill or a reclaim re-reads an entry (Redis counts a
+    #: delivery) without trying it.
     max_deliveries: int = 5
+    #: Reads of one entry without an ack (coordinators died while it was in hand) after
+    #: which it is taken for one that kills them and dead-lettered unread; well above any
+    #: crash loop an operator would let run.
+    crash_deliveries: int = 50
     #: Backoff before the n-th retry: ``min(retry_max_s, retry_base_s * 2**(n-1))``, jittered
     #: into the upper half of that.
     retry_base_s: float = 0.1
@@ -113,6 +121,8 @@ class CoordinatorConfig:
     def __post_init__(self) -> None:
         if self.batch < 1 or self.max_deliveries < 1 or self.done_ttl_s < 1:
             raise ValueError("batch, max_deliveries and done_ttl_s must be at least 1")
+        if self.crash_deliveries < 1:
+            raise ValueError("crash_deliveries must be at least 1")
         if self.block_ms < 0 or self.claim_min_idle_ms < 0:
             raise ValueError("block_ms and claim_min_idle_ms must not be negative")
         if self.retry_base_s < 0 or self.retry_max_s < self.retry_base_s:
@@ -323,9 +333,25 @@ class Coordinator:
         if self._stop.is_set():
             return True
         entries = self.bus.read_new(self.config.batch, self._block_ms())
+        for lost in self.bus.take_lost():
+            self._report_lost(lost)
         if entries:
             self.process(entries)
         return not entries
+
+    def _report_lost(self, lost: Lost) -> None:
+        # Never silent: counted, and an ERROR line with the gap's ids.
+        if lost.count > 0:
+            self.stats.lost += lost.count
+        _log(
+            "lost",
+            level=logging.ERROR,
+            count=lost.count if lost.count >= 0 else "unknown",
+            after=lost.after,
+            before=lost.before,
+            reason="trimmed from the stream before the group read them; raise the stream's "
+            "maxlen or trim by the slowest group (docs/trust.md)",
+        )
 
     def process(self, entries: Sequence[BusEntry]) -> None:
         """Handle one batch of entries to the end: purged and acked, dead-lettered and acked,
@@ -342,7 +368,7 @@ class Coordinator:
     def _decode(self, entries: Sequence[BusEntry], out: _Outcome) -> list[_Work]:
         work = []
         retries = self._retries
-        max_deliveries = self.config.max_deliveries
+        crash_deliveries = self.config.crash_deliveries
         for entry in entries:
             if retries:
                 retries.pop(entry.id, None)
@@ -351,14 +377,14 @@ class Coordinator:
                     (entry, "entry was trimmed from the stream before it was processed", None)
                 )
                 continue
-            if entry.deliveries > max_deliveries:
-                # Taken more often than allowed without an ack: it may crash coordinators,
-                # so it is not even decoded (a letter names it by its entry id).
+            if entry.deliveries > crash_deliveries:
+                # Read this often and never settled: it may be what kills coordinators, so
+                # it is not even decoded (a letter names it by its entry id).
                 out.dead.append(
                     (
                         entry,
                         f"delivered {entry.deliveries} times without being acknowledged "
-                        f"(max_deliveries {self.config.max_deliveries})",
+                        f"(crash_deliveries {crash_deliveries})",
                         None,
                     )
                 )
@@ -480,24 +506,38 @@ class Coordinator:
     def _settle(self, out: _Outcome) -> None:
         if out.done:
             self._mark_done([w.done for w in out.done])
-        for w, reason in out.failed:
-            deliveries = w.entry.deliveries
-            if deliveries >= self.config.max_deliveries:
+        attempts = self.bus.record_failures([w.entry.id for w, _ in out.failed])
+        for (w, reason), tried in zip(out.failed, attempts, strict=True):
+            if tried >= self.config.max_deliveries:
                 out.dead.append(
-                    (w.entry, f"failed {deliveries} deliveries; last error: {reason}", w.envelope)
+                    (w.entry, f"failed {tried} attempts; last error: {reason}", w.envelope)
                 )
             else:
-                delay = self._backoff(deliveries)
+                delay = self._backoff(tried)
                 self._retries[w.entry.id] = _Retry(time.monotonic() + delay, reason)
                 self.stats.retries += 1
-                _log_event("retry", w.envelope, w.entry, error=reason, delay_s=round(delay, 3))
+                _log_event(
+                    "retry",
+                    w.envelope,
+                    w.entry,
+                    error=reason,
+                    attempts=tried,
+                    delay_s=round(delay, 3),
+                )
         if out.dead:
             self.bus.dead_letter([(entry, reason) for entry, reason, _ in out.dead])
-        self.bus.ack(
-            [w.entry.id for w in out.done]
-            + [w.entry.id for w in out.duplicates]
-            + [entry.id for entry, _, _ in out.dead]
+        settled = (
+            [w.entry for w in out.done]
+            + [w.entry for w in out.duplicates]
+            + [entry for entry, _, _ in out.dead]
         )
+        self.bus.ack([entry.id for entry in settled])
+        # Only a redelivered entry (or one that failed just now) can have a failure count.
+        stale = [entry.id for entry in settled if entry.deliveries > 1]
+        if attempts:
+            stale += [entry.id for entry, _, _ in out.dead if entry.deliveries == 1]
+        if stale:
+            self.bus.forget_failures(stale)
         now = time.time()
         stats = self.stats
         stats.events += len(out.done)
@@ -624,7 +664,7 @@ def _reason(exc: BaseException) -> str:
 
 def _log(msg: str, *, level: int = logging.INFO, **fields: Any) -> None:
     if logger.isEnabledFor(level):
-        logger.log(level, json.dumps({"msg": msg, **fields}, default=str))
+        logger.log(level, redact(json.dumps({"msg": msg, **fields}, default=str)))
 
 
 def _log_event(
@@ -644,4 +684,4 @@ def _log_event(
             "deliveries": entry.deliveries,
             **fields,
         }
-        logger.log(level, json.dumps(record, default=str))
+        logger.log(level, redact(json.dumps(record, default=str)))
