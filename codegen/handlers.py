@@ -9,7 +9,7 @@
 #   proto/carts/v1/carts.proto
 #   proto/orders/v1/orders.proto
 #   proto/pricing/v1/pricing.proto
-# rules fingerprint: sha256:2516be2f39c8a8f0e4a0baf1fee4ea03282f6736f2138c88f22c5a212e46eb7a
+# rules fingerprint: sha256:f27fcdae44d9500d6f5b906deb147e2d42f8acfd68e6b5f617681909bfdc5c54
 """Flush handlers: the plan of an encoded payload, by event type, for events that arrive
 without one; and the event classes by type."""
 
@@ -105,8 +105,8 @@ FLUSH_SPECS: Mapping[str, tuple[tuple[str, str, str, str], ...]] = MappingProxyT
     {
         "assets.v1.AssetReplaced": (
             ("key", "default", "delete", "assets:asset:{asset_id}"),
-            ("key", "cdn", "delete", "cdn:asset:{asset_id}:{variant_ids}"),
-            ("key", "cdn", "delete", "page:product:{product_id}"),
+            ("key", "cdn", "delete", "/assets/{asset_id}/{variant_ids}"),
+            ("key", "cdn", "delete", "/products/{product_id}"),
         ),
         "carts.v1.CartUpdated": (
             ("key", "default", "delete", "cart:{cart_id}"),
@@ -116,7 +116,7 @@ FLUSH_SPECS: Mapping[str, tuple[tuple[str, str, str, str], ...]] = MappingProxyT
         "catalog.v1.CategoryRenamed": (
             ("key", "default", "delete", "catalog:category:{category_id}"),
             ("prefix", "default", "delete", "catalog:listing:{category_id}:"),
-            ("prefix", "cdn", "delete", "page:category:{category_id}:"),
+            ("prefix", "cdn", "delete", "/categories/{category_id}/"),
         ),
         "catalog.v1.ProductPriceChanged": (
             ("key", "default", "delete", "catalog:product:{product_id}"),
@@ -124,13 +124,13 @@ FLUSH_SPECS: Mapping[str, tuple[tuple[str, str, str, str], ...]] = MappingProxyT
             ("prefix", "default", "delete", "catalog:listing:{category_id}:"),
             ("tag", "default", "soft", "category:{category_id}"),
             ("tag", "default", "delete", "search:product:{product_id}"),
-            ("key", "cdn", "delete", "page:product:{product_id}"),
+            ("key", "cdn", "delete", "/products/{product_id}"),
         ),
         "catalog.v1.ProductStockChanged": (
             ("key", "default", "delete", "stock:{product_id}:{warehouse_id}"),
             ("key", "default", "delete", "catalog:product:{product_id}"),
             ("tag", "default", "delete", "search:product:{product_id}"),
-            ("key", "cdn", "delete", "page:product:{product_id}"),
+            ("key", "cdn", "delete", "/products/{product_id}"),
         ),
         "orders.v1.OrderStatusChanged": (
             ("key", "default", "delete", "order:{order_id}"),
@@ -142,7 +142,7 @@ FLUSH_SPECS: Mapping[str, tuple[tuple[str, str, str, str], ...]] = MappingProxyT
             ("key", "pricing", "delete", "pricing:{store_ids}:{product_id}"),
             ("key", "default", "delete", "catalog:product:{product_id}"),
             ("tag", "default", "delete", "search:product:{product_id}"),
-            ("key", "cdn", "delete", "page:product:{product_id}"),
+            ("key", "cdn", "delete", "/products/{product_id}"),
         ),
         "users.v1.UserProfileUpdated": (
             ("key", "default", "delete", "user:profile:{user_id}"),

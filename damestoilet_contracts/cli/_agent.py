@@ -14,6 +14,7 @@ from damestoilet_contracts.cli._worker import (
     metrics_served,
     resolve_flush_specs,
     resolve_grace,
+    resolve_prefix_index,
     worker_options,
 )
 from damestoilet_contracts.runtime import (
@@ -113,6 +114,7 @@ def agent(
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
             flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
+            prefix_index=resolve_prefix_index(flush_graph),
         )
         worker.ensure_group()
     except (DamestoiletError, redis.RedisError, ValueError) as exc:

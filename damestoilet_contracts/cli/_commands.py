@@ -34,6 +34,10 @@ from damestoilet_contracts.cli._generate import generate  # noqa: E402
 
 COMMANDS.append(generate)
 
+from damestoilet_contracts.cli._asyncapi import asyncapi  # noqa: E402
+
+COMMANDS.append(asyncapi)
+
 from damestoilet_contracts.cli._agent import agent  # noqa: E402
 
 COMMANDS.append(agent)
@@ -49,3 +53,11 @@ COMMANDS.append(verify)
 from damestoilet_contracts.cli._demo import demo  # noqa: E402
 
 COMMANDS.append(demo)
+
+from damestoilet_contracts.cli._varnish import varnish  # noqa: E402
+
+COMMANDS.append(varnish)
+
+from damestoilet_contracts.cli._index_audit import index_audit  # noqa: E402
+
+COMMANDS.append(index_audit)

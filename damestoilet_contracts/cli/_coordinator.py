@@ -13,6 +13,7 @@ from damestoilet_contracts.cli._worker import (
     metrics_served,
     resolve_flush_specs,
     resolve_grace,
+    resolve_prefix_index,
     worker_options,
 )
 from damestoilet_contracts.runtime import (
@@ -104,6 +105,7 @@ def coordinator(
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
             flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
+            prefix_index=resolve_prefix_index(flush_graph),
             cluster=cluster,
             bus_cluster=bus_cluster if bus_url else cluster,
         )

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from damestoilet_contracts._errors import DamestoiletError
+from damestoilet_contracts.model import FlushGraph
 from damestoilet_contracts.runtime import (
     DEFAULT_STREAM,
     CoordinatorStats,
@@ -72,8 +73,8 @@ _OPTIONS: list[Callable[[Any], Any]] = [
     click.option(
         "--flush-graph",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="Read every target's grace_seconds from this flush-graph.yaml at start "
-        "[default: 30 s for every target].",
+        help="Read every target's grace_seconds and prefix_index from this flush-graph.yaml "
+        "at start [default: 30 s for every target, prefixes scanned].",
     ),
     click.option(
         "--grace",
@@ -169,6 +170,16 @@ def metrics_served(stats: CoordinatorStats, port: int | None, addr: str) -> Iter
         stop()
 
 
+def _graph(flush_graph: Path) -> FlushGraph:
+    from damestoilet_contracts.loaders import load_graph
+
+    graph, problems = load_graph(flush_graph)
+    if problems:
+        listing = "\n".join(str(p) for p in sorted(problems))
+        raise click.ClickException(f"{flush_graph} is not a valid flush graph:\n{listing}")
+    return graph
+
+
 def resolve_grace(flush_graph: Path | None, grace: dict[str, float]) -> dict[str, float]:
     """The windows of ``flush_graph`` (if given) overlaid with ``grace``.
 
@@ -176,13 +187,7 @@ def resolve_grace(flush_graph: Path | None, grace: dict[str, float]) -> dict[str
     """
     windows: dict[str, float] = {}
     if flush_graph is not None:
-        from damestoilet_contracts.loaders import load_graph
-
-        graph, problems = load_graph(flush_graph)
-        if problems:
-            listing = "\n".join(str(p) for p in sorted(problems))
-            raise click.ClickException(f"{flush_graph} is not a valid flush graph:\n{listing}")
-        windows.update(graph.grace)
+        windows.update(_graph(flush_graph).grace)
     windows.update(grace)
     return windows
 
@@ -223,3 +228,9 @@ def resolve_flush_specs(
         err=True,
     )
     return None
+
+
+def resolve_prefix_index(flush_graph: Path | None) -> frozenset[str]:
+    """The targets ``flush_graph`` declares with ``prefix_index: true`` (none without a graph:
+    every prefix is scanned). Raises :class:`click.ClickException` when the graph is wrong."""
+    return frozenset() if flush_graph is None else _graph(flush_graph).prefix_index

@@ -45,6 +45,7 @@ from damestoilet_contracts.runtime import (
     dlq_stream_name,
 )
 from damestoilet_contracts.runtime._redact import redact
+from damestoilet_contracts.runtime.redis._prefix_index import INDEX_KEY
 from damestoilet_contracts.runtime.redis._trust import bookkeeping_keys
 
 STREAM = "damestoilet:demo:events"
@@ -80,13 +81,13 @@ def entries() -> tuple[Entry, ...]:
         Entry(f"catalog:menu:{c}", "category menu (tag, soft)", (f"category:{c}",)),
         Entry("search:results:q=demo-lamp", "search results (search.product)", sp),
         Entry("search:results:q=demo-desk", "search results (search.product)", sp),
-        Entry(f"page:product:{p}", "CDN product page (cdn.product_page)"),
+        Entry(f"/products/{p}", "CDN product page (cdn.product_page)"),
         Entry(f"catalog:product:{q}", "another product", stale=False),
         Entry(f"pricing:{STORES[0]}:{q}", "another product's price", stale=False),
         Entry(f"catalog:listing:{d}:page:1", "another category's listing", stale=False),
         Entry(f"catalog:menu:{d}", "another category's menu", (f"category:{d}",), stale=False),
         Entry("search:results:q=demo-chair", "search results of another product", sq, stale=False),
-        Entry(f"page:product:{q}", "another CDN product page", stale=False),
+        Entry(f"/products/{q}", "another CDN product page", stale=False),
     )  # fmt: skip
 
 
@@ -333,7 +334,8 @@ def _check(
 
 def _clean(client: redis.Redis) -> None:
     """Unlink the demo's keys: every key with ``demo-`` in its name (entries, tag sets),
-    the demo's stream, and the done markers of the events on it."""
+    the demo's stream, and the done markers of the events on it; and take the entries out
+    of the prefix index (which drops the index when nothing else is in it)."""
     raw: Any = client  # redis-py's stream replies are loosely typed
     doomed: list[Any] = list(raw.scan_iter(match="*demo-*", count=1000))
     if raw.exists(STREAM):
@@ -347,6 +349,10 @@ def _clean(client: redis.Redis) -> None:
                 doomed.append(key)
         doomed.append(STREAM)
     doomed += bookkeeping_keys(STREAM, GROUP, dlq_stream_name(STREAM))
+    # the index also holds entries the demo's purges already unlinked
+    indexed = [member for member, _ in raw.zscan_iter(INDEX_KEY, match="*demo-*", count=1000)]
+    if indexed:
+        raw.zrem(INDEX_KEY, *indexed)
     if doomed:
         raw.unlink(*doomed)
 

@@ -115,6 +115,7 @@ class FlushAgent:
         grace: Mapping[str, float] | None = None,
         stats: CoordinatorStats | None = None,
         flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        prefix_index: Collection[str] = (),
     ) -> None:
         """An agent purging ``targets`` in the Redis of ``client``, reading the stream from
         ``bus_client`` (default: ``client``).
@@ -125,8 +126,8 @@ class FlushAgent:
         :func:`agent_group` of ``targets`` (with ``ephemeral``: that plus ``:<consumer>``).
         ``on_purge`` hooks get each purged op of ``targets``; ``purge=False`` calls them
         without purging Redis; ``ephemeral`` makes the group this process's own (see the
-        module docstring). ``handlers``, ``grace`` and ``flush_specs`` are those of
-        :class:`Coordinator`.
+        module docstring). ``handlers``, ``grace``, ``prefix_index`` and ``flush_specs``
+        are those of :meth:`Coordinator.from_url`.
         Raises ValueError for empty targets.
         """
         self.targets = check_targets(targets)
@@ -147,7 +148,11 @@ class FlushAgent:
             consumer=self.config.consumer,
             dlq_stream=self.config.dlq_stream,
         )
-        inner = RedisPurgeTarget(client, targets=self.targets, grace=grace) if purge else None
+        inner = (
+            RedisPurgeTarget(client, targets=self.targets, grace=grace, prefix_index=prefix_index)
+            if purge
+            else None
+        )
         self.target = HookedPurgeTarget(inner, self.targets, on_purge)
         self.coordinator = Coordinator(
             bus,
@@ -175,6 +180,7 @@ class FlushAgent:
         handlers: HandlerRegistry | None = None,
         grace: Mapping[str, float] | None = None,
         flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        prefix_index: Collection[str] = (),
     ) -> FlushAgent:
         """An agent over the Redis at ``redis_url`` (the stream at ``bus_url``, default the
         same server); the other arguments are those of :class:`FlushAgent` and
@@ -193,6 +199,7 @@ class FlushAgent:
             handlers=handlers,
             grace=grace,
             flush_specs=flush_specs,
+            prefix_index=prefix_index,
         )
 
     @property

@@ -29,7 +29,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -248,9 +248,11 @@ class Coordinator:
         cluster: bool = False,
         bus_cluster: bool | None = None,
         flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        prefix_index: Collection[str] = (),
     ) -> Coordinator:
         """A coordinator purging the Redis at ``redis_url``, reading the stream at ``bus_url``
         (default: the same server); ``grace`` maps targets to soft-purge windows (s);
+        ``prefix_index`` names the targets whose prefixes are read from the prefix index;
         ``cluster`` / ``bus_cluster`` (default: ``cluster``) say a URL names a cluster node.
         Raises ValueError for a malformed URL."""
         from damestoilet_contracts.runtime.redis._purge import RedisPurgeTarget
@@ -266,14 +268,8 @@ class Coordinator:
             consumer=config.consumer,
             dlq_stream=config.dlq_stream,
         )
-        return cls(
-            bus,
-            RedisPurgeTarget(cache, grace=grace),
-            cache,
-            config,
-            handlers=handlers,
-            flush_specs=flush_specs,
-        )
+        target = RedisPurgeTarget(cache, grace=grace, prefix_index=prefix_index)
+        return cls(bus, target, cache, config, handlers=handlers, flush_specs=flush_specs)
 
     # -- running ------------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ _raw_json = json.JSONDecoder().raw_decode
 _V2_STREAM_KEYS = (STREAM_FIELD.encode(), STREAM_FIELD)
 _V1_KEYS = (b"v", "v")
 _OPS = ("key", "prefix", "tag")
-_MODES = ("delete", "soft")
+_MODES = ("delete", "soft", "hard")
 #: The v2 head's first eight elements, by position.
 _V2_ATTRIBUTES = (
     "specversion",
