@@ -311,3 +311,24 @@ def test_metrics_bind_loopback_unless_told_otherwise() -> None:
     [addr] = [p for p in coordinator_command.params if p.name == "metrics_addr"]
     assert addr.default == "127.0.0.1"
     assert inspect.signature(serve_metrics).parameters["addr"].default == "127.0.0.1"
+
+
+def test_trimming_by_the_slowest_group_removes_only_what_every_group_acknowledged(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    from damestoilet_contracts.runtime import trim_acknowledged
+
+    _emit(redis_client, [f"k:{i}" for i in range(1000)])
+    fast = _coordinator(redis_client)
+    fast.run(stop_when_idle=True)  # the coordinator's group read and acked all 1,000
+    slow = RedisStreamBus(redis_client, stream=STREAM, group="slow", consumer="s")
+    redis_client.xgroup_create(STREAM, "slow", id="0")
+    taken = slow.read_new(300, 0)  # the slow group has read 300 and acked 100 of them
+    slow.ack([e.id for e in taken[:100]])
+    assert trim_acknowledged(redis_client, STREAM) == 100
+    assert redis_client.xrange(STREAM, count=1)[0][0].decode() == taken[100].id
+    result = CliRunner().invoke(main, ["trim", "--redis", redis_url, "--stream", STREAM])
+    assert (result.exit_code, result.output) == (0, f"trimmed 0 entries of {STREAM}\n")
+    slow.ack([e.id for e in taken[100:]])
+    assert trim_acknowledged(redis_client, STREAM) == 199  # below the last delivered id
+    assert _coordinator(redis_client).bus.lost_total().total == 0  # type: ignore[attr-defined]

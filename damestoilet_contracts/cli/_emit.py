@@ -43,10 +43,10 @@ _SHOWN_ERRORS = 20
 )
 @click.option(
     "--maxlen",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=0),
     default=1_000_000,
     show_default=True,
-    help="Approximate cap of the stream's length.",
+    help="Approximate cap of the stream's length; 0: no cap (trim with `damestoilet trim`).",
 )
 @click.option(
     "--cap",
@@ -127,7 +127,7 @@ def emit(
     sent = 0
     try:
         with Emitter.from_url(
-            redis_url, source=source, stream=stream, maxlen=maxlen, cluster=cluster
+            redis_url, source=source, stream=stream, maxlen=maxlen or None, cluster=cluster
         ) as emitter:
             for start in range(0, len(envelopes), _CHUNK):
                 sent += _send(emitter, envelopes[start : start + _CHUNK], quiet)

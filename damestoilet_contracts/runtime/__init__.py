@@ -48,6 +48,7 @@ from damestoilet_contracts.runtime.redis._bus import (
 from damestoilet_contracts.runtime.redis._cache import AsyncCache, Cache, JsonSerializer, Serializer
 from damestoilet_contracts.runtime.redis._purge import PurgeStats, RedisPurgeTarget
 from damestoilet_contracts.runtime.redis._purge_async import AsyncRedisPurgeTarget
+from damestoilet_contracts.runtime.redis._trust import trim_acknowledged
 
 __all__ = [
     "AVRO_CONTENT_TYPE",
@@ -97,5 +98,6 @@ __all__ = [
     "serve_metrics",
     "to_binary",
     "to_structured",
+    "trim_acknowledged",
     "uuid7",
 ]

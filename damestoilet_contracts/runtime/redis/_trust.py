@@ -147,6 +147,35 @@ class LostTotal:
     before: str = ""
 
 
+def _id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def acknowledged_floor(client: Any, stream: str) -> str | None:
+    """The id below which every group of ``stream`` has read and acknowledged every entry:
+    the smallest of each group's oldest pending id or, with nothing pending, its
+    last-delivered id. None when the stream has no group (nothing is known to be read)."""
+    floor: tuple[int, int] | None = None
+    for group in client.xinfo_groups(stream):
+        summary = client.xpending(stream, group["name"])
+        mark = summary["min"] if summary["pending"] else group["last-delivered-id"]
+        value = _id(_text(mark))
+        floor = value if floor is None or value < floor else floor
+    return None if floor is None else f"{floor[0]}-{floor[1]}"
+
+
+def trim_acknowledged(client: Any, stream: str) -> int:
+    """Remove the entries of ``stream`` that every group has read and acknowledged
+    (``XTRIM MINID`` at :func:`acknowledged_floor`): a stream emitted without a cap then
+    holds what some group still needs, and nothing is trimmed unread. Returns how many
+    entries were removed (0 when the stream has no group)."""
+    floor = acknowledged_floor(client, stream)
+    if floor is None:
+        return 0
+    return int(client.xtrim(stream, minid=floor, approximate=False))
+
+
 def lost_by_group(client: Any, stream: str) -> dict[str, LostTotal]:
     """Every group of ``stream`` with what it lost to trimming (groups that lost nothing
     included); empty when the stream does not exist."""
