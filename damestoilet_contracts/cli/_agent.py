@@ -15,6 +15,7 @@ from damestoilet_contracts.cli._worker import (
     resolve_flush_specs,
     resolve_grace,
     resolve_prefix_index,
+    resolve_storm,
     worker_options,
 )
 from damestoilet_contracts.runtime import (
@@ -115,6 +116,7 @@ def agent(
             grace=resolve_grace(flush_graph, grace),
             flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
             prefix_index=resolve_prefix_index(flush_graph),
+            storm=resolve_storm(flush_graph),
         )
         worker.ensure_group()
     except (DamestoiletError, redis.RedisError, ValueError) as exc:

@@ -14,6 +14,7 @@ from damestoilet_contracts.cli._worker import (
     resolve_flush_specs,
     resolve_grace,
     resolve_prefix_index,
+    resolve_storm,
     worker_options,
 )
 from damestoilet_contracts.runtime import (
@@ -106,6 +107,7 @@ def coordinator(
             grace=resolve_grace(flush_graph, grace),
             flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
             prefix_index=resolve_prefix_index(flush_graph),
+            storm=resolve_storm(flush_graph),
             cluster=cluster,
             bus_cluster=bus_cluster if bus_url else cluster,
         )

@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import redis
 
-from damestoilet_contracts.model import FlushOp
+from damestoilet_contracts.model import FlushOp, StormGuard
 from damestoilet_contracts.runtime._coordinator import Coordinator, CoordinatorConfig
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
 from damestoilet_contracts.runtime._plan_check import FlushSpec
@@ -116,6 +116,7 @@ class FlushAgent:
         stats: CoordinatorStats | None = None,
         flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
         prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> None:
         """An agent purging ``targets`` in the Redis of ``client``, reading the stream from
         ``bus_client`` (default: ``client``).
@@ -126,8 +127,8 @@ class FlushAgent:
         :func:`agent_group` of ``targets`` (with ``ephemeral``: that plus ``:<consumer>``).
         ``on_purge`` hooks get each purged op of ``targets``; ``purge=False`` calls them
         without purging Redis; ``ephemeral`` makes the group this process's own (see the
-        module docstring). ``handlers``, ``grace``, ``prefix_index`` and ``flush_specs``
-        are those of :meth:`Coordinator.from_url`.
+        module docstring). ``handlers``, ``grace``, ``prefix_index``, ``storm`` and
+        ``flush_specs`` are those of :meth:`Coordinator.from_url`.
         Raises ValueError for empty targets.
         """
         self.targets = check_targets(targets)
@@ -149,7 +150,13 @@ class FlushAgent:
             dlq_stream=self.config.dlq_stream,
         )
         inner = (
-            RedisPurgeTarget(client, targets=self.targets, grace=grace, prefix_index=prefix_index)
+            RedisPurgeTarget(
+                client,
+                targets=self.targets,
+                grace=grace,
+                prefix_index=prefix_index,
+                storm=storm,
+            )
             if purge
             else None
         )
@@ -181,6 +188,7 @@ class FlushAgent:
         grace: Mapping[str, float] | None = None,
         flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
         prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> FlushAgent:
         """An agent over the Redis at ``redis_url`` (the stream at ``bus_url``, default the
         same server); the other arguments are those of :class:`FlushAgent` and
@@ -200,6 +208,7 @@ class FlushAgent:
             grace=grace,
             flush_specs=flush_specs,
             prefix_index=prefix_index,
+            storm=storm,
         )
 
     @property

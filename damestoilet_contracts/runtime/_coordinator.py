@@ -38,7 +38,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from damestoilet_contracts._errors import DamestoiletError, EnvelopeError
-from damestoilet_contracts.model import FlushOp, Plan
+from damestoilet_contracts.model import FlushOp, Plan, StormGuard
 from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
 from damestoilet_contracts.runtime._plan_check import FlushSpec, PlanChecker
@@ -249,10 +249,12 @@ class Coordinator:
         bus_cluster: bool | None = None,
         flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
         prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> Coordinator:
         """A coordinator purging the Redis at ``redis_url``, reading the stream at ``bus_url``
         (default: the same server); ``grace`` maps targets to soft-purge windows (s);
         ``prefix_index`` names the targets whose prefixes are read from the prefix index;
+        ``storm`` maps targets to their storm guard (see :mod:`runtime._storm`);
         ``cluster`` / ``bus_cluster`` (default: ``cluster``) say a URL names a cluster node.
         Raises ValueError for a malformed URL."""
         from damestoilet_contracts.runtime.redis._purge import RedisPurgeTarget
@@ -268,7 +270,7 @@ class Coordinator:
             consumer=config.consumer,
             dlq_stream=config.dlq_stream,
         )
-        target = RedisPurgeTarget(cache, grace=grace, prefix_index=prefix_index)
+        target = RedisPurgeTarget(cache, grace=grace, prefix_index=prefix_index, storm=storm)
         return cls(bus, target, cache, config, handlers=handlers, flush_specs=flush_specs)
 
     # -- running ------------------------------------------------------------------------------
