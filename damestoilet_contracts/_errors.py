@@ -18,6 +18,7 @@ branch per stage, and leaves that also subclass the built-in exception that fits
     │   ├── DeliveryTimeoutError    (TimeoutError) the bus did not answer in time
     │   └── EmitterClosedError      (RuntimeError) an emitter was used after close()
     └── PurgeError                  a purge target failed to purge a key, prefix or tag
+        └── PurgeInterruptedError   a stop interrupted a stage between round trips
 
 Messages say what was wrong, where (``path:line`` for schemas) and what to do about it.
 """
@@ -124,3 +125,7 @@ class EmitterClosedError(DeliveryError, RuntimeError):
 
 class PurgeError(DamestoiletError):
     """A purge target failed to purge a key, a prefix or a tag."""
+
+
+class PurgeInterruptedError(PurgeError):
+    """A stop interrupted a stage between two round trips; the stage is redone later."""

@@ -149,7 +149,7 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_fuzz_hostile_envelopes_decode_or_raise_envelope_error_only(data: st.DataObject) -> None:
     """Mutated heads, nested blobs and random JSON: decode returns an envelope whose every

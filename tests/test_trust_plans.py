@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codegen import FLUSH_SPECS, ProductPriceChanged
@@ -226,6 +226,7 @@ _segment = st.text(alphabet="ab:{}", max_size=4).map(
 )
 
 
+@settings(deadline=None)
 @given(st.lists(_segment, min_size=1, max_size=4), st.data())
 def test_every_rendered_key_matches_its_template(literals: list[str], data: st.DataObject) -> None:
     template = "{f}".join(literals)

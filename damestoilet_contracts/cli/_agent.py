@@ -15,6 +15,7 @@ from damestoilet_contracts.cli._worker import (
     resolve_flush_specs,
     resolve_grace,
     resolve_prefix_index,
+    resolve_signing,
     resolve_storm,
     worker_options,
 )
@@ -59,6 +60,7 @@ def agent(
     dlq_stream: str | None,
     handlers_package: str | None,
     schemas_dir: Path | None,
+    signing_key_files: tuple[Path, ...],
     flush_graph: Path | None,
     grace: dict[str, float],
     max_deliveries: int,
@@ -115,6 +117,7 @@ def agent(
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
             flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
+            signing=resolve_signing(signing_key_files),
             prefix_index=resolve_prefix_index(flush_graph),
             storm=resolve_storm(flush_graph),
         )

@@ -14,6 +14,7 @@ from damestoilet_contracts.cli._worker import (
     resolve_flush_specs,
     resolve_grace,
     resolve_prefix_index,
+    resolve_signing,
     resolve_storm,
     worker_options,
 )
@@ -48,6 +49,7 @@ def coordinator(
     dlq_stream: str | None,
     handlers_package: str | None,
     schemas_dir: Path | None,
+    signing_key_files: tuple[Path, ...],
     flush_graph: Path | None,
     grace: dict[str, float],
     max_deliveries: int,
@@ -106,6 +108,7 @@ def coordinator(
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
             flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
+            signing=resolve_signing(signing_key_files),
             prefix_index=resolve_prefix_index(flush_graph),
             storm=resolve_storm(flush_graph),
             cluster=cluster,

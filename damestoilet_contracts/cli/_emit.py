@@ -13,6 +13,7 @@ import redis
 
 from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.cli._payload import payload_encoder
+from damestoilet_contracts.cli._worker import resolve_signing
 from damestoilet_contracts.compiler import compile_event, evaluate
 from damestoilet_contracts.lint import load_linted
 from damestoilet_contracts.model import DEFAULT_FANOUT_CAP
@@ -55,6 +56,12 @@ _SHOWN_ERRORS = 20
     show_default=True,
     help="Most keys one event may fan out to.",
 )
+@click.option(
+    "--signing-key-file",
+    "signing_key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sign every entry with this key (HMAC-SHA256) [default: $DAMESTOILET_SIGNING_KEY].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the envelope ids.")
 def emit(
     schema_dir: Path,
@@ -66,6 +73,7 @@ def emit(
     source: str,
     maxlen: int,
     cap: int,
+    signing_key_file: Path | None,
     quiet: bool,
 ) -> None:
     """Emit TYPE events of SCHEMA_DIR onto the stream: each payload is planned, encoded
@@ -127,7 +135,12 @@ def emit(
     sent = 0
     try:
         with Emitter.from_url(
-            redis_url, source=source, stream=stream, maxlen=maxlen or None, cluster=cluster
+            redis_url,
+            source=source,
+            stream=stream,
+            maxlen=maxlen or None,
+            cluster=cluster,
+            signing=resolve_signing([signing_key_file] if signing_key_file else []),
         ) as emitter:
             for start in range(0, len(envelopes), _CHUNK):
                 sent += _send(emitter, envelopes[start : start + _CHUNK], quiet)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from damestoilet_contracts.runtime import (
     DEFAULT_STREAM,
     CoordinatorStats,
     FlushSpec,
+    SigningKeys,
     load_flush_specs,
     serve_metrics,
 )
@@ -69,6 +70,14 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         help="Check every plan against these contracts before deleting anything (types, "
         "targets, modes, key templates, fan-out cap). Production runs should give this or "
         "a generated --handlers package; without either only damestoilet:* keys are guarded.",
+    ),
+    click.option(
+        "--signing-key-file",
+        "signing_key_files",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Require entries signed with this key (HMAC-SHA256); repeat it to accept a second "
+        "key during a rotation [default: $DAMESTOILET_SIGNING_KEY, and ..._PREVIOUS].",
     ),
     click.option(
         "--flush-graph",
@@ -139,8 +148,8 @@ _OPTIONS: list[Callable[[Any], Any]] = [
 def worker_options(command: F) -> F:
     """Add the options every worker command takes, in --help order (parameters
     ``redis_url, bus_url, cluster, bus_cluster, stream, consumer, dlq_stream,
-    handlers_package, schemas_dir, flush_graph, grace, max_deliveries, batch, block_ms,
-    claim_idle_ms, done_ttl, metrics_port, metrics_addr, log_level``)."""
+    handlers_package, schemas_dir, signing_key_files, flush_graph, grace, max_deliveries,
+    batch, block_ms, claim_idle_ms, done_ttl, metrics_port, metrics_addr, log_level``)."""
     for option in reversed(_OPTIONS):
         command = option(command)
     return command
@@ -241,3 +250,13 @@ def resolve_prefix_index(flush_graph: Path | None) -> frozenset[str]:
     """The targets ``flush_graph`` declares with ``prefix_index: true`` (none without a graph:
     every prefix is scanned). Raises :class:`click.ClickException` when the graph is wrong."""
     return frozenset() if flush_graph is None else _graph(flush_graph).prefix_index
+
+
+def resolve_signing(files: Sequence[Path]) -> SigningKeys | None:
+    """The signing keys of ``files`` (the first signs, all are accepted), else those of the
+    environment, else None. Raises :class:`click.ClickException` (exit 1) for a key that
+    cannot be read or is too short."""
+    try:
+        return SigningKeys.from_files(files) if files else SigningKeys.from_env()
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"signing key: {exc}") from exc

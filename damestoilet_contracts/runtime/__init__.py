@@ -38,6 +38,7 @@ from damestoilet_contracts.runtime._seams import (
     PurgeTarget,
     dlq_stream_name,
 )
+from damestoilet_contracts.runtime._signing import SigningKeys
 from damestoilet_contracts.runtime._uri import SCHEMA_URN_PREFIX, schema_uri
 from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
 from damestoilet_contracts.runtime.redis._bus import (
@@ -86,6 +87,7 @@ __all__ = [
     "RedisPurgeTarget",
     "RedisStreamBus",
     "Serializer",
+    "SigningKeys",
     "Verifier",
     "VerifyReport",
     "agent_group",

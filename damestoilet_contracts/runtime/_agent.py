@@ -34,6 +34,7 @@ from damestoilet_contracts.runtime._coordinator import Coordinator, CoordinatorC
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
 from damestoilet_contracts.runtime._plan_check import FlushSpec
 from damestoilet_contracts.runtime._seams import HandlerRegistry
+from damestoilet_contracts.runtime._signing import SigningKeys
 from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_GROUP,
     RedisStreamBus,
@@ -81,6 +82,16 @@ class HookedPurgeTarget:
         self.targets = frozenset(targets)
         self.hooks = list(hooks)
 
+    @property
+    def interrupt(self) -> threading.Event | None:
+        """The inner target's stop event (see ``RedisPurgeTarget.interrupt``)."""
+        return self.inner.interrupt if self.inner is not None else None
+
+    @interrupt.setter
+    def interrupt(self, event: threading.Event | None) -> None:
+        if self.inner is not None:
+            self.inner.interrupt = event
+
     def serves(self, op: FlushOp) -> bool:
         """Whether ``op`` is for one of this target's targets."""
         return op.target in self.targets
@@ -115,6 +126,7 @@ class FlushAgent:
         grace: Mapping[str, float] | None = None,
         stats: CoordinatorStats | None = None,
         flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
         prefix_index: Collection[str] = (),
         storm: Mapping[str, StormGuard] | None = None,
     ) -> None:
@@ -127,8 +139,8 @@ class FlushAgent:
         :func:`agent_group` of ``targets`` (with ``ephemeral``: that plus ``:<consumer>``).
         ``on_purge`` hooks get each purged op of ``targets``; ``purge=False`` calls them
         without purging Redis; ``ephemeral`` makes the group this process's own (see the
-        module docstring). ``handlers``, ``grace``, ``prefix_index``, ``storm`` and
-        ``flush_specs`` are those of :meth:`Coordinator.from_url`.
+        module docstring). ``handlers``, ``grace``, ``prefix_index``, ``storm``,
+        ``flush_specs`` and ``signing`` are those of :meth:`Coordinator.from_url`.
         Raises ValueError for empty targets.
         """
         self.targets = check_targets(targets)
@@ -169,6 +181,7 @@ class FlushAgent:
             handlers=handlers,
             stats=stats,
             flush_specs=flush_specs,
+            signing=signing,
         )
 
     @classmethod
@@ -187,6 +200,7 @@ class FlushAgent:
         handlers: HandlerRegistry | None = None,
         grace: Mapping[str, float] | None = None,
         flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
         prefix_index: Collection[str] = (),
         storm: Mapping[str, StormGuard] | None = None,
     ) -> FlushAgent:
@@ -207,6 +221,7 @@ class FlushAgent:
             handlers=handlers,
             grace=grace,
             flush_specs=flush_specs,
+            signing=signing,
             prefix_index=prefix_index,
             storm=storm,
         )

@@ -37,7 +37,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from damestoilet_contracts._errors import DamestoiletError, EnvelopeError
+from damestoilet_contracts._errors import DamestoiletError, EnvelopeError, PurgeInterruptedError
 from damestoilet_contracts.model import FlushOp, Plan, StormGuard
 from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
@@ -51,6 +51,7 @@ from damestoilet_contracts.runtime._seams import (
     PurgeTarget,
     dlq_stream_name,
 )
+from damestoilet_contracts.runtime._signing import SigningKeys
 from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_GROUP,
     DEFAULT_STREAM,
@@ -192,6 +193,8 @@ class _Outcome:
     duplicates: list[_Work] = field(default_factory=list)
     dead: list[tuple[BusEntry, str, Envelope | None]] = field(default_factory=list)
     failed: list[tuple[_Work, str]] = field(default_factory=list)
+    #: Stopped mid-stage: left pending, neither a failure nor done (purged again later).
+    interrupted: list[_Work] = field(default_factory=list)
 
 
 class Coordinator:
@@ -207,6 +210,7 @@ class Coordinator:
         handlers: HandlerRegistry | None = None,
         stats: CoordinatorStats | None = None,
         flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
     ) -> None:
         """Read from ``bus``, purge through ``target``, mark ids done in ``done_client``.
 
@@ -215,8 +219,9 @@ class Coordinator:
         ``(op, target, mode, template)`` its plans may hold, from ``compiler.flush_specs``
         or a generated package's ``FLUSH_SPECS``) has every plan checked against the
         contracts before anything is deleted; without them, plans are only kept out of the
-        coordinator's own keys (see :class:`PlanChecker`). Raises TemplateError for a
-        malformed template in ``flush_specs``.
+        coordinator's own keys (see :class:`PlanChecker`). With ``signing``, an entry that
+        is unsigned or signed with no accepted key is dead-lettered unread. Raises
+        TemplateError for a malformed template in ``flush_specs``.
         """
         self.bus = bus
         self.target = target
@@ -224,10 +229,15 @@ class Coordinator:
         self.handlers: HandlerRegistry = dict(handlers or {})
         own = [bus.stream, getattr(bus, "dlq_stream", None) or dlq_stream_name(bus.stream)]
         self.checker = PlanChecker(flush_specs, protected=own)
+        self.signing = signing
         self.stats = stats or CoordinatorStats()
         self._done: Any = done_client
         self._done_is_cluster = isinstance(done_client, RedisCluster)
         self._stop = threading.Event()
+        if hasattr(target, "interrupt"):
+            # a target that can stop between round trips gets the stop event: a long stage
+            # (a prefix over millions of keys) never holds SIGTERM hostage
+            target.interrupt = self._stop
         self._retries: dict[str, _Retry] = {}
         self._reread_pending = True
         self._next_claim = 0.0
@@ -250,6 +260,7 @@ class Coordinator:
         flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
         prefix_index: Collection[str] = (),
         storm: Mapping[str, StormGuard] | None = None,
+        signing: SigningKeys | None = None,
     ) -> Coordinator:
         """A coordinator purging the Redis at ``redis_url``, reading the stream at ``bus_url``
         (default: the same server); ``grace`` maps targets to soft-purge windows (s);
@@ -271,7 +282,15 @@ class Coordinator:
             dlq_stream=config.dlq_stream,
         )
         target = RedisPurgeTarget(cache, grace=grace, prefix_index=prefix_index, storm=storm)
-        return cls(bus, target, cache, config, handlers=handlers, flush_specs=flush_specs)
+        return cls(
+            bus,
+            target,
+            cache,
+            config,
+            handlers=handlers,
+            flush_specs=flush_specs,
+            signing=signing,
+        )
 
     # -- running ------------------------------------------------------------------------------
 
@@ -367,6 +386,7 @@ class Coordinator:
         work = []
         retries = self._retries
         crash_deliveries = self.config.crash_deliveries
+        signing = self.signing
         for entry in entries:
             if retries:
                 retries.pop(entry.id, None)
@@ -387,6 +407,11 @@ class Coordinator:
                     )
                 )
                 continue
+            if signing is not None:
+                refused = signing.check(entry.fields)
+                if refused is not None:
+                    out.dead.append((entry, f"signature: {refused}", None))
+                    continue
             try:
                 envelope = Envelope.from_fields(entry.fields)
             except EnvelopeError as exc:
@@ -486,22 +511,30 @@ class Coordinator:
                     self.stats.add_purge(self.target.purge_stage(ops))
             out.done += work
             return
+        except PurgeInterruptedError:
+            out.interrupted += work
+            return
         except Exception as exc:
             if len(work) == 1:
                 out.failed.append((work[0], _reason(exc)))
                 return
         # Which event failed? Purges are idempotent, so each event is simply purged again.
-        for w in work:
+        for i, w in enumerate(work):
             try:
                 for stage in _stages(w):
                     if stage:
                         self.stats.add_purge(self.target.purge_stage(stage))
+            except PurgeInterruptedError:
+                out.interrupted += work[i:]
+                return
             except Exception as exc:
                 out.failed.append((w, _reason(exc)))
             else:
                 out.done.append(w)
 
     def _settle(self, out: _Outcome) -> None:
+        if out.interrupted:
+            _log("interrupted", count=len(out.interrupted), reason="stopping; left pending")
         if out.done:
             self._mark_done([w.done for w in out.done])
         attempts = self.bus.record_failures([w.entry.id for w, _ in out.failed])
