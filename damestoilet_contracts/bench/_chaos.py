@@ -105,7 +105,7 @@ class ChaosReport:
         out = [
             f"events emitted:            {self.events} ({self.entries} entries with "
             f"{sum(self.poison_sent.values())} poison/forged and {self.duplicates_sent} "
-            f"duplicates, {self.emit_retries} pipelines re-sent after a Redis restart)",
+            f"duplicates; {self.emit_retries} pipelines re-sent after a Redis restart)",
             f"coordinator SIGKILLs:      {self.kills} ({self.new_consumers} restarted under a "
             "new consumer name)",
             f"Redis restarts:            {self.redis_restarts} (AOF on)",
@@ -335,6 +335,9 @@ def _entries(
 def _emit(url: str, entries: list[dict[str, bytes]], report: ChaosReport, spread_s: float) -> None:
     client = redis.Redis.from_url(url, socket_timeout=10)
     began = time.monotonic()
+    # Explicit ids make a re-sent pipeline exactly-once: an entry already written refuses
+    # its id again (so the counts of poison sent stay exact).
+    base = int(time.time() * 1000)
     for start in range(0, len(entries), 500):
         wait = began + spread_s * start / len(entries) - time.monotonic()
         if wait > 0:
@@ -342,9 +345,13 @@ def _emit(url: str, entries: list[dict[str, bytes]], report: ChaosReport, spread
         while True:
             try:
                 pipe = client.pipeline(transaction=False)
-                for fields in entries[start : start + 500]:
-                    pipe.xadd(DEFAULT_STREAM, dict(fields))  # type: ignore[arg-type]
-                pipe.execute()
+                for n, fields in enumerate(entries[start : start + 500], start + 1):
+                    pipe.xadd(DEFAULT_STREAM, dict(fields), id=f"{base}-{n}")  # type: ignore[arg-type]
+                for reply in pipe.execute(raise_on_error=False):
+                    if isinstance(reply, redis.ResponseError) and "equal or smaller" not in str(
+                        reply
+                    ):
+                        raise reply
                 break
             except redis.RedisError:
                 # Redis restarting: send the pipeline again (what was sent is a duplicate)

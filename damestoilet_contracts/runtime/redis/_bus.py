@@ -129,21 +129,12 @@ class RedisStreamBus:
         """Up to ``count`` undelivered entries (``XREADGROUP >``), blocking up to ``block_ms``.
 
         Entries trimmed from the stream before the group read them are counted as the read
-        passes them (see :meth:`take_lost`), in the same script as the read.
+        passes them (see :meth:`take_lost`), checked in one MULTI with the read.
         """
-        entries, last = self._read_checked(count)
-        if not entries and block_ms:
-            # Scripts cannot block: wait for an entry past the group's position without
-            # taking it, then read it through the script.
-            self._client.xread({self._stream: last}, count=1, block=block_ms)
-            entries, last = self._read_checked(count)
-        return [BusEntry(i, f, 1) for i, f in entries]
-
-    def _read_checked(self, count: int) -> tuple[list[tuple[str, dict[bytes, bytes]]], str]:
-        entries, last, lost = self._trust.read(self.consumer, count)
+        entries, lost = self._trust.read(self.consumer, count, block_ms)
         if lost is not None:
             self._lost.append(lost)
-        return entries, last
+        return [BusEntry(i, f, 1) for i, f in entries]
 
     def take_lost(self) -> list[Lost]:
         """What reads found trimmed before delivery since the last call (and forget it)."""

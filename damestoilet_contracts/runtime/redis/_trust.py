@@ -22,19 +22,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 from damestoilet_contracts.runtime._seams import Lost
 from damestoilet_contracts.runtime.redis._layout import NAMESPACE
 
-#: Reads up to ARGV[3] new entries for consumer ARGV[2] of group ARGV[1] on stream KEYS[1],
-#: after counting the entries trimmed before the group read them into hash KEYS[2]. The hash
-#: keeps the group's position as a count, ``pos`` entries ever added up to its
-#: last-delivered id ``at``: entries before the stream's first entry number
-#: ``entries-added - length``, so when the group is behind the first entry the gap is that
-#: minus ``pos``. (Redis's own ``entries-read`` keeps counting reads, one by one, across a
-#: trim, so it cannot say.) Returns ``{lost, last-delivered-id, first id, XREADGROUP reply}``;
-#: lost is -1 when entries are gone and the count is unknown (no position known yet).
-_READ_LUA = """
+#: Counts, for group ARGV[1] of stream KEYS[1], the entries trimmed before the group read
+#: them into hash KEYS[2], and returns ``{lost, last-delivered-id, first id}`` (lost -1: some
+#: were, how many is unknown). The group's ``entries-read`` is its position as a count; the
+#: entries before the stream's first one number ``entries-added - length``; so a group behind
+#: the first entry lost the difference. Redis keeps ``entries-read`` counting reads one by one
+#: across a trim, so the script then sets it to that number (``XGROUP SETID ... ENTRIESREAD``):
+#: the count stays a position, and Redis's own ``lag`` comes out right again. Sent in one
+#: MULTI with the read that follows, so no trim slips in between.
+_CHECK_LUA = """
 local stream, group = KEYS[1], ARGV[1]
 local function older(a, b)
   local am, as = string.match(a, '(%d+)-(%d+)')
@@ -60,36 +61,20 @@ for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
   end
   if name == group then last, read = l, r end
 end
-if not last then return redis.error_reply('NOGROUP no such consumer group') end
-local pos = false
-local kept = redis.call('HMGET', KEYS[2], 'at', 'pos')
-if kept[1] == last then pos = tonumber(kept[2])
-elseif last == '0-0' then pos = 0
-elseif read then pos = read end
+if not last then return {0, '0-0', first} end
+if not read and last == '0-0' then read = 0 end
 local removed = added - length
-local behind = removed > 0 and (length == 0 or older(last, first))
 local lost = 0
-if behind then
-  if pos then
-    if removed > pos then lost = removed - pos end
-  else
-    lost = -1
+if removed > 0 and (length == 0 or older(last, first)) then
+  if not read then lost = -1 elseif removed > read then lost = removed - read end
+  if lost ~= 0 then
+    redis.call('XGROUP', 'SETID', stream, group, last, 'ENTRIESREAD', removed)
   end
 end
 if lost > 0 then redis.call('HINCRBY', KEYS[2], 'total', lost)
 elseif lost < 0 then redis.call('HINCRBY', KEYS[2], 'unknown', 1) end
 if lost ~= 0 then redis.call('HSET', KEYS[2], 'after', last, 'before', first) end
-local reply = redis.call('XREADGROUP', 'GROUP', group, ARGV[2], 'COUNT', ARGV[3],
-  'STREAMS', stream, '>')
-local got, newest = 0, last
-if reply then
-  local entries = reply[1][2]
-  got = #entries
-  if got > 0 then newest = entries[got][1] end
-end
-if behind then pos = removed + got elseif pos then pos = pos + got end
-if pos then redis.call('HSET', KEYS[2], 'at', newest, 'pos', pos) end
-return {lost, last, first, reply or {}}
+return {lost, last, first}
 """
 
 #: Appends ARGV[2..] (field, value, ...) to dead-letter stream KEYS[1] unless index hash
@@ -113,7 +98,7 @@ def _tagged(stream: str, what: str, group: str = "") -> str:
 def lost_key(stream: str, group: str) -> str:
     """The hash counting entries of ``stream`` that ``group`` lost to trimming: ``total``,
     ``unknown`` (times a loss was seen with no count), ``after`` and ``before`` (the ids
-    around the last gap); and the group's position, ``pos`` entries up to id ``at``."""
+    around the last gap). It exists only once something was lost."""
     return _tagged(stream, "lost", group)
 
 
@@ -201,28 +186,36 @@ class StreamTrust:
         self.lost_key = lost_key(stream, group)
         self.attempts_key = attempts_key(stream, group)
         self.index_key = dlq_index_key(dlq_stream)
-        self._read: Any = None
+        self._check: Any = None
         self._dead: Any = None
 
     def read(
-        self, consumer: str, count: int
-    ) -> tuple[list[tuple[str, dict[bytes, bytes]]], str, Lost | None]:
-        """Up to ``count`` new entries for ``consumer``, the group's last-delivered id before
-        the read, and what was lost to trimming (None: nothing)."""
-        if self._read is None:
-            self._read = self._client.register_script(_READ_LUA)
-        lost, last, first, reply = self._read(
-            keys=[self.stream, self.lost_key], args=[self.group, consumer, count]
-        )
-        entries: list[tuple[str, dict[bytes, bytes]]] = []
-        for _, batch in reply:
-            for entry_id, flat in batch:
-                fields = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
-                entries.append((_text(entry_id), fields))
-        gone = None
-        if int(lost):
-            gone = Lost(int(lost), _text(last), _text(first))
-        return entries, _text(last), gone
+        self, consumer: str, count: int, block_ms: int
+    ) -> tuple[list[tuple[str, Mapping[bytes, bytes]]], Lost | None]:
+        """Up to ``count`` new entries for ``consumer`` (waiting up to ``block_ms`` when
+        there are none), and what was lost to trimming before them (None: nothing)."""
+        if self._check is None:
+            self._check = self._client.register_script(_CHECK_LUA)
+        keys, args = [self.stream, self.lost_key], [self.group]
+        streams: dict[Any, Any] = {self.stream: ">"}
+        if isinstance(self._client, RedisCluster):
+            # a cluster pipeline takes no script: check, then read (a trim in between is
+            # counted at the next check that finds the group behind)
+            checked = self._check(keys=keys, args=args)
+            reply = self._client.xreadgroup(self.group, consumer, streams, count=count)
+        else:
+            pipe = self._client.pipeline(transaction=True)
+            self._check(keys=keys, args=args, client=pipe)
+            pipe.xreadgroup(self.group, consumer, streams, count=count)
+            checked, reply = pipe.execute()
+        if not reply and block_ms:
+            # Blocked, a read is served by the XADD that wakes it: no trim comes between.
+            reply = self._client.xreadgroup(
+                self.group, consumer, streams, count=count, block=block_ms
+            )
+        lost, last, first = checked
+        gone = Lost(int(lost), _text(last), _text(first)) if int(lost) else None
+        return _entries(reply), gone
 
     def lost_total(self) -> LostTotal:
         """The group's losses to trimming, as counted so far."""
@@ -263,3 +256,14 @@ class StreamTrust:
 
 def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _entries(reply: Any) -> list[tuple[str, Mapping[bytes, bytes]]]:
+    # XREADGROUP answers [[stream, [(id, fields), ...]]] (RESP2) or {stream: [[...]]} (RESP3).
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        batches = [batch for value in reply.values() for batch in value]
+    else:
+        batches = [batch for _, batch in reply]
+    return [(_text(i), f or {}) for batch in batches for i, f in batch]
