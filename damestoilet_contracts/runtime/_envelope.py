@@ -128,6 +128,7 @@ MAX_PLAN_OPS = 100_000
 #: What no attribute, target or key may contain: NUL and other C0 controls, DEL, and lone
 #: surrogates (which JSON's ``\\ud800`` escapes produce and which cannot be encoded back).
 _BAD_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class _UUID7:
@@ -613,7 +614,9 @@ def _preview(value: object) -> str:
 def _attribute(value: str, name: str) -> str:
     if len(value) > MAX_ATTRIBUTE_CHARS:
         raise EnvelopeError(f"envelope attribute {name} is longer than {MAX_ATTRIBUTE_CHARS}")
-    if _BAD_TEXT.search(value):
+    # A partition key routes, it names no key of ours: any text that encodes back will do.
+    bad = _SURROGATE if name == "partitionkey" else _BAD_TEXT
+    if bad.search(value):
         raise EnvelopeError(
             f"envelope attribute {name} holds a control character or a lone surrogate: "
             f"{_preview(value)}"
