@@ -42,11 +42,8 @@ from damestoilet_contracts.runtime import (
     PurgeStats,
     RedisPurgeTarget,
     RedisStreamBus,
-    dlq_stream_name,
 )
-from damestoilet_contracts.runtime._redact import redact
 from damestoilet_contracts.runtime.redis._prefix_index import INDEX_KEY
-from damestoilet_contracts.runtime.redis._trust import bookkeeping_keys
 
 STREAM = "damestoilet:demo:events"
 GROUP = "damestoilet-demo"
@@ -154,9 +151,9 @@ def run_demo(
         try:
             server = client.info("server")
         except redis.RedisError as exc:
-            raise DamestoiletError(redact(f"cannot reach Redis at {url}: {exc}")) from exc
+            raise DamestoiletError(f"cannot reach Redis at {url}: {exc}") from exc
         how = "using" if redis_url else "started a local"
-        echo(redact(f"[1/6] redis: {how} redis-server {server.get('redis_version')} at {url}"))
+        echo(f"[1/6] redis: {how} redis-server {server.get('redis_version')} at {url}")
 
         contracts = load_linted(schemas)
         scratch = Path(tempfile.mkdtemp(prefix="dsdemo-"))
@@ -173,11 +170,11 @@ def run_demo(
         try:
             result = _scenario(client, contracts.graph.grace, events, stack, keep, echo, timeout)
         except redis.RedisError as exc:
-            raise DamestoiletError(redact(f"the demo lost Redis at {url}: {exc}")) from exc
+            raise DamestoiletError(f"the demo lost Redis at {url}: {exc}") from exc
         if keep:
             echo(f"        --keep: the generated code stays in {scratch / 'dsdemo_events'}")
             if redis_url:
-                echo(redact(f"        --keep: the demo's keys stay in {redis_url}"))
+                echo(f"        --keep: the demo's keys stay in {redis_url}")
         return result
 
 
@@ -348,7 +345,6 @@ def _clean(client: redis.Redis) -> None:
             if key.rsplit(b":", 1)[-1] in ids:
                 doomed.append(key)
         doomed.append(STREAM)
-    doomed += bookkeeping_keys(STREAM, GROUP, dlq_stream_name(STREAM))
     # the index also holds entries the demo's purges already unlinked
     indexed = [member for member, _ in raw.zscan_iter(INDEX_KEY, match="*demo-*", count=1000)]
     if indexed:
