@@ -14,8 +14,8 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,9 @@ class StrategyResult:
     errors: int
     #: Length of the measured window (s).
     measured_s: float
+    #: Per command (``INFO commandstats`` name, ``cmdstat_get``), the calls and microseconds
+    #: of Redis CPU over the measured window: where ``redis_cpu_s`` went, beyond the network.
+    commands: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def redis_core_share(self) -> float:
@@ -223,6 +226,25 @@ def _cpu(client: redis.Redis) -> float:
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
+def _commands(client: redis.Redis) -> dict[str, tuple[int, int]]:
+    """``INFO commandstats`` as calls and microseconds per command."""
+    stats = client.info("commandstats")
+    return {name: (int(row["calls"]), int(row["usec"])) for name, row in stats.items()}
+
+
+def command_delta(
+    before: Mapping[str, tuple[int, int]], after: Mapping[str, tuple[int, int]]
+) -> dict[str, tuple[int, int]]:
+    """The calls and microseconds each command took between two :func:`_commands` readings
+    (commands run inside a script are counted in both the script and themselves)."""
+    out = {}
+    for name, (calls, usec) in after.items():
+        calls0, usec0 = before.get(name, (0, 0))
+        if usec > usec0:
+            out[name] = (calls - calls0, usec - usec0)
+    return out
+
+
 def _run_one(
     strategy_cls: type[Strategy],
     env: BenchEnv,
@@ -263,9 +285,9 @@ def _run_one(
         measured_from = t0 + s.warmup
         end = t0 + s.total_s
         _wait_until(measured_from, strategy_cls.label, t0, s.total_s, progress)
-        cpu0 = _cpu(env.cache)
+        commands0, cpu0 = _commands(env.cache), _cpu(env.cache)
         _wait_until(end, strategy_cls.label, t0, s.total_s, progress)
-        cpu1 = _cpu(env.cache)
+        cpu1, commands1 = _cpu(env.cache), _commands(env.cache)
         stop.set()
         for t in threads:
             t.join(10)
@@ -288,6 +310,7 @@ def _run_one(
         measures.reads / s.duration_s,
         sum(errors),
         s.duration_s,
+        command_delta(commands0, commands1),
     )
 
 
