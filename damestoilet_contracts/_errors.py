@@ -20,6 +20,7 @@ branch per stage, and leaves that also subclass the built-in exception that fits
     │   └── OutboxError             the outbox table is missing or misshapen, or a connection
     │                               cannot hold it (the message names the fix)
     └── PurgeError                  a purge target failed to purge a key, prefix or tag
+        └── PurgeInterruptedError   a stop interrupted a stage between round trips
 
 Messages say what was wrong, where (``path:line`` for schemas) and what to do about it.
 """
@@ -130,3 +131,7 @@ class OutboxError(DeliveryError):
 
 class PurgeError(DamestoiletError):
     """A purge target failed to purge a key, a prefix or a tag."""
+
+
+class PurgeInterruptedError(PurgeError):
+    """A stop interrupted a stage between two round trips; the stage is redone later."""

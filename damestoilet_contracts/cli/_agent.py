@@ -13,8 +13,10 @@ from damestoilet_contracts.cli._handlers import find_handlers
 from damestoilet_contracts.cli._worker import (
     configure_logging,
     metrics_served,
+    resolve_flush_specs,
     resolve_grace,
     resolve_prefix_index,
+    resolve_signing,
     resolve_storm,
     worker_options,
 )
@@ -24,6 +26,7 @@ from damestoilet_contracts.runtime import (
     FlushAgent,
     agent_group,
 )
+from damestoilet_contracts.runtime._redact import redact
 
 
 def _targets(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
@@ -56,6 +59,8 @@ def agent(
     consumer: str | None,
     dlq_stream: str | None,
     handlers_package: str | None,
+    schemas_dir: Path | None,
+    signing_key_files: tuple[Path, ...],
     flush_graph: Path | None,
     grace: dict[str, float],
     max_deliveries: int,
@@ -111,12 +116,14 @@ def agent(
             bus_cluster=bus_cluster if bus_url else cluster,
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
+            flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
+            signing=resolve_signing(signing_key_files),
             prefix_index=resolve_prefix_index(flush_graph),
             storm=resolve_storm(flush_graph),
         )
         worker.ensure_group()
     except (DamestoiletError, redis.RedisError, ValueError) as exc:
-        click.echo(f"agent cannot start: {exc}", err=True)
+        click.echo(redact(f"agent cannot start: {exc}"), err=True)
         raise SystemExit(1) from exc
     with metrics_served(worker.stats, metrics_port, metrics_addr):
         worker.run(stop_when_idle=until_idle, handle_signals=True)

@@ -12,8 +12,10 @@ from damestoilet_contracts.cli._handlers import find_handlers
 from damestoilet_contracts.cli._worker import (
     configure_logging,
     metrics_served,
+    resolve_flush_specs,
     resolve_grace,
     resolve_prefix_index,
+    resolve_signing,
     resolve_storm,
     worker_options,
 )
@@ -22,6 +24,7 @@ from damestoilet_contracts.runtime import (
     Coordinator,
     CoordinatorConfig,
 )
+from damestoilet_contracts.runtime._redact import redact
 
 
 @click.command("coordinator")
@@ -45,6 +48,8 @@ def coordinator(
     consumer: str | None,
     dlq_stream: str | None,
     handlers_package: str | None,
+    schemas_dir: Path | None,
+    signing_key_files: tuple[Path, ...],
     flush_graph: Path | None,
     grace: dict[str, float],
     max_deliveries: int,
@@ -63,12 +68,17 @@ def coordinator(
     """Consume flush events from a Redis stream and purge their keys, stage by stage.
 
     Logs one JSON object per line on stderr. SIGTERM or SIGINT finishes the batch in hand,
-    acknowledges it and exits 0. Exit 1 when the handlers package or the flush graph cannot
-    be loaded or Redis cannot be reached at start.
+    acknowledges it and exits 0. Exit 1 when the handlers package, the contracts or the
+    flush graph cannot be loaded or Redis cannot be reached at start.
+
+    A plan on the stream is data from the network: production runs should give --schemas
+    DIR or a generated --handlers PKG, so that every plan is checked against the contracts
+    before anything is deleted (docs/trust.md).
 
     \b
     Examples:
       damestoilet coordinator --redis redis://127.0.0.1:6379/0
+      damestoilet coordinator --redis redis://127.0.0.1:6379/0 --schemas schemas
       damestoilet coordinator --redis redis://cache:6379/0 --bus redis://bus:6379/0 \\
         --handlers myservice_codegen --flush-graph schemas/flush-graph.yaml --metrics-port 9464
     """
@@ -97,6 +107,8 @@ def coordinator(
             bus_url=bus_url,
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
+            flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
+            signing=resolve_signing(signing_key_files),
             prefix_index=resolve_prefix_index(flush_graph),
             storm=resolve_storm(flush_graph),
             cluster=cluster,
@@ -104,7 +116,7 @@ def coordinator(
         )
         worker.bus.ensure_group()
     except (DamestoiletError, redis.RedisError, ValueError) as exc:
-        click.echo(f"coordinator cannot start: {exc}", err=True)
+        click.echo(redact(f"coordinator cannot start: {exc}"), err=True)
         raise SystemExit(1) from exc
     with metrics_served(worker.stats, metrics_port, metrics_addr):
         worker.run(handle_signals=True)

@@ -1,4 +1,6 @@
-"""``damestoilet dlq list|replay``: inspect the dead-letter stream and put entries back."""
+"""``damestoilet dlq list|replay|drop``: inspect the dead-letter stream, put entries back or
+delete them. A letter is hostile input (it may be what got it dead-lettered): what ``list``
+prints is escaped, never raw control characters or lone surrogates."""
 
 from __future__ import annotations
 
@@ -10,8 +12,13 @@ import redis
 
 from damestoilet_contracts._errors import DeliveryError
 from damestoilet_contracts.runtime import DEFAULT_STREAM, dlq_stream_name
+from damestoilet_contracts.runtime._redact import redact
 from damestoilet_contracts.runtime.redis._bus import SyncRedis, connect
-from damestoilet_contracts.runtime.redis._dead_letters import list_dead_letters, replay_dead_letters
+from damestoilet_contracts.runtime.redis._dead_letters import (
+    drop_dead_letters,
+    list_dead_letters,
+    replay_dead_letters,
+)
 
 _redis_option = click.option(
     "--redis", "redis_url", required=True, metavar="URL", help="The stream's Redis."
@@ -29,12 +36,13 @@ _dlq_option = click.option(
 
 @click.group("dlq")
 def dlq() -> None:
-    """Inspect and replay the dead-letter stream.
+    """Inspect, replay and drop the dead-letter stream.
 
     \b
     Examples:
       damestoilet dlq list --redis redis://127.0.0.1:6379/0
       damestoilet dlq replay --redis redis://127.0.0.1:6379/0 --all
+      damestoilet dlq drop --redis redis://127.0.0.1:6379/0 --id 1764155737123-0
     """
 
 
@@ -63,17 +71,26 @@ def list_(
     try:
         letters = list_dead_letters(client, dlq_stream or dlq_stream_name(stream), count=count)
     except redis.RedisError as exc:
-        click.echo(f"cannot read the dead-letter stream: {exc}", err=True)
+        click.echo(redact(f"cannot read the dead-letter stream: {exc}"), err=True)
         raise SystemExit(1) from exc
     for letter in letters:
         if as_json:
-            click.echo(json.dumps(letter.to_dict()))
+            # ensure_ascii: a lone surrogate or a control character becomes a JSON escape
+            click.echo(json.dumps(letter.to_dict(), ensure_ascii=True))
             continue
         when = datetime.datetime.fromtimestamp(letter.time_ms / 1000, datetime.UTC)
         click.echo(
-            f"{letter.dlq_id}  {letter.envelope_id or '-'}  {letter.type or '-'}  "
-            f"deliveries={letter.deliveries}  {when:%Y-%m-%dT%H:%M:%SZ}  {letter.reason}"
+            f"{_safe(letter.dlq_id)}  {_safe(letter.envelope_id or '-')}  "
+            f"{_safe(letter.type or '-')}  deliveries={letter.deliveries}  "
+            f"{when:%Y-%m-%dT%H:%M:%SZ}  {_safe(letter.reason)}"
         )
+
+
+def _safe(text: str) -> str:
+    """``text`` with every character that is not printable as its Python escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 @dlq.command("replay")
@@ -110,16 +127,54 @@ def replay(
             stream=stream,
         )
     except (DeliveryError, redis.RedisError) as exc:
-        click.echo(str(exc), err=True)
+        click.echo(redact(str(exc)), err=True)
         raise SystemExit(1) from exc
     for dlq_id, new_id in replayed:
         click.echo(f"{dlq_id} -> {stream} {new_id}")
     click.echo(f"replayed {len(replayed)} dead letter(s)", err=True)
 
 
+@dlq.command("drop")
+@_redis_option
+@_cluster_option
+@_stream_option
+@_dlq_option
+@click.option("--id", "ids", multiple=True, metavar="DLQ_ID", help="A dead-letter entry id.")
+@click.option("--all", "drop_all", is_flag=True, help="Drop every dead letter.")
+def drop(
+    redis_url: str,
+    cluster: bool,
+    stream: str,
+    dlq_stream: str | None,
+    ids: tuple[str, ...],
+    drop_all: bool,
+) -> None:
+    """Delete dead letters for good (forged plans, poison entries you have looked at).
+    Exit 1 when an --id is not a dead letter (nothing is dropped).
+
+    \b
+    Examples:
+      damestoilet dlq drop --redis redis://127.0.0.1:6379/0 --id 1764155737123-0
+      damestoilet dlq drop --redis redis://127.0.0.1:6379/0 --all
+    """
+    if bool(ids) == drop_all:
+        raise click.UsageError("give either --id (one or more) or --all")
+    client = _connect(redis_url, cluster)
+    try:
+        dropped = drop_dead_letters(
+            client, dlq_stream or dlq_stream_name(stream), None if drop_all else list(ids)
+        )
+    except (DeliveryError, redis.RedisError) as exc:
+        click.echo(redact(str(exc)), err=True)
+        raise SystemExit(1) from exc
+    for dlq_id in dropped:
+        click.echo(dlq_id)
+    click.echo(f"dropped {len(dropped)} dead letter(s)", err=True)
+
+
 def _connect(url: str, cluster: bool) -> SyncRedis:
     try:
         return connect(url, cluster=cluster)
     except ValueError as exc:
-        click.echo(f"--redis {url!r} is not a Redis URL: {exc}", err=True)
+        click.echo(redact(f"--redis {url!r} is not a Redis URL: {exc}"), err=True)
         raise SystemExit(1) from exc

@@ -15,6 +15,7 @@ from damestoilet_contracts.runtime._cloudevents import (
 from damestoilet_contracts.runtime._coordinator import (
     Coordinator,
     CoordinatorConfig,
+    load_flush_specs,
     load_handlers,
 )
 from damestoilet_contracts.runtime._emitter import AsyncEmitter, Emitter
@@ -26,6 +27,7 @@ from damestoilet_contracts.runtime._event import (
 )
 from damestoilet_contracts.runtime._l1 import L1Cache
 from damestoilet_contracts.runtime._metrics import CoordinatorStats, serve_metrics
+from damestoilet_contracts.runtime._plan_check import FlushSpec, KeyPattern, PlanChecker
 from damestoilet_contracts.runtime._seams import (
     Bus,
     BusEntry,
@@ -36,6 +38,7 @@ from damestoilet_contracts.runtime._seams import (
     PurgeTarget,
     dlq_stream_name,
 )
+from damestoilet_contracts.runtime._signing import SigningKeys
 from damestoilet_contracts.runtime._uri import SCHEMA_URN_PREFIX, schema_uri
 from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
 from damestoilet_contracts.runtime.redis._bus import (
@@ -46,6 +49,7 @@ from damestoilet_contracts.runtime.redis._bus import (
 from damestoilet_contracts.runtime.redis._cache import AsyncCache, Cache, JsonSerializer, Serializer
 from damestoilet_contracts.runtime.redis._purge import PurgeStats, RedisPurgeTarget
 from damestoilet_contracts.runtime.redis._purge_async import AsyncRedisPurgeTarget
+from damestoilet_contracts.runtime.redis._trust import trim_acknowledged
 
 __all__ = [
     "AVRO_CONTENT_TYPE",
@@ -70,26 +74,32 @@ __all__ = [
     "Envelope",
     "FlushAgent",
     "FlushHandler",
+    "FlushSpec",
     "GroupInfo",
     "HandlerRegistry",
     "JsonSerializer",
+    "KeyPattern",
     "L1Cache",
+    "PlanChecker",
     "PurgeHook",
     "PurgeStats",
     "PurgeTarget",
     "RedisPurgeTarget",
     "RedisStreamBus",
     "Serializer",
+    "SigningKeys",
     "Verifier",
     "VerifyReport",
     "agent_group",
     "dlq_stream_name",
     "from_binary",
     "from_structured",
+    "load_flush_specs",
     "load_handlers",
     "schema_uri",
     "serve_metrics",
     "to_binary",
     "to_structured",
+    "trim_acknowledged",
     "uuid7",
 ]

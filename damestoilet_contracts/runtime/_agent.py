@@ -32,7 +32,9 @@ import redis
 from damestoilet_contracts.model import FlushOp, StormGuard
 from damestoilet_contracts.runtime._coordinator import Coordinator, CoordinatorConfig
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
+from damestoilet_contracts.runtime._plan_check import FlushSpec
 from damestoilet_contracts.runtime._seams import HandlerRegistry
+from damestoilet_contracts.runtime._signing import SigningKeys
 from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_GROUP,
     RedisStreamBus,
@@ -80,6 +82,16 @@ class HookedPurgeTarget:
         self.targets = frozenset(targets)
         self.hooks = list(hooks)
 
+    @property
+    def interrupt(self) -> threading.Event | None:
+        """The inner target's stop event (see ``RedisPurgeTarget.interrupt``)."""
+        return self.inner.interrupt if self.inner is not None else None
+
+    @interrupt.setter
+    def interrupt(self, event: threading.Event | None) -> None:
+        if self.inner is not None:
+            self.inner.interrupt = event
+
     def serves(self, op: FlushOp) -> bool:
         """Whether ``op`` is for one of this target's targets."""
         return op.target in self.targets
@@ -113,6 +125,8 @@ class FlushAgent:
         handlers: HandlerRegistry | None = None,
         grace: Mapping[str, float] | None = None,
         stats: CoordinatorStats | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
         prefix_index: Collection[str] = (),
         storm: Mapping[str, StormGuard] | None = None,
     ) -> None:
@@ -125,8 +139,8 @@ class FlushAgent:
         :func:`agent_group` of ``targets`` (with ``ephemeral``: that plus ``:<consumer>``).
         ``on_purge`` hooks get each purged op of ``targets``; ``purge=False`` calls them
         without purging Redis; ``ephemeral`` makes the group this process's own (see the
-        module docstring). ``handlers``, ``grace``, ``prefix_index`` and ``storm`` are those of
-        :meth:`Coordinator.from_url`.
+        module docstring). ``handlers``, ``grace``, ``prefix_index``, ``storm``,
+        ``flush_specs`` and ``signing`` are those of :meth:`Coordinator.from_url`.
         Raises ValueError for empty targets.
         """
         self.targets = check_targets(targets)
@@ -160,7 +174,14 @@ class FlushAgent:
         )
         self.target = HookedPurgeTarget(inner, self.targets, on_purge)
         self.coordinator = Coordinator(
-            bus, self.target, client, self.config, handlers=handlers, stats=stats
+            bus,
+            self.target,
+            client,
+            self.config,
+            handlers=handlers,
+            stats=stats,
+            flush_specs=flush_specs,
+            signing=signing,
         )
 
     @classmethod
@@ -178,6 +199,8 @@ class FlushAgent:
         ephemeral: bool = False,
         handlers: HandlerRegistry | None = None,
         grace: Mapping[str, float] | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
         prefix_index: Collection[str] = (),
         storm: Mapping[str, StormGuard] | None = None,
     ) -> FlushAgent:
@@ -197,6 +220,8 @@ class FlushAgent:
             ephemeral=ephemeral,
             handlers=handlers,
             grace=grace,
+            flush_specs=flush_specs,
+            signing=signing,
             prefix_index=prefix_index,
             storm=storm,
         )

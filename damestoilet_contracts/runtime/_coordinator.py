@@ -29,7 +29,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -37,11 +37,21 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from damestoilet_contracts._errors import DamestoiletError, EnvelopeError
+from damestoilet_contracts._errors import DamestoiletError, EnvelopeError, PurgeInterruptedError
 from damestoilet_contracts.model import FlushOp, Plan, StormGuard
 from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
-from damestoilet_contracts.runtime._seams import Bus, BusEntry, HandlerRegistry, PurgeTarget
+from damestoilet_contracts.runtime._plan_check import FlushSpec, PlanChecker
+from damestoilet_contracts.runtime._redact import redact
+from damestoilet_contracts.runtime._seams import (
+    Bus,
+    BusEntry,
+    HandlerRegistry,
+    Lost,
+    PurgeTarget,
+    dlq_stream_name,
+)
+from damestoilet_contracts.runtime._signing import SigningKeys
 from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_GROUP,
     DEFAULT_STREAM,
@@ -89,8 +99,14 @@ class CoordinatorConfig:
     batch: int = 500
     #: How long one read waits for new entries (ms); also bounds how fast a stop is noticed.
     block_ms: int = 1000
-    #: Deliveries after which a failing entry is dead-lettered.
+    #: Failed purge attempts after which an entry is dead-lettered. Only a purge that ran
+    #: and failed counts: a restart, a kill or a reclaim re-reads an entry (Redis counts a
+    #: delivery) without trying it.
     max_deliveries: int = 5
+    #: Reads of one entry without an ack (coordinators died while it was in hand) after
+    #: which it is taken for one that kills them and dead-lettered unread; well above any
+    #: crash loop an operator would let run.
+    crash_deliveries: int = 50
     #: Backoff before the n-th retry: ``min(retry_max_s, retry_base_s * 2**(n-1))``, jittered
     #: into the upper half of that.
     retry_base_s: float = 0.1
@@ -106,10 +122,32 @@ class CoordinatorConfig:
     def __post_init__(self) -> None:
         if self.batch < 1 or self.max_deliveries < 1 or self.done_ttl_s < 1:
             raise ValueError("batch, max_deliveries and done_ttl_s must be at least 1")
+        if self.crash_deliveries < 1:
+            raise ValueError("crash_deliveries must be at least 1")
         if self.block_ms < 0 or self.claim_min_idle_ms < 0:
             raise ValueError("block_ms and claim_min_idle_ms must not be negative")
         if self.retry_base_s < 0 or self.retry_max_s < self.retry_base_s:
             raise ValueError("retry_base_s must be >= 0 and retry_max_s >= retry_base_s")
+
+
+def load_flush_specs(package: str) -> dict[str, tuple[FlushSpec, ...]] | None:
+    """The ``FLUSH_SPECS`` of a generated handlers package (None when it has none: generated
+    before they existed). Raises :class:`DamestoiletError` when it cannot be imported."""
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise DamestoiletError(
+            f"cannot import handlers package {package!r}: {exc}; is it installed and on PYTHONPATH?"
+        ) from exc
+    specs = getattr(module, "FLUSH_SPECS", None)
+    if not isinstance(specs, Mapping):
+        return None
+    return {
+        str(name): tuple(
+            (str(op), str(target), str(mode), str(template)) for op, target, mode, template in items
+        )
+        for name, items in specs.items()
+    }
 
 
 def load_handlers(package: str) -> dict[str, Callable[[bytes], Plan]]:
@@ -155,6 +193,8 @@ class _Outcome:
     duplicates: list[_Work] = field(default_factory=list)
     dead: list[tuple[BusEntry, str, Envelope | None]] = field(default_factory=list)
     failed: list[tuple[_Work, str]] = field(default_factory=list)
+    #: Stopped mid-stage: left pending, neither a failure nor done (purged again later).
+    interrupted: list[_Work] = field(default_factory=list)
 
 
 class Coordinator:
@@ -169,20 +209,35 @@ class Coordinator:
         *,
         handlers: HandlerRegistry | None = None,
         stats: CoordinatorStats | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
     ) -> None:
         """Read from ``bus``, purge through ``target``, mark ids done in ``done_client``.
 
         ``handlers`` plan envelopes that arrive without a plan (type name -> callable taking
-        the payload bytes, returning a :class:`Plan`).
+        the payload bytes, returning a :class:`Plan`). ``flush_specs`` (event type ->
+        ``(op, target, mode, template)`` its plans may hold, from ``compiler.flush_specs``
+        or a generated package's ``FLUSH_SPECS``) has every plan checked against the
+        contracts before anything is deleted; without them, plans are only kept out of the
+        coordinator's own keys (see :class:`PlanChecker`). With ``signing``, an entry that
+        is unsigned or signed with no accepted key is dead-lettered unread. Raises
+        TemplateError for a malformed template in ``flush_specs``.
         """
         self.bus = bus
         self.target = target
         self.config = config or CoordinatorConfig()
         self.handlers: HandlerRegistry = dict(handlers or {})
+        own = [bus.stream, getattr(bus, "dlq_stream", None) or dlq_stream_name(bus.stream)]
+        self.checker = PlanChecker(flush_specs, protected=own)
+        self.signing = signing
         self.stats = stats or CoordinatorStats()
         self._done: Any = done_client
         self._done_is_cluster = isinstance(done_client, RedisCluster)
         self._stop = threading.Event()
+        if hasattr(target, "interrupt"):
+            # a target that can stop between round trips gets the stop event: a long stage
+            # (a prefix over millions of keys) never holds SIGTERM hostage
+            target.interrupt = self._stop
         self._retries: dict[str, _Retry] = {}
         self._reread_pending = True
         self._next_claim = 0.0
@@ -202,8 +257,10 @@ class Coordinator:
         grace: Mapping[str, float] | None = None,
         cluster: bool = False,
         bus_cluster: bool | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
         prefix_index: Collection[str] = (),
         storm: Mapping[str, StormGuard] | None = None,
+        signing: SigningKeys | None = None,
     ) -> Coordinator:
         """A coordinator purging the Redis at ``redis_url``, reading the stream at ``bus_url``
         (default: the same server); ``grace`` maps targets to soft-purge windows (s);
@@ -225,7 +282,15 @@ class Coordinator:
             dlq_stream=config.dlq_stream,
         )
         target = RedisPurgeTarget(cache, grace=grace, prefix_index=prefix_index, storm=storm)
-        return cls(bus, target, cache, config, handlers=handlers)
+        return cls(
+            bus,
+            target,
+            cache,
+            config,
+            handlers=handlers,
+            flush_specs=flush_specs,
+            signing=signing,
+        )
 
     # -- running ------------------------------------------------------------------------------
 
@@ -285,9 +350,25 @@ class Coordinator:
         if self._stop.is_set():
             return True
         entries = self.bus.read_new(self.config.batch, self._block_ms())
+        for lost in self.bus.take_lost():
+            self._report_lost(lost)
         if entries:
             self.process(entries)
         return not entries
+
+    def _report_lost(self, lost: Lost) -> None:
+        # Never silent: counted, and an ERROR line with the gap's ids.
+        if lost.count > 0:
+            self.stats.lost += lost.count
+        _log(
+            "lost",
+            level=logging.ERROR,
+            count=lost.count if lost.count >= 0 else "unknown",
+            after=lost.after,
+            before=lost.before,
+            reason="trimmed from the stream before the group read them; raise the stream's "
+            "maxlen or trim by the slowest group (docs/trust.md)",
+        )
 
     def process(self, entries: Sequence[BusEntry]) -> None:
         """Handle one batch of entries to the end: purged and acked, dead-lettered and acked,
@@ -304,7 +385,8 @@ class Coordinator:
     def _decode(self, entries: Sequence[BusEntry], out: _Outcome) -> list[_Work]:
         work = []
         retries = self._retries
-        max_deliveries = self.config.max_deliveries
+        crash_deliveries = self.config.crash_deliveries
+        signing = self.signing
         for entry in entries:
             if retries:
                 retries.pop(entry.id, None)
@@ -313,21 +395,30 @@ class Coordinator:
                     (entry, "entry was trimmed from the stream before it was processed", None)
                 )
                 continue
+            if entry.deliveries > crash_deliveries:
+                # Read this often and never settled: it may be what kills coordinators, so
+                # it is not even decoded (a letter names it by its entry id).
+                out.dead.append(
+                    (
+                        entry,
+                        f"delivered {entry.deliveries} times without being acknowledged "
+                        f"(crash_deliveries {crash_deliveries})",
+                        None,
+                    )
+                )
+                continue
+            if signing is not None:
+                refused = signing.check(entry.fields)
+                if refused is not None:
+                    out.dead.append((entry, f"signature: {refused}", None))
+                    continue
             try:
                 envelope = Envelope.from_fields(entry.fields)
             except EnvelopeError as exc:
                 out.dead.append((entry, f"malformed envelope: {exc}", None))
                 continue
-            if entry.deliveries > max_deliveries:
-                # Taken more often than allowed without an ack: it may crash coordinators.
-                out.dead.append(
-                    (
-                        entry,
-                        f"delivered {entry.deliveries} times without being acknowledged "
-                        f"(max_deliveries {self.config.max_deliveries})",
-                        envelope,
-                    )
-                )
+            except Exception as exc:  # a decoder bug must not settle the batch-mates
+                out.dead.append((entry, f"malformed envelope: {_reason(exc)}", None))
                 continue
             work.append(_Work(entry, envelope))
         return work
@@ -338,8 +429,25 @@ class Coordinator:
         # done_key(id, group) is this prefix + id; bytes, so that redis-py's encoder passes
         # them through at its first test
         prefix = done_key("", self.config.group)
+        first: dict[bytes, _Work] = {}
+        twins: list[_Work] = []
         for w in work:
-            w.done = (prefix + w.envelope.id).encode()
+            try:
+                w.done = (prefix + w.envelope.id).encode()
+            except UnicodeEncodeError as exc:  # the decoder refuses these; never the batch
+                out.dead.append((w.entry, f"malformed envelope id: {_reason(exc)}", w.envelope))
+                continue
+            # The same event twice in one batch (a replay, a producer retry): purged once,
+            # the later copies counted as duplicates.
+            if w.done in first:
+                twins.append(w)
+            else:
+                first[w.done] = w
+        if twins or len(first) != len(work):
+            out.duplicates += twins
+            work = list(first.values())
+            if not work:
+                return work
         keys = [w.done for w in work]
         if self._done_is_cluster:
             # One MGET split by slot costs far less than a command per event.
@@ -358,9 +466,14 @@ class Coordinator:
 
     def _plan(self, work: list[_Work], out: _Outcome) -> list[_Work]:
         planned = []
+        check = self.checker.check
         for w in work:
             env = w.envelope
             if env.plan is not None:
+                refused = check(env.plan)
+                if refused is not None:
+                    out.dead.append((w.entry, f"plan refused: {refused}", env))
+                    continue
                 w.plan = env.plan
                 planned.append(w)
                 continue
@@ -376,6 +489,10 @@ class Coordinator:
                 out.dead.append(
                     (w.entry, f"handler for {env.type} failed: {type(exc).__name__}: {exc}", env)
                 )
+                continue
+            refused = check(plan)
+            if refused is not None:
+                out.dead.append((w.entry, f"plan refused: {refused}", env))
                 continue
             w.plan = plan
             planned.append(w)
@@ -394,42 +511,64 @@ class Coordinator:
                     self.stats.add_purge(self.target.purge_stage(ops))
             out.done += work
             return
+        except PurgeInterruptedError:
+            out.interrupted += work
+            return
         except Exception as exc:
             if len(work) == 1:
                 out.failed.append((work[0], _reason(exc)))
                 return
         # Which event failed? Purges are idempotent, so each event is simply purged again.
-        for w in work:
+        for i, w in enumerate(work):
             try:
                 for stage in _stages(w):
                     if stage:
                         self.stats.add_purge(self.target.purge_stage(stage))
+            except PurgeInterruptedError:
+                out.interrupted += work[i:]
+                return
             except Exception as exc:
                 out.failed.append((w, _reason(exc)))
             else:
                 out.done.append(w)
 
     def _settle(self, out: _Outcome) -> None:
+        if out.interrupted:
+            _log("interrupted", count=len(out.interrupted), reason="stopping; left pending")
         if out.done:
             self._mark_done([w.done for w in out.done])
-        for w, reason in out.failed:
-            deliveries = w.entry.deliveries
-            if deliveries >= self.config.max_deliveries:
+        attempts = self.bus.record_failures([w.entry.id for w, _ in out.failed])
+        for (w, reason), tried in zip(out.failed, attempts, strict=True):
+            if tried >= self.config.max_deliveries:
                 out.dead.append(
-                    (w.entry, f"failed {deliveries} deliveries; last error: {reason}", w.envelope)
+                    (w.entry, f"failed {tried} attempts; last error: {reason}", w.envelope)
                 )
             else:
-                delay = self._backoff(deliveries)
+                delay = self._backoff(tried)
                 self._retries[w.entry.id] = _Retry(time.monotonic() + delay, reason)
                 self.stats.retries += 1
-                _log_event("retry", w.envelope, w.entry, error=reason, delay_s=round(delay, 3))
+                _log_event(
+                    "retry",
+                    w.envelope,
+                    w.entry,
+                    error=reason,
+                    attempts=tried,
+                    delay_s=round(delay, 3),
+                )
         if out.dead:
             self.bus.dead_letter([(entry, reason) for entry, reason, _ in out.dead])
-        self.bus.ack(
-            [w.entry.id for w in out.done]
-            + [w.entry.id for w in out.duplicates]
-            + [entry.id for entry, _, _ in out.dead]
+        settled = (
+            [w.entry for w in out.done]
+            + [w.entry for w in out.duplicates]
+            + [entry for entry, _, _ in out.dead]
         )
+        self.bus.ack([entry.id for entry in settled])
+        # Only a redelivered entry (or one that failed just now) can have a failure count.
+        stale = [entry.id for entry in settled if entry.deliveries > 1]
+        if attempts:
+            stale += [entry.id for entry, _, _ in out.dead if entry.deliveries == 1]
+        if stale:
+            self.bus.forget_failures(stale)
         now = time.time()
         stats = self.stats
         stats.events += len(out.done)
@@ -556,7 +695,7 @@ def _reason(exc: BaseException) -> str:
 
 def _log(msg: str, *, level: int = logging.INFO, **fields: Any) -> None:
     if logger.isEnabledFor(level):
-        logger.log(level, json.dumps({"msg": msg, **fields}, default=str))
+        logger.log(level, redact(json.dumps({"msg": msg, **fields}, default=str)))
 
 
 def _log_event(
@@ -576,4 +715,4 @@ def _log_event(
             "deliveries": entry.deliveries,
             **fields,
         }
-        logger.log(level, json.dumps(record, default=str))
+        logger.log(level, redact(json.dumps(record, default=str)))

@@ -16,6 +16,7 @@ import redis.asyncio
 from damestoilet_contracts._errors import EmitterClosedError
 from damestoilet_contracts.runtime._envelope import STREAM_VERSION, Envelope
 from damestoilet_contracts.runtime._event import ContractEvent
+from damestoilet_contracts.runtime._signing import SIGNATURE_FIELD, SigningKeys
 from damestoilet_contracts.runtime._uri import check_source
 from damestoilet_contracts.runtime.redis._bus import (
     DEFAULT_MAXLEN,
@@ -29,7 +30,14 @@ from damestoilet_contracts.runtime.redis._bus import (
 class _EmitterBase:
     """What both emitters share: stream, source, cap, and envelope building (no I/O)."""
 
-    def __init__(self, *, stream: str, source: str, maxlen: int | None) -> None:
+    def __init__(
+        self,
+        *,
+        stream: str,
+        source: str,
+        maxlen: int | None,
+        signing: SigningKeys | None = None,
+    ) -> None:
         if not source:
             raise ValueError("an emitter needs a source naming the emitting service")
         check_source(source)  # a CloudEvents URI-reference: refused here, not at the first emit
@@ -38,6 +46,7 @@ class _EmitterBase:
         self.maxlen = maxlen
         self._options = xadd_options(maxlen)
         self._closed = False
+        self.signing = signing
 
     @property
     def closed(self) -> bool:
@@ -54,7 +63,11 @@ class _EmitterBase:
                 f"this emitter of {self.source} onto {self.stream} was closed; nothing was "
                 "sent. Emit before close(), or make a new emitter"
             )
-        return [(env.id, env.to_fields(version=STREAM_VERSION)) for env in envelopes]
+        prepared = [(env.id, env.to_fields(version=STREAM_VERSION)) for env in envelopes]
+        if self.signing is not None:
+            for _, fields in prepared:
+                fields[SIGNATURE_FIELD] = self.signing.sign(fields)
+        return prepared
 
 
 class Emitter(_EmitterBase):
@@ -68,10 +81,12 @@ class Emitter(_EmitterBase):
         stream: str = DEFAULT_STREAM,
         maxlen: int | None = DEFAULT_MAXLEN,
         owns_client: bool = False,
+        signing: SigningKeys | None = None,
     ) -> None:
         """Emit through ``client`` onto ``stream``, capped near ``maxlen`` entries (None: no
-        cap); ``source`` is the CloudEvents source; ``owns_client``: close it on close()."""
-        super().__init__(stream=stream, source=source, maxlen=maxlen)
+        cap); ``source`` is the CloudEvents source; ``owns_client``: close it on close();
+        ``signing`` signs every entry (an ``s`` field, docs/trust.md)."""
+        super().__init__(stream=stream, source=source, maxlen=maxlen, signing=signing)
         self._client: Any = client
         self._owns_client = owns_client
 
@@ -84,11 +99,14 @@ class Emitter(_EmitterBase):
         stream: str = DEFAULT_STREAM,
         maxlen: int | None = DEFAULT_MAXLEN,
         cluster: bool = False,
+        signing: SigningKeys | None = None,
     ) -> Emitter:
         """An emitter with its own client for ``url`` (``redis://host:port/db``; with
         ``cluster``, any node of a Redis Cluster)."""
         client = connect(url, cluster=cluster)
-        return cls(client, source=source, stream=stream, maxlen=maxlen, owns_client=True)
+        return cls(
+            client, source=source, stream=stream, maxlen=maxlen, owns_client=True, signing=signing
+        )
 
     def emit(self, event: ContractEvent) -> str:
         """Emit one event; returns its envelope id. Raises :class:`PlanError` or a Redis error."""
@@ -142,9 +160,10 @@ class AsyncEmitter(_EmitterBase):
         stream: str = DEFAULT_STREAM,
         maxlen: int | None = DEFAULT_MAXLEN,
         owns_client: bool = False,
+        signing: SigningKeys | None = None,
     ) -> None:
         """Like :class:`Emitter`, over an asyncio client."""
-        super().__init__(stream=stream, source=source, maxlen=maxlen)
+        super().__init__(stream=stream, source=source, maxlen=maxlen, signing=signing)
         self._client: Any = client
         self._owns_client = owns_client
 
@@ -157,6 +176,7 @@ class AsyncEmitter(_EmitterBase):
         stream: str = DEFAULT_STREAM,
         maxlen: int | None = DEFAULT_MAXLEN,
         cluster: bool = False,
+        signing: SigningKeys | None = None,
     ) -> AsyncEmitter:
         """An emitter with its own asyncio client for ``url`` (with ``cluster``, any node of
         a Redis Cluster)."""
@@ -165,7 +185,9 @@ class AsyncEmitter(_EmitterBase):
             if cluster
             else redis.asyncio.Redis.from_url(url)
         )
-        return cls(client, source=source, stream=stream, maxlen=maxlen, owns_client=True)
+        return cls(
+            client, source=source, stream=stream, maxlen=maxlen, owns_client=True, signing=signing
+        )
 
     async def emit(self, event: ContractEvent) -> str:
         """Emit one event; returns its envelope id."""

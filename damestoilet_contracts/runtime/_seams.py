@@ -20,7 +20,9 @@ DLQ_STREAM = "dlq_stream"
 DLQ_ID = "dlq_id"
 DLQ_DELIVERIES = "dlq_deliveries"
 DLQ_TIME = "dlq_time"
-DLQ_FIELDS = (DLQ_REASON, DLQ_STREAM, DLQ_ID, DLQ_DELIVERIES, DLQ_TIME)
+#: The consumer group that dead-lettered it (letters written before this field have none).
+DLQ_GROUP = "dlq_group"
+DLQ_FIELDS = (DLQ_REASON, DLQ_STREAM, DLQ_ID, DLQ_DELIVERIES, DLQ_TIME, DLQ_GROUP)
 
 
 def dlq_stream_name(stream: str) -> str:
@@ -52,6 +54,16 @@ class GroupInfo:
 
     lag: int | None
     pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """Entries trimmed from the stream before the group read them: ``count`` of them (-1:
+    some, how many is unknown), between ids ``after`` and ``before`` (both exclusive)."""
+
+    count: int
+    after: str
+    before: str
 
 
 class Bus(Protocol):
@@ -87,7 +99,21 @@ class Bus(Protocol):
         ...
 
     def dead_letter(self, entries: Sequence[tuple[BusEntry, str]]) -> None:
-        """Copy each entry with its reason to the dead-letter stream (does not acknowledge)."""
+        """Copy each entry with its reason to the dead-letter stream (does not acknowledge);
+        once per entry, even when a crash came between the letter and the ack."""
+        ...
+
+    def take_lost(self) -> list[Lost]:
+        """Entries reads found trimmed before delivery since the last call."""
+        ...
+
+    def record_failures(self, ids: Sequence[str]) -> list[int]:
+        """Count one failed purge attempt for each of ``ids``; their counts so far (reads,
+        restarts and reclaims are no attempts)."""
+        ...
+
+    def forget_failures(self, ids: Sequence[str]) -> None:
+        """Drop the failed-attempt counts of ``ids``, now settled."""
         ...
 
     def group_info(self) -> GroupInfo:

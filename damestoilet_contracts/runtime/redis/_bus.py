@@ -15,6 +15,7 @@ from redis.cluster import RedisCluster
 
 from damestoilet_contracts.runtime._seams import (
     DLQ_DELIVERIES,
+    DLQ_GROUP,
     DLQ_ID,
     DLQ_REASON,
     DLQ_STREAM,
@@ -22,8 +23,10 @@ from damestoilet_contracts.runtime._seams import (
     BusEntry,
     Claimed,
     GroupInfo,
+    Lost,
     dlq_stream_name,
 )
+from damestoilet_contracts.runtime.redis._trust import LostTotal, StreamTrust
 
 #: A sync client the runtime accepts: standalone or cluster, ``decode_responses=False``.
 SyncRedis: TypeAlias = "redis.Redis | RedisCluster"
@@ -84,6 +87,8 @@ class RedisStreamBus:
         self.consumer = consumer or default_consumer()
         self.dlq_stream = dlq_stream or dlq_stream_name(stream)
         self.maxlen = maxlen
+        self._trust = StreamTrust(self._client, stream, group, self.dlq_stream)
+        self._lost: list[Lost] = []
 
     @property
     def stream(self) -> str:
@@ -121,11 +126,32 @@ class RedisStreamBus:
                 raise
 
     def read_new(self, count: int, block_ms: int) -> list[BusEntry]:
-        """Up to ``count`` undelivered entries (``XREADGROUP >``), blocking up to ``block_ms``."""
-        reply = self._client.xreadgroup(
-            self.group, self.consumer, {self._stream: ">"}, count=count, block=block_ms or None
-        )
-        return [BusEntry(_text(i), f or {}, 1) for i, f in _entries(reply)]
+        """Up to ``count`` undelivered entries (``XREADGROUP >``), blocking up to ``block_ms``.
+
+        Entries trimmed from the stream before the group read them are counted as the read
+        passes them (see :meth:`take_lost`), checked in one MULTI with the read.
+        """
+        entries, lost = self._trust.read(self.consumer, count, block_ms)
+        if lost is not None:
+            self._lost.append(lost)
+        return [BusEntry(i, f, 1) for i, f in entries]
+
+    def take_lost(self) -> list[Lost]:
+        """What reads found trimmed before delivery since the last call (and forget it)."""
+        lost, self._lost = self._lost, []
+        return lost
+
+    def lost_total(self) -> LostTotal:
+        """Every loss to trimming this group has counted, from Redis (all its consumers)."""
+        return self._trust.lost_total()
+
+    def record_failures(self, ids: Sequence[str]) -> list[int]:
+        """Count one failed purge attempt for each of ``ids``; returns their counts so far."""
+        return self._trust.record_failures(ids) if ids else []
+
+    def forget_failures(self, ids: Sequence[str]) -> None:
+        """Drop the failed-attempt counts of settled ``ids``."""
+        self._trust.forget_failures(ids)
 
     def read_pending(self, after: str, count: int) -> list[BusEntry]:
         """Up to ``count`` own pending entries after id ``after`` (``XREADGROUP`` from an id).
@@ -175,20 +201,22 @@ class RedisStreamBus:
 
     def dead_letter(self, entries: Sequence[tuple[BusEntry, str]]) -> None:
         """Append each entry to the dead-letter stream (uncapped): original fields plus
-        ``dlq_reason``, ``dlq_stream``, ``dlq_id``, ``dlq_deliveries`` and ``dlq_time``."""
+        ``dlq_reason``, ``dlq_stream``, ``dlq_id``, ``dlq_group``, ``dlq_deliveries`` and
+        ``dlq_time``; once per entry and group, even when a kill came before the ack."""
         if not entries:
             return
         now = str(int(time.time() * 1000)).encode()
-        pipe = self._client.pipeline(transaction=False)
+        letters = []
         for entry, reason in entries:
             fields: dict[Any, bytes] = dict(entry.fields)
             fields[DLQ_REASON] = reason.encode(errors="replace")
             fields[DLQ_STREAM] = self._stream.encode()
             fields[DLQ_ID] = entry.id.encode()
+            fields[DLQ_GROUP] = self.group.encode()
             fields[DLQ_DELIVERIES] = str(entry.deliveries).encode()
             fields[DLQ_TIME] = now
-            pipe.xadd(self.dlq_stream, fields)
-        pipe.execute()
+            letters.append((entry.id, fields))
+        self._trust.dead_letter(letters)
 
     def group_info(self) -> GroupInfo:
         """The group's ``lag`` and ``pending`` from ``XINFO GROUPS``."""
