@@ -50,6 +50,7 @@ from damestoilet_contracts.runtime import (
     CoordinatorConfig,
     Emitter,
     Envelope,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
 )
@@ -126,7 +127,7 @@ def coordinator_backlog(
         emitter.emit_envelopes([envelope(*e) for e in events[start : start + 1000]])
     config = CoordinatorConfig(stream=STREAM, consumer="bench", batch=batch, block_ms=1)
     bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer="bench")
-    worker = Coordinator(bus, RedisPurgeTarget(client), client, config)
+    worker = Coordinator(bus, RedisPurgeTarget(client), RedisDoneStore(client), config)
     gc.collect()
     if profile is not None:
         profile.enable()

@@ -8,7 +8,9 @@ in the order they import each other: ``model``, ``loaders``, ``compiler``, ``lin
 from __future__ import annotations
 
 from damestoilet_contracts._errors import (
+    BackendError,
     CodegenError,
+    ConfigError,
     ContractError,
     DamestoiletError,
     DeliveryError,
@@ -16,6 +18,7 @@ from damestoilet_contracts._errors import (
     EmptyValueError,
     EnvelopeError,
     FanOutError,
+    MissingExtraError,
     PayloadError,
     PlanError,
     Problem,
@@ -24,11 +27,14 @@ from damestoilet_contracts._errors import (
     SchemaSyntaxError,
     SourceLocation,
     TemplateError,
+    UnboundTargetError,
 )
 from damestoilet_contracts._version import __version__
 
 __all__ = [
+    "BackendError",
     "CodegenError",
+    "ConfigError",
     "ContractError",
     "DamestoiletError",
     "DeliveryError",
@@ -36,6 +42,7 @@ __all__ = [
     "EmptyValueError",
     "EnvelopeError",
     "FanOutError",
+    "MissingExtraError",
     "PayloadError",
     "PlanError",
     "Problem",
@@ -44,5 +51,6 @@ __all__ = [
     "SchemaSyntaxError",
     "SourceLocation",
     "TemplateError",
+    "UnboundTargetError",
     "__version__",
 ]

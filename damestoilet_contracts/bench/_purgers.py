@@ -158,6 +158,7 @@ def coordinator_main(url: str, stream: str, group: str, grace: Mapping[str, floa
     from damestoilet_contracts.runtime import (
         Coordinator,
         CoordinatorConfig,
+        RedisDoneStore,
         RedisPurgeTarget,
         RedisStreamBus,
     )
@@ -174,7 +175,7 @@ def coordinator_main(url: str, stream: str, group: str, grace: Mapping[str, floa
         claim_interval_s=3600.0,
         info_interval_s=3600.0,
     )
-    coordinator = Coordinator(bus, target, client, config)
+    coordinator = Coordinator(bus, target, RedisDoneStore(client), config)
     _ready()
     coordinator.run(handle_signals=True)
     client.close()

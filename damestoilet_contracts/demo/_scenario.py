@@ -40,6 +40,7 @@ from damestoilet_contracts.runtime import (
     Emitter,
     Envelope,
     PurgeStats,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
 )
@@ -194,7 +195,7 @@ def _scenario(
     bus = RedisStreamBus(client, stream=STREAM, group=GROUP, consumer="demo")
     bus.ensure_group()
     config = CoordinatorConfig(stream=STREAM, group=GROUP, consumer="demo", block_ms=100)
-    coordinator = Coordinator(bus, target, client, config)
+    coordinator = Coordinator(bus, target, RedisDoneStore(client), config)
     thread = threading.Thread(target=coordinator.run, name="demo-coordinator", daemon=True)
     thread.start()
     stack.callback(thread.join, 5)

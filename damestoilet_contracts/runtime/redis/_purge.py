@@ -329,6 +329,21 @@ class RedisPurgeTarget(PurgeTargetBase):
         self.client = client
         self.is_cluster = cluster
 
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        cluster: bool = False,
+        grace: Mapping[str, float] | None = None,
+        targets: Collection[str] | None = None,
+    ) -> RedisPurgeTarget:
+        """A target with its own client for ``url`` (``cluster``: any node of a cluster);
+        ``grace`` and ``targets`` as for the constructor. Raises ValueError for a bad URL."""
+        from damestoilet_contracts.runtime.redis._bus import connect
+
+        return cls(connect(url, cluster=cluster), grace=grace, targets=targets)
+
     def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
         """Execute the ops of one stage that this target serves; return what was purged.
 
