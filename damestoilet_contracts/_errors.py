@@ -16,6 +16,7 @@ branch per stage, and leaves that also subclass the built-in exception that fits
     ├── DeliveryError               an event cannot be emitted, read or acknowledged
     │   ├── EnvelopeError           (ValueError) bytes or fields are not a valid envelope
     │   ├── DeliveryTimeoutError    (TimeoutError) the bus did not answer in time
+    │   ├── EmitterClosedError      (RuntimeError) an emitter was used after close()
     │   └── BackendError            a bus, publisher or done store failed or is unreachable
     ├── PurgeError                  a purge target failed to purge a key, prefix or tag
     │   └── UnboundTargetError      (LookupError) a plan names a target nothing is bound to
@@ -108,6 +109,10 @@ class EnvelopeError(DeliveryError, ValueError):
 
 class DeliveryTimeoutError(DeliveryError, TimeoutError):
     """The bus did not answer in time."""
+
+
+class EmitterClosedError(DeliveryError, RuntimeError):
+    """An emitter was used after ``close()``/``aclose()``: nothing was sent."""
 
 
 class BackendError(DeliveryError):

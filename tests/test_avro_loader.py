@@ -164,6 +164,30 @@ def test_avro_types_map_onto_model_kinds(tmp_path: Path) -> None:
     assert _field_type(event, "odd").logical is None
 
 
+def test_avro_integers_keep_their_wire_width(tmp_path: Path) -> None:
+    """TypeScript needs int and long apart (number or bigint); so does the range check."""
+    fields = [
+        {"name": "id", "type": "string"},
+        {"name": "i", "type": "int"},
+        {"name": "l", "type": {"type": "long"}},
+        {"name": "maybe", "type": ["null", "long"], "default": None},
+        {"name": "ints", "type": {"type": "array", "items": "int"}},
+        {"name": "longs", "type": {"type": "map", "values": "long"}},
+        {"name": "ms", "type": {"type": "int", "logicalType": "time-millis"}},
+    ]
+    events, problems = _load(tmp_path, {"e.avsc": _event("Widths", fields)})
+    assert problems == []
+    event = events["shop.v1.Widths"]
+    assert _field_type(event, "i").width == "int"
+    assert _field_type(event, "l").width == "long"
+    assert _field_type(event, "maybe") == TypeRef(Kind.INT, nullable=True, width="long")
+    assert _field_type(event, "ints").items == TypeRef(Kind.INT, width="int")
+    assert _field_type(event, "longs").items == TypeRef(Kind.INT, width="long")
+    # under a logical type the width is the logical type's, which ``logical`` names
+    assert _field_type(event, "ms") == TypeRef(Kind.INT, logical="time-millis")
+    assert _field_type(event, "id").width is None
+
+
 def test_recursive_record_is_cut_by_name(tmp_path: Path) -> None:
     category = {
         "type": "record",

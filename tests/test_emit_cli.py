@@ -143,3 +143,28 @@ def test_bulk_error_names_its_line(redis_url: str, redis_client: redis.Redis) ->
     )  # fmt: skip
     assert result.exit_code == 1
     assert "line 3: not valid JSON" in result.output
+
+
+def test_bulk_checks_every_line_before_sending_any(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A bad line 2 of 3 sends nothing, and every bad line is named, not just the first."""
+    lines = [json.dumps(ASSET), json.dumps({**ASSET, "asset_id": 5}), "[]", json.dumps(ASSET)]
+    result = CliRunner().invoke(
+        main,
+        ["emit", str(SCHEMAS), "assets.v1.AssetReplaced", "--redis", redis_url, "--stream", STREAM,
+         "--json", "-"],
+        input="\n".join(lines) + "\n",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "line 2: " in result.output and "line 3: " in result.output
+    assert "2 bad payload(s); nothing was emitted" in result.output
+    assert redis_client.exists(STREAM) == 0
+    good = CliRunner().invoke(
+        main,
+        ["emit", str(SCHEMAS), "assets.v1.AssetReplaced", "--redis", redis_url, "--stream", STREAM,
+         "--json", "-", "-q"],
+        input="\n".join([lines[0], lines[3]]) + "\n",
+    )  # fmt: skip
+    assert good.exit_code == 0, good.output
+    assert redis_client.xlen(STREAM) == 2

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 import redis
 
-from damestoilet_contracts._errors import EmptyValueError
+from damestoilet_contracts._errors import EmitterClosedError, EmptyValueError
 from damestoilet_contracts.model import Plan
 from damestoilet_contracts.runtime import AsyncEmitter, Emitter, Envelope
 from tests.runtime_support import KeysChanged
@@ -78,6 +78,32 @@ def test_from_url_owns_and_closes_its_client(redis_url: str, redis_client: redis
 def test_closing_an_emitter_leaves_a_passed_client_open(redis_client: redis.Redis) -> None:
     Emitter(redis_client, source="//svc", stream=STREAM).close()
     assert redis_client.ping()
+
+
+def test_a_closed_emitter_refuses_to_emit_and_sends_nothing(redis_client: redis.Redis) -> None:
+    emitter = Emitter(redis_client, source="//svc", stream=STREAM)
+    emitter.emit(KeysChanged(keys=["k"]))
+    emitter.close()
+    assert emitter.closed
+    with pytest.raises(EmitterClosedError, match="was closed; nothing was sent"):
+        emitter.emit(KeysChanged(keys=["k"]))
+    with pytest.raises(EmitterClosedError):
+        emitter.emit_many([KeysChanged(keys=["k"])] * 3)
+    emitter.close()  # closing twice is harmless
+    assert redis_client.xlen(STREAM) == 1
+
+
+def test_a_closed_async_emitter_refuses_to_emit(redis_url: str, redis_client: redis.Redis) -> None:
+    async def main() -> None:
+        async with AsyncEmitter.from_url(redis_url, source="//svc", stream=STREAM) as emitter:
+            await emitter.emit(KeysChanged(keys=["k"]))
+        assert emitter.closed
+        with pytest.raises(EmitterClosedError):
+            await emitter.emit(KeysChanged(keys=["k"]))
+        await emitter.aclose()
+
+    asyncio.run(main())
+    assert redis_client.xlen(STREAM) == 1
 
 
 def test_an_emitter_needs_a_source(redis_client: redis.Redis) -> None:

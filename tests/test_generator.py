@@ -28,6 +28,7 @@ from codegen import (
 )
 from damestoilet_contracts import (
     CodegenError,
+    ContractError,
     EmptyValueError,
     FanOutError,
     PayloadError,
@@ -37,11 +38,13 @@ from damestoilet_contracts.cli import main
 from damestoilet_contracts.generator import (
     GENERATED_MARKER,
     check_package_name,
+    generate,
     generate_directory,
     write_output,
 )
 from damestoilet_contracts.generator._names import all_order, attribute_name, snake_case
 from damestoilet_contracts.generator._render import environment
+from damestoilet_contracts.loaders import load_contracts
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "schemas"
@@ -418,12 +421,18 @@ def test_long_names_templates_and_odd_characters_stay_within_ruff_and_render_exa
     ]
 
 
-def test_a_schema_folder_without_events_gives_empty_registries(tmp_path: Path) -> None:
+def test_a_schema_folder_without_events_is_refused_but_renders_empty_registries(
+    tmp_path: Path,
+) -> None:
+    """generate_directory refuses a folder with no event (a silent success otherwise);
+    the library's generate() of such a contract set still renders empty registries."""
     schemas = tmp_path / "schemas"
     schemas.mkdir()
     (schemas / "flush-graph.yaml").write_text("targets:\n  default: {grace_seconds: 1}\n")
+    with pytest.raises(ContractError, match="no event types found"):
+        generate_directory(schemas, package="no_events")
     package = tmp_path / "pkg" / "no_events"
-    write_output(generate_directory(schemas, package="no_events"), package)
+    write_output(generate(load_contracts(schemas), package="no_events"), package)
     assert sorted(p.name for p in package.iterdir()) == ["__init__.py", "handlers.py"]
     check = _ruff_check(package)
     assert check.returncode == 0, check.stdout

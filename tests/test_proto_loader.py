@@ -121,6 +121,19 @@ def test_scalar_types_map_onto_model_kinds(tmp_path: Path) -> None:
     )
     assert not any(f.type.nullable for f in event.fields)
     assert [f.number for f in event.fields] == list(range(1, 16))
+    widths = {f.name: f.type.width for f in event.fields if f.type.width is not None}
+    assert widths == {
+        "i32": "int32",
+        "i64": "int64",
+        "u32": "uint32",
+        "u64": "uint64",
+        "si32": "sint32",
+        "si64": "sint64",
+        "f32": "fixed32",
+        "f64": "fixed64",
+        "sf32": "sfixed32",
+        "sf64": "sfixed64",
+    }
 
 
 def test_containers_enums_messages_and_presence_map_onto_model_types(tmp_path: Path) -> None:
@@ -159,7 +172,7 @@ def test_containers_enums_messages_and_presence_map_onto_model_types(tmp_path: P
         """,
     )
     assert field_type(event, "tags") == TypeRef(Kind.ARRAY, items=TypeRef(Kind.STRING))
-    assert field_type(event, "counts") == TypeRef(Kind.MAP, items=TypeRef(Kind.INT))
+    assert field_type(event, "counts") == TypeRef(Kind.MAP, items=TypeRef(Kind.INT, width="int64"))
     color = field_type(event, "color")
     assert (color.kind, color.name, color.symbols, color.nullable) == (
         Kind.ENUM,

@@ -255,6 +255,19 @@ def test_verify_command_reports_json_and_holds_the_min_nines(
     assert _cli(redis_url, "--min-nines", "2")[0] == 0  # 99% is two nines
 
 
+def test_verify_command_exits_1_on_any_stale_sample_by_default(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    _emit(redis_client, [_product_event(i) for i in range(10)])
+    _coordinate(redis_client)
+    assert _cli(redis_url)[0] == 0
+    redis_client.hset("product:3", mapping={layout.FIELD_VALUE: "old", "t": 1})
+    code, out, err = _cli(redis_url)
+    assert code == 1
+    assert "consistent: 9/10" in out
+    assert "1 stale sample; pass --min-nines to tolerate some" in err
+
+
 def test_verify_command_exits_1_with_no_sample_under_min_nines(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
@@ -285,7 +298,8 @@ def test_verify_command_plans_events_without_a_plan_from_schemas(
     assert json.loads(out)["skipped"] == {"no plan and no handler": 1}
     code, out, _ = _cli(redis_url, "--json", "--schemas", str(SCHEMAS))
     report = json.loads(out)
-    assert (code, report["samples"], report["inconsistent"]) == (0, 1, 1)
+    # One stale sample exits 1 without --min-nines: 0.00% consistent was once exit 0.
+    assert (code, report["samples"], report["inconsistent"]) == (1, 1, 1)
     [sample] = report["stale_samples"]
     assert [k["key"] for k in sample["keys"]] == ["catalog:product:p1"]
 

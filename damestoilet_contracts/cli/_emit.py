@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from damestoilet_contracts._errors import BackendError, DamestoiletError
+from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.cli._payload import payload_encoder
 from damestoilet_contracts.compiler import compile_event, evaluate
 from damestoilet_contracts.lint import load_linted
@@ -19,6 +19,8 @@ from damestoilet_contracts.runtime import DEFAULT_STREAM, Emitter, Envelope
 
 #: Events sent per pipeline when reading one JSON object per line.
 _CHUNK = 1000
+#: Bad payloads listed before the rest are only counted.
+_SHOWN_ERRORS = 20
 
 
 @click.command("emit")
@@ -75,8 +77,9 @@ def emit(
     (Avro or Protobuf) and sent in an envelope; prints each envelope id.
 
     With --json - every line of stdin is one payload, sent in pipelines of 1000 (for manual
-    purges and benchmarks). Exit 1 with a message when a schema is wrong, the type unknown,
-    a payload bad (its line is named; the lines before it were sent) or the bus unreachable.
+    purges and benchmarks). Every payload is checked before any is sent: a bad one (its line
+    is named) sends nothing. Exit 1 with a message when a schema is wrong, the type unknown,
+    a payload bad or the bus unreachable.
 
     \b
     Examples:
@@ -115,26 +118,31 @@ def emit(
             rulesfingerprint=event.rules_fingerprint,
         )
 
+    # Every payload is planned and encoded before the first is sent: one bad line sends nothing.
+    envelopes: list[Envelope] = []
+    bad: list[str] = []
+    for number, text in _lines(payload_text):
+        try:
+            envelopes.append(envelope(_object(text)))
+        except (DamestoiletError, ValueError) as exc:
+            where = f"line {number}: " if payload_text == "-" else ""
+            bad.append(f"{where}{exc}")
+    if bad:
+        for message in bad[:_SHOWN_ERRORS]:
+            click.echo(message, err=True)
+        if len(bad) > _SHOWN_ERRORS:
+            click.echo(f"... and {len(bad) - _SHOWN_ERRORS} more bad payload(s)", err=True)
+        click.echo(f"{len(bad)} bad payload(s); nothing was emitted", err=True)
+        raise SystemExit(1)
     sent = 0
-    line_no = 0
     try:
         with Emitter.from_url(
             url, source=source, stream=stream, maxlen=maxlen, cluster=cluster
         ) as emitter:
-            chunk: list[Envelope] = []
-            for number, text in _lines(payload_text):
-                line_no = number
-                chunk.append(envelope(_object(text)))
-                if len(chunk) >= _CHUNK:
-                    sent += _send(emitter, chunk, quiet)
-                    chunk = []
-            sent += _send(emitter, chunk, quiet)
-    except BackendError as exc:
-        click.echo(f"cannot emit to {url}: {exc}; {sent} event(s) were emitted", err=True)
-        raise SystemExit(1) from exc
+            for start in range(0, len(envelopes), _CHUNK):
+                sent += _send(emitter, envelopes[start : start + _CHUNK], quiet)
     except (DamestoiletError, ValueError) as exc:
-        where = f"line {line_no}: " if payload_text == "-" else ""
-        click.echo(f"{where}{exc}; {sent} event(s) were emitted before it", err=True)
+        click.echo(f"cannot emit to {url}: {exc}; {sent} event(s) were emitted", err=True)
         raise SystemExit(1) from exc
     if payload_text == "-":
         click.echo(f"emitted {sent} event(s) onto {stream}", err=True)

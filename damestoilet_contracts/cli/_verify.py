@@ -64,7 +64,8 @@ from damestoilet_contracts.runtime.redis._bus import connect
 @click.option(
     "--min-nines",
     type=click.FloatRange(min=0),
-    help="Exit 1 when the measured nines are below this.",
+    help="Exit 1 only when the measured nines are below this [default: exit 1 on any stale "
+    "sample].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def verify(
@@ -87,8 +88,9 @@ def verify(
     tag set) and judged: absent, or a cache entry filled after the event, or soft-marked
     under a soft rule, is consistent; an entry filled before the event is stale; a plain key
     (no fill time) counts as stale unless --plain skip. Prints the share of consistent events
-    and its nines (99.9% = 3 nines; with none stale, a lower bound). Exit 1 below
-    --min-nines (or with no sample to judge), or when Redis or --schemas cannot be read.
+    and its nines (99.9% = 3 nines; with none stale, a lower bound). Exit 1 when any sample
+    is stale; with --min-nines, exit 1 instead only below it (or with no sample to judge).
+    Exit 1 too when Redis or --schemas cannot be read.
 
     \b
     Examples:
@@ -120,7 +122,16 @@ def verify(
         click.echo(f"verify failed: {exc}", err=True)
         raise SystemExit(1) from exc
     click.echo(json.dumps(report.to_dict()) if as_json else _text(report))
-    if min_nines is not None:
+    if min_nines is None:
+        if report.inconsistent:
+            count = report.inconsistent
+            click.echo(
+                f"{count} stale sample{'s' if count != 1 else ''}; pass --min-nines to "
+                "tolerate some",
+                err=True,
+            )
+            raise SystemExit(1)
+    else:
         nines = report.nines
         if nines is None or nines < min_nines:
             got = "no samples" if nines is None else f"{nines:.2f} nines"

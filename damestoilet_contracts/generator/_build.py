@@ -8,13 +8,9 @@ Iteration is over sorted names only, so the views, and so the files, are the sam
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import keyword
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from collections.abc import Mapping
 
 from damestoilet_contracts._errors import CodegenError
 from damestoilet_contracts._version import __version__
@@ -28,6 +24,17 @@ from damestoilet_contracts.generator._code import (
     py_str,
     relative_import_lines,
     split_text,
+)
+from damestoilet_contracts.generator._collect import (
+    CONTENT_TYPES,
+    NamedType,
+    assign_names,
+    collect,
+    header,
+    modules,
+    record_order,
+    source_fingerprints,
+    unique_aliases,
 )
 from damestoilet_contracts.generator._fields import (
     TypeNames,
@@ -46,32 +53,14 @@ from damestoilet_contracts.generator._views import (
     Export,
     FieldView,
     HandlerView,
-    Header,
     ModuleView,
     PackageView,
     RecordView,
 )
-from damestoilet_contracts.model import ContractSet, EventType, Field, Format, Kind, TypeRef
+from damestoilet_contracts.model import ContractSet, EventType
 
-_CONTENT_TYPES = {"avro": "avro/binary", "proto": "application/x-protobuf"}
 # Attributes every enum member has; a symbol may not shadow them.
 _ENUM_ATTRIBUTES = frozenset({"name", "value", "mro"})
-
-
-@dataclass(slots=True)
-class _Named:
-    """A class to generate: an event, a record or an enum, with where it goes."""
-
-    full_name: str
-    kind: str  # "event", "record" or "enum"
-    format: Format
-    type: TypeRef
-    namespace: str
-    candidates: tuple[str, ...]  # class names to try, in order
-    module: str = ""
-    name: str = ""
-    event: EventType | None = None
-    sources: set[str] = field(default_factory=set)
 
 
 def build_package(
@@ -83,178 +72,42 @@ def build_package(
     output when the contracts hold Protobuf events. Raises :class:`CodegenError` when a type
     has no Python equivalent or two definitions of one named type differ.
     """
-    root = contracts.root
-    named = _collect(contracts, proto, root)
-    modules = _assign_modules(named)
+    named = assign_names(
+        collect(contracts, proto.declared if proto is not None else None),
+        module_name=_names.module_name,
+        class_name=_names.class_name,
+        reserved=_names.RESERVED_MODULE_NAMES,
+    )
     attrs = _attrs(named)
-    views: list[ModuleView] = []
-    for module in sorted(modules):
-        members = [n for n in named.values() if n.module == module]
-        views.append(_module_view(module, members, named, attrs, contracts, proto))
+    views = [
+        _module_view(module, members, named, attrs, contracts, proto)
+        for module, members in modules(named).items()
+    ]
     exports = _exports(named)
     handlers = _handlers(named, exports)
     public = _names.all_order([e.alias for e in exports] + ["EVENTS", "HANDLERS"])
-    events = [n.event for n in named.values() if n.event is not None]
-    header = Header(
-        __version__,
-        tuple(sorted({s for n in named.values() for s in n.sources})),
-        _rules_fingerprint(events),
-    )
     init_imports = relative_import_lines(
         [(e.module, e.name, e.alias) for e in exports]
         + [("handlers", "EVENTS", "EVENTS"), ("handlers", "HANDLERS", "HANDLERS")]
     )
     handler_lines = relative_import_lines((h.module, h.class_name, h.alias) for h in handlers)
-    by_source: dict[str, list[EventType]] = {}
-    for event in events:
-        by_source.setdefault(_relative(event.location.path, root), []).append(event)
     return PackageView(
         package=package,
-        header=header,
+        header=header(__version__, named.values()),
         modules=tuple(views),
         exports=tuple(exports),
         handlers=tuple(handlers),
         public=tuple(public),
         init_imports=tuple(init_imports),
         handler_import_lines=tuple(handler_lines),
-        source_fingerprints=tuple(
-            sorted((source, _rules_fingerprint(found)) for source, found in by_source.items())
-        ),
+        source_fingerprints=tuple(source_fingerprints(contracts).items()),
     )
-
-
-# -- collecting the named types ---------------------------------------------------------------
-
-
-def _collect(contracts: ContractSet, proto: ProtoOutput | None, root: str) -> dict[str, _Named]:
-    named: dict[str, _Named] = {}
-    for full_name in sorted(contracts.events):
-        event = contracts.events[full_name]
-        record = TypeRef(Kind.RECORD, name=full_name, fields=event.fields)
-        item = _new_named(full_name, "event", event.format, record, proto)
-        item.event = event
-        item.sources.add(_relative(event.location.path, root))
-        named[full_name] = item
-    for full_name in sorted(contracts.events):
-        event = contracts.events[full_name]
-        _walk(event.fields, event.format, named, proto, root, named[full_name])
-    return dict(sorted(named.items()))
-
-
-def _walk(
-    fields: Iterable[Field],
-    format_: Format,
-    named: dict[str, _Named],
-    proto: ProtoOutput | None,
-    root: str,
-    owner: _Named,
-) -> None:
-    for item in fields:
-        owner.sources.add(_relative(item.location.path, root))
-        _walk_type(item.type, format_, named, proto, root, owner)
-
-
-def _walk_type(
-    type_: TypeRef,
-    format_: Format,
-    named: dict[str, _Named],
-    proto: ProtoOutput | None,
-    root: str,
-    owner: _Named,
-) -> None:
-    if type_.items is not None:
-        _walk_type(type_.items, format_, named, proto, root, owner)
-        return
-    if type_.kind not in (Kind.RECORD, Kind.ENUM) or type_.name is None:
-        return
-    kind = "record" if type_.kind is Kind.RECORD else "enum"
-    existing = named.get(type_.name)
-    if existing is not None:
-        if existing.kind == "event" and kind == "record":
-            return  # an event used as a field type is generated once, as the event
-        if existing.format != format_ or existing.kind != kind:
-            raise CodegenError(
-                f"type {type_.name} is defined both as {existing.format} {existing.kind} and as "
-                f"{format_} {kind}; give one of them another name"
-            )
-        if kind == "record" and type_.fields and not existing.type.fields:
-            existing.type = _plain(type_)  # the earlier one was a cut recursive reference
-        elif kind == "record" and type_.fields and _plain(type_) != existing.type:
-            raise CodegenError(
-                f"record {type_.name} has two different definitions; keep one (damestoilet "
-                "lint reports where)"
-            )
-        return
-    item = _new_named(type_.name, kind, format_, _plain(type_), proto)
-    named[type_.name] = item
-    item.sources.update(_relative(f.location.path, root) for f in type_.fields)
-    _walk(type_.fields, format_, named, proto, root, owner)
-
-
-def _plain(type_: TypeRef) -> TypeRef:
-    """A named type as declared, not as used: not nullable."""
-    return TypeRef(
-        type_.kind,
-        name=type_.name,
-        symbols=type_.symbols,
-        fields=type_.fields,
-        logical=type_.logical,
-    )
-
-
-def _new_named(
-    full_name: str, kind: str, format_: Format, type_: TypeRef, proto: ProtoOutput | None
-) -> _Named:
-    if format_ == "proto":
-        if proto is None or full_name not in proto.declared:
-            raise CodegenError(f"protoc did not declare {full_name}; this is a generator bug")
-        declared = proto.declared[full_name]
-        path = declared.attribute.split(".")
-        candidates = (path[-1], "".join(_names.pascal_case(p) for p in path))
-        return _Named(full_name, kind, format_, type_, declared.package, candidates)
-    namespace, _, short = full_name.rpartition(".")
-    joined = "".join(_names.pascal_case(p) for p in full_name.split("."))
-    return _Named(full_name, kind, format_, type_, namespace, (short, joined))
-
-
-@functools.lru_cache(maxsize=4096)
-def _relative(path: str, root: str) -> str:
-    """A schema path relative to the schema root, POSIX; the file name when it is elsewhere."""
-    for candidate, anchor in (
-        (PurePath(path), PurePath(root)),
-        (Path(path).resolve(), Path(root).resolve()),
-    ):
-        try:
-            return candidate.relative_to(anchor).as_posix()
-        except ValueError:
-            continue
-    return PurePath(path).name
 
 
 # -- names ------------------------------------------------------------------------------------
 
 
-def _assign_modules(named: dict[str, _Named]) -> set[str]:
-    by_namespace: dict[str, str] = {}
-    for namespace in sorted({n.namespace for n in named.values()}):
-        by_namespace[namespace] = _names.unique(
-            _names.module_name(namespace), by_namespace.values(), separator="_"
-        )
-    modules = set(by_namespace.values())
-    order = {"event": 0, "record": 1, "enum": 2}
-    taken: dict[str, set[str]] = {m: set(_names.RESERVED_MODULE_NAMES) for m in modules}
-    for item in sorted(named.values(), key=lambda n: (order[n.kind], n.full_name)):
-        item.module = by_namespace[item.namespace]
-        used = taken[item.module]
-        first = _names.class_name(item.candidates[0])
-        if first in used and len(item.candidates) > 1:
-            first = _names.class_name(item.candidates[1], used)
-        item.name = _names.unique(first, used, separator="")
-        used.add(item.name)
-    return modules
-
-
-def _attrs(named: Mapping[str, _Named]) -> dict[tuple[str, str], str]:
+def _attrs(named: Mapping[str, NamedType]) -> dict[tuple[str, str], str]:
     """The attribute of every field of every generated record, by (record, field)."""
     attrs: dict[tuple[str, str], str] = {}
     for item in named.values():
@@ -273,19 +126,15 @@ def _attrs(named: Mapping[str, _Named]) -> dict[tuple[str, str], str]:
 
 def _module_view(
     module: str,
-    members: list[_Named],
-    named: Mapping[str, _Named],
+    members: list[NamedType],
+    named: Mapping[str, NamedType],
     attrs: Mapping[tuple[str, str], str],
     contracts: ContractSet,
     proto: ProtoOutput | None,
 ) -> ModuleView:
     imports = Imports()
     classes = {item.full_name: (item.module, item.name) for item in named.values()}
-    int_types: dict[tuple[str, str], str] = dict(proto.int_types) if proto is not None else {}
     avro_schemas: list[AvroSchemaView] = []
-    for item in members:
-        if item.format == "avro" and item.event is not None:
-            int_types.update(_avro_int_types(item.event))
     enums = tuple(
         _enum_view(item, proto)
         for item in sorted(members, key=lambda n: n.name)
@@ -294,8 +143,8 @@ def _module_view(
     if enums:
         imports.stdlib.add("enum")
     records: list[RecordView] = []
-    for item in _record_order(members):
-        names = TypeNames(item.format, module, classes, int_types)
+    for item in record_order(members):
+        names = TypeNames(item.format, module, classes)
         record_view = _record_view(item, names, attrs, imports, contracts, proto)
         records.append(record_view)
         if record_view.event is not None and record_view.event.avro_schema:
@@ -305,14 +154,13 @@ def _module_view(
             )
     decode_errors = _module_imports(imports, records, members, proto)
     events = [m.event for m in members if m.event is not None]
-    sources = sorted({s for m in members for s in m.sources})
     public = _names.all_order(
         [*(e.name for e in enums), *(r.name for r in records), *(["FANOUT_CAP"] if events else [])]
     )
     namespace = members[0].namespace if members else ""
     return ModuleView(
         path=f"{module}.py",
-        header=Header(__version__, tuple(sources), _rules_fingerprint(events)),
+        header=header(__version__, members),
         namespace=namespace,
         import_blocks=imports.blocks(),
         avro_schemas=tuple(avro_schemas),
@@ -327,7 +175,7 @@ def _module_view(
 def _module_imports(
     imports: Imports,
     records: list[RecordView],
-    members: list[_Named],
+    members: list[NamedType],
     proto: ProtoOutput | None,
 ) -> set[str]:
     """Record the imports the module's classes need beyond their fields; returns the exception
@@ -365,14 +213,7 @@ def _module_imports(
     return decode_errors
 
 
-def _record_order(members: list[_Named]) -> list[_Named]:
-    """Records before the events that use them, each group sorted by class name."""
-    records = sorted((m for m in members if m.kind == "record"), key=lambda n: n.name)
-    events = sorted((m for m in members if m.kind == "event"), key=lambda n: n.name)
-    return records + events
-
-
-def _enum_view(item: _Named, proto: ProtoOutput | None) -> EnumView:
+def _enum_view(item: NamedType, proto: ProtoOutput | None) -> EnumView:
     members: list[EnumMember] = []
     for symbol in item.type.symbols:
         clash = keyword.iskeyword(symbol) or symbol in _ENUM_ATTRIBUTES
@@ -393,7 +234,7 @@ def _enum_view(item: _Named, proto: ProtoOutput | None) -> EnumView:
 
 
 def _record_view(
-    item: _Named,
+    item: NamedType,
     names: TypeNames,
     attrs: Mapping[tuple[str, str], str],
     imports: Imports,
@@ -404,7 +245,7 @@ def _record_view(
     body: list[Stmt] = []
     for f in item.type.fields:
         attr = attrs[(item.full_name, f.name)]
-        body.extend(checks(item.name, item.full_name, f.name, attr, f.type, names, imports))
+        body.extend(checks(item.name, attr, f.type, names, imports))
         if item.format == "proto":
             assert proto is not None
             if (item.full_name, f.name) in proto.non_string_keys or keyword.iskeyword(f.name):
@@ -448,7 +289,7 @@ def _record_view(
             schema_constant = f"_{_names.constant_name(item.name)}_SCHEMA"
         event_view = EventView(
             type_name=event.full_name,
-            content_type=_CONTENT_TYPES[event.format],
+            content_type=CONTENT_TYPES[event.format],
             schema_fingerprint=event.schema_fingerprint,
             rules_fingerprint=event.rules_fingerprint,
             rules=tuple(rule.describe() for rule in event.rules),
@@ -469,53 +310,6 @@ def _record_view(
     )
 
 
-def _avro_int_types(event: EventType) -> dict[tuple[str, str], str]:
-    """``int`` or ``long`` of every integer field of the Avro records in an event's schema."""
-    found: dict[tuple[str, str], str] = {}
-
-    def visit(node: object, namespace: str) -> None:
-        if isinstance(node, list):
-            for member in node:
-                visit(member, namespace)
-        elif isinstance(node, dict):
-            kind = node.get("type")
-            if kind == "record":
-                name = str(node.get("name", ""))
-                space = str(node.get("namespace", namespace))
-                full = name if "." in name else f"{space}.{name}" if space else name
-                for f in node.get("fields", []):
-                    width = _int_width(f.get("type"))
-                    if width is not None:
-                        found[(full, str(f.get("name")))] = width
-                    visit(f.get("type"), full.rpartition(".")[0])
-            elif kind in ("array", "map"):
-                visit(node.get("items", node.get("values")), namespace)
-
-    try:
-        visit(json.loads(event.source), event.namespace)
-    except ValueError as exc:
-        raise CodegenError(f"event {event.full_name}: its Avro schema is not JSON: {exc}") from exc
-    return found
-
-
-def _int_width(node: object) -> str | None:
-    if node in ("int", "long"):
-        return str(node)
-    if isinstance(node, list):
-        for member in node:
-            width = _int_width(member)
-            if width is not None:
-                return width
-    if isinstance(node, dict):
-        if node.get("type") in ("int", "long") and "logicalType" not in node:
-            return str(node["type"])
-        if node.get("type") == "array":
-            return _int_width(node.get("items"))
-        if node.get("type") == "map":
-            return _int_width(node.get("values"))
-    return None
-
-
 def _schema_literal(event: EventType) -> str:
     """The event's Avro schema as a Python literal, long strings split for the line limit."""
     return _literal(json.loads(event.source))
@@ -534,20 +328,13 @@ def _literal(value: object) -> str:
 # -- package ----------------------------------------------------------------------------------
 
 
-def _exports(named: Mapping[str, _Named]) -> list[Export]:
-    count: dict[str, int] = {}
-    for item in named.values():
-        count[item.name] = count.get(item.name, 0) + 1
-    exports: list[Export] = []
-    for item in named.values():
-        alias = item.name
-        if count[item.name] > 1:
-            alias = _names.pascal_case(item.module) + item.name
-        exports.append(Export(item.module, item.name, alias))
+def _exports(named: Mapping[str, NamedType]) -> list[Export]:
+    aliases = unique_aliases(named, _names.pascal_case)
+    exports = [Export(n.module, n.name, aliases[n.full_name]) for n in named.values()]
     return sorted(exports, key=lambda e: (e.module, e.name))
 
 
-def _handlers(named: Mapping[str, _Named], exports: list[Export]) -> list[HandlerView]:
+def _handlers(named: Mapping[str, NamedType], exports: list[Export]) -> list[HandlerView]:
     alias_of = {(e.module, e.name): e.alias for e in exports}
     handlers: list[HandlerView] = []
     for item in named.values():
@@ -564,11 +351,3 @@ def _handlers(named: Mapping[str, _Named], exports: list[Export]) -> list[Handle
             )
         )
     return sorted(handlers, key=lambda h: h.type_name)
-
-
-def _rules_fingerprint(events: Iterable[EventType]) -> str:
-    """SHA-256 over the rule fingerprints of ``events``, sorted by type name."""
-    text = "".join(
-        f"{e.full_name} {e.rules_fingerprint}\n" for e in sorted(events, key=lambda e: e.full_name)
-    )
-    return hashlib.sha256(text.encode()).hexdigest()

@@ -12,33 +12,16 @@ from dataclasses import dataclass
 
 from damestoilet_contracts._errors import CodegenError
 from damestoilet_contracts.generator._code import Imports, Line, Stmt, for_, if_, py_str
-from damestoilet_contracts.model import Format, Kind, TypeRef
-
-#: Bounds of the integer types, by wire type name (Avro and Protobuf).
-INT_BOUNDS: Mapping[str, tuple[int, int]] = {
-    "int": (-(2**31), 2**31 - 1),
-    "long": (-(2**63), 2**63 - 1),
-    "int32": (-(2**31), 2**31 - 1),
-    "sint32": (-(2**31), 2**31 - 1),
-    "sfixed32": (-(2**31), 2**31 - 1),
-    "int64": (-(2**63), 2**63 - 1),
-    "sint64": (-(2**63), 2**63 - 1),
-    "sfixed64": (-(2**63), 2**63 - 1),
-    "uint32": (0, 2**32 - 1),
-    "fixed32": (0, 2**32 - 1),
-    "uint64": (0, 2**64 - 1),
-    "fixed64": (0, 2**64 - 1),
-}
+from damestoilet_contracts.model import INT_BOUNDS, Format, Kind, TypeRef
 
 
 @dataclass(frozen=True, slots=True)
 class TypeNames:
-    """How named types and wire details appear in one generated module."""
+    """How named types appear in one generated module."""
 
     format: Format
     module: str  # the module being generated
     classes: Mapping[str, tuple[str, str]]  # full name of a record or enum -> (module, class)
-    int_types: Mapping[tuple[str, str], str]  # (record full name, field) -> wire int type
 
 
 def annotation(type_: TypeRef, names: TypeNames, imports: Imports) -> str:
@@ -122,8 +105,6 @@ def _expected(type_: TypeRef, names: TypeNames) -> str:
 
 def checks(
     owner: str,
-    record: str,
-    field: str,
     attr: str,
     type_: TypeRef,
     names: TypeNames,
@@ -145,9 +126,7 @@ def checks(
                 [Line(f'object.__setattr__(self, "{attr}", tuple({expr}))')],
             )
         )
-    body.extend(
-        _value_checks(expr, label, type_, (record, field), names, imports, depth=0, scope=attr)
-    )
+    body.extend(_value_checks(expr, label, type_, names, imports, depth=0, scope=attr))
     if type_.kind is Kind.TIMESTAMP:
         body.append(Line(f'object.__setattr__(self, "{attr}", {_normalise_time(expr, type_)})'))
     if type_.nullable:
@@ -166,7 +145,6 @@ def _value_checks(
     expr: str,
     label: str,
     type_: TypeRef,
-    where: tuple[str, str],
     names: TypeNames,
     imports: Imports,
     *,
@@ -185,7 +163,7 @@ def _value_checks(
         out.append(if_(f"not isinstance({expr}, str)", wrong))
     elif kind is Kind.INT:
         out.append(if_(f"not isinstance({expr}, int) or isinstance({expr}, bool)", wrong))
-        wire = names.int_types.get(where)
+        wire = type_.width
         if wire is not None and wire in INT_BOUNDS:
             low, high = INT_BOUNDS[wire]
             out.append(
@@ -226,7 +204,7 @@ def _value_checks(
         item = _loop_name("item", depth, scope)
         out.append(if_(f"not isinstance({expr}, tuple)", wrong))
         inner = _value_checks(
-            item, f"{label}[]", items, where, names, imports, depth=depth + 1, scope=scope
+            item, f"{label}[]", items, names, imports, depth=depth + 1, scope=scope
         )
         if items.nullable:
             inner = [if_(f"{item} is not None", inner)] if inner else []
@@ -240,7 +218,7 @@ def _value_checks(
         key_wrong = Line(f'raise _type_error({py_str(label + "[key]")}, "a str key", {key})')
         entry: list[Stmt] = [if_(f"not isinstance({key}, str)", [key_wrong])]
         value_checks = _value_checks(
-            value, f"{label}[]", items, where, names, imports, depth=depth + 1, scope=scope
+            value, f"{label}[]", items, names, imports, depth=depth + 1, scope=scope
         )
         if items.nullable and value_checks:
             value_checks = [if_(f"{value} is not None", value_checks)]

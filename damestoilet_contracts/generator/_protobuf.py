@@ -4,7 +4,7 @@ grpcio-tools' bundled protoc writes ``_pb2.py`` and ``_pb2.pyi`` for the schema 
 events and every local file they import, into the package's ``_pb/`` folder. Their imports are
 rewritten: local files to the generated package, ``damestoilet/v1/options.proto`` to the module
 shipped with damestoilet_contracts. The descriptor set of the same run says where each message
-and enum lives (file and nesting), the numbers of enum values and the wire type of integers.
+and enum lives (file and nesting), and the numbers of enum values.
 """
 
 from __future__ import annotations
@@ -30,18 +30,6 @@ PB_FOLDER = "_pb"
 OPTIONS_MODULE = "damestoilet_contracts.proto.damestoilet.v1"
 _OPTIONS_FILE = "damestoilet/v1/options.proto"
 
-_INT_TYPES = {
-    FDP.TYPE_INT32: "int32",
-    FDP.TYPE_INT64: "int64",
-    FDP.TYPE_UINT32: "uint32",
-    FDP.TYPE_UINT64: "uint64",
-    FDP.TYPE_SINT32: "sint32",
-    FDP.TYPE_SINT64: "sint64",
-    FDP.TYPE_FIXED32: "fixed32",
-    FDP.TYPE_FIXED64: "fixed64",
-    FDP.TYPE_SFIXED32: "sfixed32",
-    FDP.TYPE_SFIXED64: "sfixed64",
-}
 _FROM_IMPORT = re.compile(r"^from (?P<module>[\w.]+) import (?P<name>\w+_pb2) as (?P<alias>\w+)$")
 _PLAIN_IMPORT = re.compile(r"^import (?P<name>\w+_pb2) as (?P<alias>\w+)$")
 
@@ -63,7 +51,6 @@ class ProtoOutput:
     sources: Mapping[str, str]  # same path -> its .proto, relative to the schema directory
     declared: Mapping[str, Declared]  # full name of a message or enum -> where it lives
     enum_numbers: Mapping[str, Mapping[str, int]]  # enum full name -> symbol -> number
-    int_types: Mapping[tuple[str, str], str]  # (message full name, field) -> int32, uint64 ...
     non_string_keys: frozenset[tuple[str, str]] = frozenset()  # map fields keyed by non-strings
 
 
@@ -88,7 +75,7 @@ def run_protoc(root: Path, proto_files: Iterable[str], package: str) -> ProtoOut
     """
     wanted = sorted(set(proto_files))
     if not wanted:
-        return ProtoOutput({}, {}, {}, {}, {})
+        return ProtoOutput({}, {}, {}, {})
     while True:
         files, descriptors = _protoc(root, wanted)
         local = sorted(
@@ -105,15 +92,14 @@ def run_protoc(root: Path, proto_files: Iterable[str], package: str) -> ProtoOut
     sources = {path: _schema_path(root, _proto_of(path)) for path in texts}
     declared: dict[str, Declared] = {}
     numbers: dict[str, dict[str, int]] = {}
-    int_types: dict[tuple[str, str], str] = {}
     keys: set[tuple[str, str]] = set()
     for file in descriptors.file:
         prefix = f"{file.package}." if file.package else ""
         for message in file.message_type:
-            _walk_message(file, message, prefix, "", declared, numbers, int_types, keys)
+            _walk_message(file, message, prefix, "", declared, numbers, keys)
         for enum in file.enum_type:
             _declare_enum(file, enum, prefix, "", declared, numbers)
-    return ProtoOutput(texts, sources, declared, numbers, int_types, frozenset(keys))
+    return ProtoOutput(texts, sources, declared, numbers, frozenset(keys))
 
 
 def _proto_of(path: str) -> str:
@@ -175,7 +161,12 @@ def _rewrite(text: str, local: set[str], package: str) -> str:
         if match is not None:
             module = f"{match['module']}.{match['name']}"
             if module == "damestoilet.v1.options_pb2":
-                line = f"from {OPTIONS_MODULE} import {match['name']} as {match['alias']}"
+                # Imported for its side effect (the options file enters the descriptor pool
+                # first); the noqa keeps autoflake and line-level linters from removing it.
+                line = (
+                    f"from {OPTIONS_MODULE} import {match['name']} as {match['alias']}"
+                    "  # noqa: F401"
+                )
             elif module in local_modules:
                 line = (
                     f"from {package}.{PB_FOLDER}.{match['module']} import {match['name']} "
@@ -196,7 +187,6 @@ def _walk_message(
     outer: str,
     declared: dict[str, Declared],
     numbers: dict[str, dict[str, int]],
-    int_types: dict[tuple[str, str], str],
     keys: set[tuple[str, str]],
 ) -> None:
     full_name = prefix + message.name
@@ -208,19 +198,12 @@ def _walk_message(
         if nested.options.map_entry
     }
     for field in message.field:
-        if field.type in _INT_TYPES:
-            int_types[(full_name, field.name)] = _INT_TYPES[field.type]
         entry = entries.get(field.type_name.lstrip("."))
-        if entry is not None and len(entry.field) == 2:
-            if entry.field[1].type in _INT_TYPES:
-                int_types[(full_name, field.name)] = _INT_TYPES[entry.field[1].type]
-            if entry.field[0].type != FDP.TYPE_STRING:
-                keys.add((full_name, field.name))
+        if entry is not None and len(entry.field) == 2 and entry.field[0].type != FDP.TYPE_STRING:
+            keys.add((full_name, field.name))
     for nested in message.nested_type:
         if not nested.options.map_entry:
-            _walk_message(
-                file, nested, f"{full_name}.", f"{attribute}.", declared, numbers, int_types, keys
-            )
+            _walk_message(file, nested, f"{full_name}.", f"{attribute}.", declared, numbers, keys)
     for enum in message.enum_type:
         _declare_enum(file, enum, f"{full_name}.", f"{attribute}.", declared, numbers)
 

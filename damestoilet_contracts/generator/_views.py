@@ -9,14 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True, slots=True)
-class Header:
-    """The ``generated, do not edit`` header of one file."""
-
-    version: str
-    sources: tuple[str, ...]  # schema paths relative to the schema root, POSIX, sorted
-    rules_fingerprint: str  # SHA-256 over the rule fingerprints of the events in the file
+from damestoilet_contracts.generator._collect import Header
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from damestoilet_contracts._errors import ContractError, Problem
+from damestoilet_contracts._errors import ContractError, Problem, SourceLocation
 from damestoilet_contracts.compiler import find_cycles, format_cycle, reached_nodes
 from damestoilet_contracts.loaders import collect_contracts
 from damestoilet_contracts.loaders._rules import check_template, did_you_mean
@@ -33,6 +33,7 @@ def lint_directory(root: Path) -> list[Problem]:
     an empty list for clean contracts; raises nothing for wrong ones.
     """
     contracts, problems = collect_contracts(root)
+    problems.extend(_no_events(contracts, problems))
     return sorted(set(problems) | set(lint_contracts(contracts)))
 
 
@@ -63,10 +64,29 @@ def load_linted(root: Path) -> ContractSet:
     Raises :class:`ContractError` listing every problem :func:`lint_directory` would report.
     """
     contracts, problems = collect_contracts(root)
+    problems.extend(_no_events(contracts, problems))
     problems.extend(lint_contracts(contracts))
     if problems:
         raise ContractError(problems)
     return contracts
+
+
+def _no_events(contracts: ContractSet, problems: list[Problem]) -> list[Problem]:
+    """A problem when a directory that loaded cleanly holds no event type at all.
+
+    An empty folder, a wrong path or annotations that all missed would otherwise lint clean
+    and generate an empty package: a silent success.
+    """
+    if contracts.events or problems:
+        return []
+    return [
+        Problem(
+            SourceLocation(contracts.root, 1, 0),
+            "no event types found: no .avsc record carries a damestoilet attribute and no "
+            ".proto message carries the (damestoilet.v1.event) option; check the path, or see "
+            "docs/contracts.md for how an event is written",
+        )
+    ]
 
 
 def _check_event(event: EventType, graph: FlushGraph) -> list[Problem]:

@@ -16,6 +16,7 @@ Problems are collected, never raised, so lint reports every one of them in one r
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,17 @@ from damestoilet_contracts.model import EventType
 
 #: The record attribute that holds the flush rules.
 ANNOTATION = "damestoilet"
+# The attributes the Avro specification gives a record and a field: never a near miss.
+_AVRO_RECORD_ATTRS = frozenset({"type", "name", "namespace", "doc", "aliases", "fields"})
+_AVRO_FIELD_ATTRS = frozenset({"name", "type", "doc", "default", "order", "aliases"})
+
+
+def _looks_like_annotation(key: str) -> bool:
+    """Whether an unknown attribute is likely a misspelling of :data:`ANNOTATION`."""
+    folded = key.lower().replace("_", "").replace("-", "")
+    if folded == ANNOTATION or folded.startswith(ANNOTATION):
+        return True
+    return bool(difflib.get_close_matches(folded, [ANNOTATION], n=1, cutoff=0.8))
 
 
 @dataclass(slots=True)
@@ -133,6 +145,8 @@ class _Loader:
                 )
             else:
                 self.names.names[full] = named
+            if kind in ("record", "error") and ANNOTATION not in node:
+                self.near_misses(node, full, path)
             if ANNOTATION in node and kind not in ("record", "error"):
                 self.problem(
                     path,
@@ -143,6 +157,7 @@ class _Loader:
             if isinstance(fields, JsonArray):
                 for f in fields:
                     if isinstance(f, JsonObject):
+                        self.misplaced_on_field(f, full, path)
                         self.collect(f.get("type"), named.namespace, path, top)
         elif kind == "array":
             self.collect(node.get("items"), enclosing, path, top)
@@ -150,6 +165,43 @@ class _Loader:
             self.collect(node.get("values"), enclosing, path, top)
         else:
             self.collect(kind, enclosing, path, top)
+
+    def near_misses(self, node: JsonObject, full: str, path: str) -> None:
+        """Report what looks meant as flush rules on a record without the annotation.
+
+        A misspelled attribute or rules written at the record's top level would otherwise
+        leave the record a plain type: the event silently disappears and lint says nothing.
+        """
+        for key in node:
+            if key in _AVRO_RECORD_ATTRS:
+                continue
+            if key == "flush":
+                self.problem(
+                    path,
+                    node.line_of(key),
+                    f"record {full} has a top-level flush attribute, which is not read: "
+                    f"flush rules go inside the {ANNOTATION} attribute, write "
+                    f'"{ANNOTATION}": {{"flush": [...]}}',
+                )
+            elif _looks_like_annotation(key):
+                self.problem(
+                    path,
+                    node.line_of(key),
+                    f"record {full} has an attribute {key!r}, which is not read, so the record "
+                    f"is not an event; did you mean {ANNOTATION!r}?",
+                )
+
+    def misplaced_on_field(self, field_node: JsonObject, record: str, path: str) -> None:
+        """Report an annotation written on a field instead of on its record."""
+        for key in field_node:
+            if key == ANNOTATION or (key not in _AVRO_FIELD_ATTRS and _looks_like_annotation(key)):
+                name = field_node.get("name")
+                self.problem(
+                    path,
+                    field_node.line_of(key),
+                    f"field {name!r} of record {record} carries a {key!r} attribute, which is "
+                    f"not read on a field; move the {ANNOTATION} attribute to the record",
+                )
 
     # -- pass 3: resolution --------------------------------------------------------------------
 

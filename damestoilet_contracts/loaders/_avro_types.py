@@ -183,7 +183,7 @@ class Mapper:
     def map(self, node: Any, namespace: str, path: str, line: int) -> TypeRef | None:
         if isinstance(node, str):
             if node in PRIMITIVES:
-                return TypeRef(PRIMITIVES[node])
+                return _primitive(node)
             named = self.table.lookup(node, namespace)
             if named is None:  # reported by the resolver already
                 return None
@@ -222,7 +222,7 @@ class Mapper:
             found = LOGICAL.get((logical, kind)) if isinstance(logical, str) else None
             if found is not None:
                 return TypeRef(found, logical=logical)
-            return TypeRef(PRIMITIVES[kind])
+            return _primitive(kind)
         return self.map(kind, namespace, path, node.line_of("type"))
 
     def union(self, node: JsonArray, namespace: str, path: str, line: int) -> TypeRef | None:
@@ -309,3 +309,9 @@ def _describe(branch: Any) -> str:
         name = branch.get("name")
         return str(name) if isinstance(name, str) else str(branch.get("type"))
     return "[...]"
+
+
+def _primitive(name: str) -> TypeRef:
+    """The type of a primitive; ``int`` and ``long`` keep their width."""
+    kind = PRIMITIVES[name]
+    return TypeRef(kind, width=name if kind is Kind.INT else None)

@@ -60,6 +60,19 @@ _SCALARS = {
         Kind.INT,
     ),
 }
+# The wire type of each integer type, kept in the model (TypeScript needs it for bigint).
+_WIDTHS = {
+    FDP.TYPE_INT32: "int32",
+    FDP.TYPE_INT64: "int64",
+    FDP.TYPE_UINT32: "uint32",
+    FDP.TYPE_UINT64: "uint64",
+    FDP.TYPE_SINT32: "sint32",
+    FDP.TYPE_SINT64: "sint64",
+    FDP.TYPE_FIXED32: "fixed32",
+    FDP.TYPE_FIXED64: "fixed64",
+    FDP.TYPE_SFIXED32: "sfixed32",
+    FDP.TYPE_SFIXED64: "sfixed64",
+}
 # Well-known messages that stand for one value; their JSON form is that value, and a field of
 # one of them has presence (so it is nullable like any message field).
 _WELL_KNOWN = {
@@ -280,7 +293,7 @@ class _Loader:
         stack: tuple[str, ...],
     ) -> TypeRef:
         if field.type in _SCALARS:
-            return TypeRef(_SCALARS[field.type], nullable=nullable)
+            return TypeRef(_SCALARS[field.type], nullable=nullable, width=_WIDTHS.get(field.type))
         name = field.type_name.lstrip(".")
         if name in _WELL_KNOWN:
             return TypeRef(_WELL_KNOWN[name], nullable=nullable, name=name, logical=name)

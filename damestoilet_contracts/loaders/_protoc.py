@@ -12,6 +12,7 @@ well-known types are always on the include path, after them.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import re
 import subprocess
@@ -32,11 +33,13 @@ OPTIONS_INCLUDE_DIR = Path(__file__).resolve().parent.parent / "proto"
 #: The import line a file using the option needs.
 OPTIONS_IMPORT = 'import "damestoilet/v1/options.proto";'
 
+_EVENT_OPTION = "damestoilet.v1.event"
 _LINE_COL = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?P<col>\d+): (?P<msg>.*)$")
 _FILE_ONLY = re.compile(r"^(?P<file>[^:\n]+\.proto): (?P<msg>.*)$")
 _NO_FIELD = re.compile(
     r'Message type "damestoilet\.v1\.(?P<type>\w+)" has no field named "(?P<f>\w+)"'
 )
+_UNKNOWN_OPTION = re.compile(r'^Option "\((?P<name>\.?[\w.]+)\)" unknown\.')
 _NO_ENUM_VALUE = re.compile(r'Unknown enumeration value of "(?P<v>\w+)" for field "(?P<f>\w+)"')
 # A use of the option, spaces allowed where protoc allows them.
 _OPTION_USE = re.compile(r"\(\s*\.?\s*damestoilet\s*\.\s*v1\s*\.\s*event\s*\)")
@@ -212,7 +215,7 @@ def _parse_protoc_line(line: str, shown: dict[str, str]) -> tuple[Problem | None
     if match is not None:
         file = match["file"]
         location = SourceLocation(shown.get(file, file), int(match["line"]), int(match["col"]))
-        text = match["msg"]
+        text = _near_miss(match["msg"])
         hint = _hint(text)
         if hint:
             text = text.rstrip(".")
@@ -223,6 +226,23 @@ def _parse_protoc_line(line: str, shown: dict[str, str]) -> tuple[Problem | None
         file = match["file"]
         return Problem(SourceLocation(shown.get(file, file)), f"{match['msg']} (protoc)"), file
     return Problem(SourceLocation("protoc"), line.strip()), ""
+
+
+def _near_miss(message: str) -> str:
+    """protoc's message for an unknown option, with a did-you-mean when it is ours misspelled.
+
+    A misspelled ``(damestoilet.v1.event)`` would otherwise read as a missing import.
+    """
+    match = _UNKNOWN_OPTION.match(message)
+    if match is None:
+        return message
+    name = match["name"].lstrip(".")
+    if not difflib.get_close_matches(name.lower(), [_EVENT_OPTION], n=1, cutoff=0.8):
+        return message
+    return (
+        f'option "({name})" is unknown; did you mean ({_EVENT_OPTION})? That option, from '
+        "damestoilet/v1/options.proto, is what makes a message an event"
+    )
 
 
 def _hint(message: str) -> str:

@@ -23,11 +23,12 @@ from damestoilet_contracts.model._template import (
     parse_template,
     render_value,
 )
-from damestoilet_contracts.model._types import KEY_SAFE_KINDS, Field, Kind, TypeRef
+from damestoilet_contracts.model._types import INT_BOUNDS, KEY_SAFE_KINDS, Field, Kind, TypeRef
 
 __all__ = [
     "DEFAULT_FANOUT_CAP",
     "DEFAULT_TARGET",
+    "INT_BOUNDS",
     "KEY_SAFE_KINDS",
     "CacheNode",
     "ContractSet",

@@ -7,7 +7,9 @@ plan compiler, generator) sees only these.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from damestoilet_contracts._errors import SourceLocation
 
@@ -31,6 +33,24 @@ class Kind(enum.Enum):
     NULL = "null"
 
 
+#: The range of each integer wire type (Avro int/long, every Protobuf integer type).
+INT_BOUNDS: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {
+        "int": (-(2**31), 2**31 - 1),
+        "long": (-(2**63), 2**63 - 1),
+        "int32": (-(2**31), 2**31 - 1),
+        "sint32": (-(2**31), 2**31 - 1),
+        "sfixed32": (-(2**31), 2**31 - 1),
+        "int64": (-(2**63), 2**63 - 1),
+        "sint64": (-(2**63), 2**63 - 1),
+        "sfixed64": (-(2**63), 2**63 - 1),
+        "uint32": (0, 2**32 - 1),
+        "fixed32": (0, 2**32 - 1),
+        "uint64": (0, 2**64 - 1),
+        "fixed64": (0, 2**64 - 1),
+    }
+)
+
 #: Kinds whose values may appear in a key template, and how they render there.
 KEY_SAFE_KINDS = frozenset({Kind.STRING, Kind.INT, Kind.BOOL, Kind.ENUM, Kind.UUID})
 
@@ -43,7 +63,9 @@ class TypeRef:
     (``optional`` scalars, message fields). ``items`` is the element type of an array and the
     value type of a map. ``name`` is the full name of a record or enum; ``symbols`` are an
     enum's symbols; ``fields`` are a record's fields, resolved (named types across files are
-    inlined by the loader, recursion is cut by ``name``).
+    inlined by the loader, recursion is cut by ``name``). ``width`` is the wire type of a
+    plain integer (:data:`INT_BOUNDS` names them); None for other kinds and for integers under
+    a logical type (``time-millis``, ``google.protobuf.Int64Value``), whose ``logical`` says it.
     """
 
     kind: Kind
@@ -53,6 +75,7 @@ class TypeRef:
     symbols: tuple[str, ...] = ()
     fields: tuple[Field, ...] = ()
     logical: str | None = None  # the format's own logical type name, e.g. "timestamp-millis"
+    width: str | None = None  # a plain integer's wire type: "long", "int32", "uint64" ...
 
     def field(self, name: str) -> Field | None:
         """The record field called ``name``, or None."""

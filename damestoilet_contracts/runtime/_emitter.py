@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+from damestoilet_contracts._errors import EmitterClosedError
 from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._event import ContractEvent
 from damestoilet_contracts.runtime._registry import open_backend
@@ -38,10 +39,23 @@ class _EmitterBase:
         self.stream = stream
         self.source = source
         self.maxlen = maxlen
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` (``aclose()``) was called; a closed emitter refuses to emit."""
+        return self._closed
 
     def envelope(self, event: ContractEvent) -> Envelope:
         """The envelope ``event`` travels in; raises :class:`PlanError` if it cannot be planned."""
         return Envelope.from_event(event, source=self.source)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EmitterClosedError(
+                f"this emitter of {self.source} onto {self.stream} was closed; nothing was "
+                "sent. Emit before close(), or make a new emitter"
+            )
 
 
 class Emitter(_EmitterBase):
@@ -102,12 +116,17 @@ class Emitter(_EmitterBase):
         return self.emit_envelopes([self.envelope(e) for e in events])
 
     def emit_envelopes(self, envelopes: Sequence[Envelope]) -> list[str]:
-        """Publish ready envelopes in one round trip; returns their envelope ids."""
+        """Publish ready envelopes in one round trip; returns their envelope ids. Raises
+        :class:`EmitterClosedError` after :meth:`close`."""
+        self._check_open()
         self.publisher.publish(envelopes)
         return [env.id for env in envelopes]
 
     def close(self) -> None:
-        """Close the publisher if this emitter created it."""
+        """Refuse further emits, and close the publisher if this emitter created it."""
+        if self._closed:
+            return
+        self._closed = True
         if self._owns_client:
             self.publisher.close()
 
@@ -175,12 +194,17 @@ class AsyncEmitter(_EmitterBase):
         return await self.emit_envelopes([self.envelope(e) for e in events])
 
     async def emit_envelopes(self, envelopes: Sequence[Envelope]) -> list[str]:
-        """Publish ready envelopes in one round trip; returns their envelope ids."""
+        """Publish ready envelopes in one round trip; returns their envelope ids. Raises
+        :class:`EmitterClosedError` after :meth:`aclose`."""
+        self._check_open()
         await self.publisher.publish(envelopes)
         return [env.id for env in envelopes]
 
     async def aclose(self) -> None:
-        """Close the publisher if this emitter created it."""
+        """Refuse further emits, and close the publisher if this emitter created it."""
+        if self._closed:
+            return
+        self._closed = True
         if self._owns_client:
             await self.publisher.aclose()
 

@@ -2,8 +2,10 @@
 # source schemas (relative to the schema directory):
 #   proto/assets/v1/assets.proto
 # rules fingerprint: sha256:1ba3abea0d4a1142cdca5cf8851d9dd01853501f1cbffe41d0c8f924962b71c7
+# ruff: noqa
+# flake8: noqa
 # mypy: ignore-errors
-from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2
+from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2  # noqa: F401
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

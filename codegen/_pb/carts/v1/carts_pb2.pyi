@@ -2,8 +2,10 @@
 # source schemas (relative to the schema directory):
 #   proto/carts/v1/carts.proto
 # rules fingerprint: sha256:c9bc7e26fa9ccf4c64eccfd81fd1cc57e33ffb0076b381d02e6afbc5b9ece1ec
+# ruff: noqa
+# flake8: noqa
 # mypy: ignore-errors
-from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2
+from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2  # noqa: F401
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

@@ -2,8 +2,10 @@
 # source schemas (relative to the schema directory):
 #   proto/orders/v1/orders.proto
 # rules fingerprint: sha256:e7277f4db6608d30d4925b8b51c9695758a476eed1d59263f44e3d29c70a6601
+# ruff: noqa
+# flake8: noqa
 # mypy: ignore-errors
-from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2
+from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2  # noqa: F401
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

@@ -2,8 +2,10 @@
 # source schemas (relative to the schema directory):
 #   proto/pricing/v1/pricing.proto
 # rules fingerprint: sha256:7529e0dbb84cc5f33e1f9f0ee4b732feb0f844f2c04703de29f964714fa50350
+# ruff: noqa
+# flake8: noqa
 # mypy: ignore-errors
-from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2
+from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2  # noqa: F401
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

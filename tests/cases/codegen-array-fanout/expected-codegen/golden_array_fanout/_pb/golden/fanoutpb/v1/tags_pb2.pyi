@@ -2,8 +2,10 @@
 # source schemas (relative to the schema directory):
 #   proto/golden/fanoutpb/v1/tags.proto
 # rules fingerprint: sha256:28356ff559b529d85a3a1a4c76a9b1000ab78463aeed3c01b6f960c44d8a5e6e
+# ruff: noqa
+# flake8: noqa
 # mypy: ignore-errors
-from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2
+from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2  # noqa: F401
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor

@@ -2,8 +2,10 @@
 # source schemas (relative to the schema directory):
 #   proto/golden/enumspb/v1/refunds.proto
 # rules fingerprint: sha256:c090edc796ff9c62cfab2bb045bc6a7e2f781973b839888090e060d924e8f6fc
+# ruff: noqa
+# flake8: noqa
 # mypy: ignore-errors
-from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2
+from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2  # noqa: F401
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

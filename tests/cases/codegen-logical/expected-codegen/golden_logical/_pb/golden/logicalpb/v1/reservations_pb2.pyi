@@ -2,10 +2,12 @@
 # source schemas (relative to the schema directory):
 #   proto/golden/logicalpb/v1/reservations.proto
 # rules fingerprint: sha256:8a0de6a10a8e0fd2c9bcd78974a16ae47e680dffeb09cfa599c089ad7b712aa9
+# ruff: noqa
+# flake8: noqa
 # mypy: ignore-errors
 import datetime
 
-from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2
+from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2  # noqa: F401
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor

@@ -2,8 +2,10 @@
 # source schemas (relative to the schema directory):
 #   proto/golden/mapspb/v1/prices.proto
 # rules fingerprint: sha256:b5da752b4f74ec3adc71a89aac72774e1d24800ec6aedfe0066490406690f884
+# ruff: noqa
+# flake8: noqa
 # mypy: ignore-errors
-from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2
+from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2  # noqa: F401
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor

@@ -2,8 +2,10 @@
 # source schemas (relative to the schema directory):
 #   proto/golden/nestedpb/v1/parcels.proto
 # rules fingerprint: sha256:423c3da918409d5b8068124b387beafb5c1bb30d8b7d70c08cb747b3127fe138
+# ruff: noqa
+# flake8: noqa
 # mypy: ignore-errors
-from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2
+from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2  # noqa: F401
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping

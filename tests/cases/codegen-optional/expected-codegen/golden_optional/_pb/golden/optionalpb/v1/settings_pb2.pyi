@@ -2,8 +2,10 @@
 # source schemas (relative to the schema directory):
 #   proto/golden/optionalpb/v1/settings.proto
 # rules fingerprint: sha256:e7b772dd123727a09e6e22986231eacb048d736f159341e8e7f41600a997d055
+# ruff: noqa
+# flake8: noqa
 # mypy: ignore-errors
-from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2
+from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as _options_pb2  # noqa: F401
 from google.protobuf import wrappers_pb2 as _wrappers_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
