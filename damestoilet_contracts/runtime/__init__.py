@@ -6,6 +6,14 @@ them."""
 from __future__ import annotations
 
 from damestoilet_contracts.runtime._agent import FlushAgent, PurgeHook, agent_group
+from damestoilet_contracts.runtime._cloudevents import (
+    STRUCTURED_CONTENT_TYPE,
+    BinaryMessage,
+    from_binary,
+    from_structured,
+    to_binary,
+    to_structured,
+)
 from damestoilet_contracts.runtime._coordinator import (
     Coordinator,
     CoordinatorConfig,
@@ -46,6 +54,7 @@ from damestoilet_contracts.runtime._seams import (
     Settlement,
     dlq_stream_name,
 )
+from damestoilet_contracts.runtime._uri import SCHEMA_URN_PREFIX, schema_uri
 from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
 from damestoilet_contracts.runtime.redis._bus import RedisStreamBus
 from damestoilet_contracts.runtime.redis._bus_async import AsyncRedisStreamBus
@@ -60,6 +69,8 @@ __all__ = [
     "DEFAULT_GROUP",
     "DEFAULT_STREAM",
     "PROTOBUF_CONTENT_TYPE",
+    "SCHEMA_URN_PREFIX",
+    "STRUCTURED_CONTENT_TYPE",
     "AsyncBus",
     "AsyncCache",
     "AsyncCoordinator",
@@ -74,6 +85,7 @@ __all__ = [
     "AsyncTargetRouter",
     "Backlog",
     "Backoff",
+    "BinaryMessage",
     "Bus",
     "Cache",
     "ConsumePolicy",
@@ -107,9 +119,14 @@ __all__ = [
     "VerifyReport",
     "agent_group",
     "dlq_stream_name",
+    "from_binary",
+    "from_structured",
     "load_handlers",
     "open_backend",
     "register_backend",
+    "schema_uri",
     "serve_metrics",
+    "to_binary",
+    "to_structured",
     "uuid7",
 ]

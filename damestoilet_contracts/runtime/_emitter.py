@@ -23,6 +23,7 @@ from damestoilet_contracts.runtime._seams import (
     AsyncPublisher,
     Publisher,
 )
+from damestoilet_contracts.runtime._uri import check_source
 
 
 def _is_redis_client(obj: object) -> bool:
@@ -36,6 +37,7 @@ class _EmitterBase:
     def __init__(self, *, source: str, stream: str, maxlen: int | None) -> None:
         if not source:
             raise ValueError("an emitter needs a source naming the emitting service")
+        check_source(source)  # a CloudEvents URI-reference: refused here, not at the first emit
         self.stream = stream
         self.source = source
         self.maxlen = maxlen

@@ -53,11 +53,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from damestoilet_contracts._errors import EnvelopeError
 from damestoilet_contracts.model import FlushOp, Plan
 from damestoilet_contracts.runtime._event import ContractEvent
+from damestoilet_contracts.runtime._uri import check_source
+
+if TYPE_CHECKING:
+    from cloudevents.core.v1.event import CloudEvent
 
 #: The version of the multi-field stream encoding and of :meth:`Envelope.to_bytes`'s default.
 ENVELOPE_VERSION = 1
@@ -223,9 +227,10 @@ class Envelope:
     ) -> Envelope:
         """An envelope with a new UUIDv7 id and the current time (the id's millisecond).
 
-        Raises :class:`EnvelopeError` when an attribute is empty or the plan is for another
-        type.
+        Raises :class:`EnvelopeError` when an attribute is empty, ``source`` is not a
+        URI-reference (RFC 3986) or the plan is for another type.
         """
+        check_source(source)
         event_id, ms = _uuid7()
         return cls(
             id=str(event_id),
@@ -257,6 +262,31 @@ class Envelope:
             dataschema=event.SCHEMA_FINGERPRINT,
             rulesfingerprint=event.RULES_FINGERPRINT,
         )
+
+    # -- CloudEvents ----------------------------------------------------------------------------
+
+    def to_cloudevent(self) -> CloudEvent:
+        """This envelope as a CloudEvents SDK (``cloudevents`` 2.x) ``CloudEvent``.
+
+        The attributes are those of :func:`~damestoilet_contracts.runtime.to_structured`
+        (``dataschema`` as ``urn:damestoilet:schema:<fingerprint>``, the plan in the
+        ``flushplan`` extension), the payload bytes its data. Raises ImportError naming the
+        extra when the SDK is not installed.
+        """
+        from damestoilet_contracts.runtime._cloudevents import to_sdk_event
+
+        return to_sdk_event(self)
+
+    @classmethod
+    def from_cloudevent(cls, event: Any) -> Envelope:
+        """The envelope of a CloudEvents SDK event (``get_attributes()`` and ``get_data()``).
+
+        Raises :class:`EnvelopeError` when it is not one this toolkit can carry: no bytes
+        payload, a missing attribute, a ``source`` that is not a URI-reference, a bad plan.
+        """
+        from damestoilet_contracts.runtime._cloudevents import from_sdk_event
+
+        return from_sdk_event(event)
 
     @property
     def timestamp(self) -> float:
