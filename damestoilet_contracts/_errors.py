@@ -46,13 +46,24 @@ class SourceLocation:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Problem:
-    """One finding of a loader or of lint: where it is and what to do about it."""
+    """One finding of a loader or of lint: where it is and what to do about it.
+
+    ``severity`` is ``error`` (the contracts are wrong: lint exits 1, generate refuses),
+    ``warning`` (probably a mistake, printed, not fatal) or ``note`` (worth knowing)."""
 
     location: SourceLocation
     message: str
+    severity: str = "error"
+
+    @property
+    def is_error(self) -> bool:
+        """Whether this problem makes the contracts unusable."""
+        return self.severity == "error"
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
+        if self.severity == "error":
+            return f"{self.location}: {self.message}"
+        return f"{self.location}: {self.severity}: {self.message}"
 
 
 class DamestoiletError(Exception):

@@ -81,6 +81,7 @@ def test_added_rule_and_widened_prefix_are_not_breaking(new: Path) -> None:
         for rule in flush:
             if rule.get("prefix") == "catalog:listing:{category_id}:":
                 rule["prefix"] = "catalog:listing:"
+                rule["scope"] = "namespace"  # a prefix without placeholders must say it means it
         flush.append({"key": "extra:{product_id}"})
 
     edit_avro(new, PRICE, widen)
@@ -140,3 +141,23 @@ def test_unknown_revision_is_a_clear_error() -> None:
     )
     assert result.exit_code == 1
     assert "neither a directory nor a git revision" in result.output
+
+
+def test_dropping_storm_never_is_breaking_and_adding_it_is_not(tmp_path: Path) -> None:
+    """A ``storm: never`` rule becoming a plain delete lets a storm guard serve it stale."""
+    old = tmp_path / "old"
+    shutil.copytree(SCHEMAS, old)
+
+    def never(schema: dict) -> None:  # type: ignore[type-arg]
+        for rule in schema["damestoilet"]["flush"]:
+            if rule.get("key") == "catalog:product:{product_id}":
+                rule["storm"] = "never"
+
+    edit_avro(old, PRICE, never)
+    new = tmp_path / "new"
+    shutil.copytree(SCHEMAS, new)
+    (found,) = [p.message for p in check_breaking(new, old)]
+    assert "no longer purges key 'catalog:product:{product_id}' (target default, storm never)" in (
+        found
+    )
+    assert check_breaking(old, new) == []

@@ -3,7 +3,7 @@
 A case folder ``tests/cases/<name>/`` holds ``schemas/`` (a schema directory) and one or more of:
 
 * ``expected-lint.txt``: the exact stdout of ``damestoilet lint schemas`` run in the case folder
-  (empty means clean, exit 0; otherwise exit 1);
+  (exit 1 when a line is an error; empty, or only ``warning:`` and ``note:`` lines, exit 0);
 * ``plan-input.json``: ``{"type": ..., "payload": {...}}`` and optionally ``"cap": N``, with
   either ``expected-plan.json`` (the plan, compared as JSON, exit 0) or
   ``expected-plan-error.txt`` (the exact stderr, exit 1).
@@ -85,7 +85,12 @@ def test_lint_prints_expected_problems(
         expected_file.write_text(result.stdout)
     expected = expected_file.read_text()
     assert result.stdout == expected
-    assert result.exit_code == (1 if expected else 0), result.stderr
+    errors = [
+        line
+        for line in expected.splitlines()
+        if ": warning: " not in line and ": note: " not in line
+    ]
+    assert result.exit_code == (1 if errors else 0), result.stderr
 
 
 @pytest.mark.parametrize(("case", "run_dir"), _with("plan-input.json"))

@@ -83,7 +83,7 @@ def test_each_problem_is_reported_on_its_own_line(tmp_path: Path) -> None:
         "or write '{{' for a literal brace",
         "7: derived_from of cache node d must be a list of cache node names",
         "8: unknown attribute 'colour' of cache node e (allowed: key, prefix, tag, "
-        "derived_from, target, mode)",
+        "derived_from, target, mode, scope, storm)",
     ]
 
 

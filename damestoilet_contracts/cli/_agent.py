@@ -13,6 +13,7 @@ from damestoilet_contracts.cli._worker import (
     configure_logging,
     metrics_served,
     resolve_grace,
+    resolve_prefix_index,
     worker_options,
 )
 from damestoilet_contracts.runtime import (
@@ -126,6 +127,7 @@ def agent(
             grace=resolve_grace(flush_graph, grace),
             target_urls=target_urls,
             done_url=done_url,
+            prefix_index=resolve_prefix_index(flush_graph),
         )
         worker.ensure_group()
     except (DamestoiletError, ValueError) as exc:

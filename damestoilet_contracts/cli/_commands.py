@@ -49,3 +49,7 @@ COMMANDS.append(verify)
 from damestoilet_contracts.cli._demo import demo  # noqa: E402
 
 COMMANDS.append(demo)
+
+from damestoilet_contracts.cli._index_audit import index_audit  # noqa: E402
+
+COMMANDS.append(index_audit)

@@ -12,6 +12,7 @@ from damestoilet_contracts.cli._worker import (
     configure_logging,
     metrics_served,
     resolve_grace,
+    resolve_prefix_index,
     worker_options,
 )
 from damestoilet_contracts.runtime import (
@@ -106,6 +107,7 @@ def coordinator(
             bus_url=bus_url,
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
+            prefix_index=resolve_prefix_index(flush_graph),
             cluster=cluster,
             bus_cluster=bus_cluster if bus_url else cluster,
             targets=target_urls,

@@ -17,7 +17,8 @@ def lint(schema_dir: Path) -> None:
     """Check every schema and the flush graph of SCHEMA_DIR (default: schemas).
 
     Prints each problem as `path:line: message`, sorted, on stdout, and nothing when the
-    contracts are clean. Exit 0 when clean, 1 when there are problems.
+    contracts are clean; warnings and notes say so (`path:line: warning: message`). Exit 0
+    when there is no error (warnings and notes alone do not fail), 1 when there is one.
 
     \b
     Examples:
@@ -27,7 +28,7 @@ def lint(schema_dir: Path) -> None:
     problems = lint_directory(schema_dir)
     for problem in problems:
         click.echo(str(problem))
-    if problems:
-        count = len(problems)
-        click.echo(f"{count} problem{'s' if count != 1 else ''} in {schema_dir}", err=True)
+    errors = sum(1 for p in problems if p.is_error)
+    if errors:
+        click.echo(f"{errors} problem{'s' if errors != 1 else ''} in {schema_dir}", err=True)
         raise SystemExit(1)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from damestoilet_contracts.model import FlushGraph
 from damestoilet_contracts.runtime import DEFAULT_STREAM, CoordinatorStats, serve_metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,8 +98,8 @@ _OPTIONS: list[Callable[[Any], Any]] = [
     click.option(
         "--flush-graph",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="Read every target's grace_seconds from this flush-graph.yaml at start "
-        "[default: 30 s for every target].",
+        help="Read every target's grace_seconds and prefix_index from this flush-graph.yaml "
+        "at start [default: 30 s for every target, prefixes scanned].",
     ),
     click.option(
         "--grace",
@@ -189,6 +190,16 @@ def metrics_served(stats: CoordinatorStats, port: int | None, addr: str) -> Iter
         stop()
 
 
+def _graph(flush_graph: Path) -> FlushGraph:
+    from damestoilet_contracts.loaders import load_graph
+
+    graph, problems = load_graph(flush_graph)
+    if problems:
+        listing = "\n".join(str(p) for p in sorted(problems))
+        raise click.ClickException(f"{flush_graph} is not a valid flush graph:\n{listing}")
+    return graph
+
+
 def resolve_grace(flush_graph: Path | None, grace: dict[str, float]) -> dict[str, float]:
     """The windows of ``flush_graph`` (if given) overlaid with ``grace``.
 
@@ -196,15 +207,15 @@ def resolve_grace(flush_graph: Path | None, grace: dict[str, float]) -> dict[str
     """
     windows: dict[str, float] = {}
     if flush_graph is not None:
-        from damestoilet_contracts.loaders import load_graph
-
-        graph, problems = load_graph(flush_graph)
-        if problems:
-            listing = "\n".join(str(p) for p in sorted(problems))
-            raise click.ClickException(f"{flush_graph} is not a valid flush graph:\n{listing}")
-        windows.update(graph.grace)
+        windows.update(_graph(flush_graph).grace)
     windows.update(grace)
     return windows
+
+
+def resolve_prefix_index(flush_graph: Path | None) -> frozenset[str]:
+    """The targets ``flush_graph`` declares with ``prefix_index: true`` (none without a graph:
+    every prefix is scanned). Raises :class:`click.ClickException` when the graph is wrong."""
+    return frozenset() if flush_graph is None else _graph(flush_graph).prefix_index
 
 
 def check_bindings(
@@ -220,11 +231,7 @@ def check_bindings(
         raise click.UsageError("give --redis URL, or --target NAME=URL for each target")
     if flush_graph is None or redis_url is not None:
         return
-    from damestoilet_contracts.loaders import load_graph
-
-    graph, problems = load_graph(flush_graph)
-    if problems:
-        return  # resolve_grace reports them
+    graph = _graph(flush_graph)
     names = set(graph.grace) | {node.target for node in graph.nodes.values()}
     if owned is not None:
         names &= owned

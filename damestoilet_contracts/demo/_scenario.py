@@ -44,6 +44,7 @@ from damestoilet_contracts.runtime import (
     RedisPurgeTarget,
     RedisStreamBus,
 )
+from damestoilet_contracts.runtime.redis._prefix_index import INDEX_KEY
 
 STREAM = "damestoilet:demo:events"
 GROUP = "damestoilet-demo"
@@ -331,7 +332,8 @@ def _check(
 
 def _clean(client: redis.Redis) -> None:
     """Unlink the demo's keys: every key with ``demo-`` in its name (entries, tag sets),
-    the demo's stream, and the done markers of the events on it."""
+    the demo's stream, and the done markers of the events on it; and take the entries out
+    of the prefix index (which drops the index when nothing else is in it)."""
     raw: Any = client  # redis-py's stream replies are loosely typed
     doomed: list[Any] = list(raw.scan_iter(match="*demo-*", count=1000))
     if raw.exists(STREAM):
@@ -344,6 +346,10 @@ def _clean(client: redis.Redis) -> None:
             if key.rsplit(b":", 1)[-1] in ids:
                 doomed.append(key)
         doomed.append(STREAM)
+    # the index also holds entries the demo's purges already unlinked
+    indexed = [member for member, _ in raw.zscan_iter(INDEX_KEY, match="*demo-*", count=1000)]
+    if indexed:
+        raw.zrem(INDEX_KEY, *indexed)
     if doomed:
         raw.unlink(*doomed)
 

@@ -53,14 +53,18 @@ class _Purge:
 
     def describe(self) -> str:
         text = f"{self.op} {self.template!r} (target {self.target}"
-        return text + (", soft)" if self.mode == Mode.SOFT.value else ")")
+        if self.mode == Mode.SOFT.value:
+            return text + ", soft)"
+        return text + (", storm never)" if self.mode == Mode.HARD.value else ")")
 
     def covered_by(self, new: _Purge) -> bool:
         """True when ``new`` purges at least what this purge did."""
         if new.target != self.target:
             return False
-        if self.mode == Mode.DELETE.value and new.mode == Mode.SOFT.value:
+        if self.mode != Mode.SOFT.value and new.mode == Mode.SOFT.value:
             return False  # soft keeps the stale value readable: a weaker guarantee
+        if self.mode == Mode.HARD.value and new.mode != Mode.HARD.value:
+            return False  # a storm guard may now serve these stale for its window
         if new.op == self.op and new.template == self.template:
             return True
         # A prefix covers every key or prefix whose text starts with it: placeholders are text
@@ -83,6 +87,7 @@ def check_breaking(
     old, old_problems = collect_contracts(old_root)
     for label, contracts, problems in (("new", new, new_problems), ("old", old, old_problems)):
         problems.extend(lint_contracts(contracts))
+        problems = [p for p in problems if p.is_error]
         if problems:
             listing = "\n".join(str(p) for p in sorted(problems)[:20])
             raise SchemaError(f"the {label} schemas do not lint clean; fix them first:\n{listing}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from damestoilet_contracts._errors import ContractError, Problem, SourceLocation
 from damestoilet_contracts.compiler import find_cycles, format_cycle, reached_nodes
+from damestoilet_contracts.lint._storm import check_storm
 from damestoilet_contracts.loaders import collect_contracts
 from damestoilet_contracts.loaders._rules import check_template, did_you_mean
 from damestoilet_contracts.model import (
@@ -55,19 +56,21 @@ def lint_contracts(contracts: ContractSet) -> list[Problem]:
     ]
     for event in contracts.events.values():
         problems.extend(_check_event(event, graph))
+        problems.extend(check_storm(event, graph))
     return sorted(set(problems))
 
 
 def load_linted(root: Path) -> ContractSet:
-    """The contract set of ``root`` after every lint check passed.
+    """The contract set of ``root`` after every lint check passed (warnings and notes allowed).
 
-    Raises :class:`ContractError` listing every problem :func:`lint_directory` would report.
+    Raises :class:`ContractError` listing every error :func:`lint_directory` would report.
     """
     contracts, problems = collect_contracts(root)
     problems.extend(_no_events(contracts, problems))
     problems.extend(lint_contracts(contracts))
-    if problems:
-        raise ContractError(problems)
+    errors = [p for p in problems if p.is_error]
+    if errors:
+        raise ContractError(errors)
     return contracts
 
 

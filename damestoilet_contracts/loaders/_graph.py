@@ -4,6 +4,7 @@ The file has two sections::
 
     targets:
       default: {grace_seconds: 30}
+      cdn:     {grace_seconds: 60, prefix_index: true}
     caches:
       catalog.product: {key: "catalog:product:{product_id}"}
       search.product:  {tag: "search:product:{product_id}", derived_from: [catalog.product]}
@@ -15,21 +16,30 @@ from the events that reach it are lint's business: they need the whole contract 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import cast
 
 import yaml
 import yaml.constructor
 import yaml.nodes
 
 from damestoilet_contracts._errors import Problem, SourceLocation, TemplateError
-from damestoilet_contracts.loaders._rules import did_you_mean
+from damestoilet_contracts.loaders._rules import (
+    STORM_NEVER_SPELLING,
+    STORM_VALUES,
+    check_width,
+    did_you_mean,
+)
 from damestoilet_contracts.model import (
     DEFAULT_TARGET,
     CacheNode,
     FlushGraph,
     Mode,
     Op,
+    Scope,
+    StormGuard,
     parse_template,
 )
 
@@ -39,9 +49,15 @@ GRAPH_FILE = "flush-graph.yaml"
 DEFAULT_GRACE_SECONDS = 30.0
 
 _SECTIONS = ("targets", "caches")
-_TARGET_ATTRS = ("grace_seconds",)
+_TARGET_ATTRS = (
+    "grace_seconds",
+    "prefix_index",
+    "storm_max_keys",
+    "storm_spread_seconds",
+    "min_prefix",
+)
 _OP_ATTRS = ("key", "prefix", "tag")
-_NODE_ATTRS = (*_OP_ATTRS, "derived_from", "target", "mode")
+_NODE_ATTRS = (*_OP_ATTRS, "derived_from", "target", "mode", "scope", "storm")
 
 _Pairs = list[tuple[yaml.nodes.Node, yaml.nodes.Node]]
 
@@ -142,39 +158,51 @@ def load_graph(path: Path) -> tuple[FlushGraph, list[Problem]]:
                 f"unknown section {name!r} in the flush graph{did_you_mean(name, _SECTIONS)}"
                 f" (allowed: {', '.join(_SECTIONS)})",
             )
-    grace = _read_targets(reader, targets_node)
+    targets = _read_targets(reader, targets_node)
+    grace = targets.grace
     nodes = _read_caches(reader, caches_node, grace)
     graph = FlushGraph(
         nodes=MappingProxyType(dict(sorted(nodes.items()))),
         path=where,
         grace=MappingProxyType(dict(sorted(grace.items()))),
+        prefix_index=frozenset(targets.indexed),
+        storm=MappingProxyType(dict(sorted(targets.storm.items()))),
+        min_prefix=MappingProxyType(dict(sorted(targets.min_prefix.items()))),
     )
     return graph, reader.problems
 
 
-def _read_targets(reader: _Reader, node: yaml.nodes.Node | None) -> dict[str, float]:
-    grace: dict[str, float] = {}
+@dataclass(slots=True)
+class _Targets:
+    """What the ``targets`` section says, by target name."""
+
+    grace: dict[str, float] = field(default_factory=dict)
+    indexed: set[str] = field(default_factory=set)
+    storm: dict[str, StormGuard] = field(default_factory=dict)
+    min_prefix: dict[str, int] = field(default_factory=dict)
+
+
+def _read_targets(reader: _Reader, node: yaml.nodes.Node | None) -> _Targets:
+    targets = _Targets()
     if node is not None and not _is_null(node):
         for key, value in reader.mapping(node, "targets") or []:
-            name = str(key.value)
-            seconds = _read_target(reader, name, key, value)
-            if seconds is not None:
-                grace[name] = seconds
+            _read_target(reader, str(key.value), key, value, targets)
     # Rules without a target use "default", so it always exists.
-    grace.setdefault(DEFAULT_TARGET, DEFAULT_GRACE_SECONDS)
-    return grace
+    targets.grace.setdefault(DEFAULT_TARGET, DEFAULT_GRACE_SECONDS)
+    return targets
 
 
 def _read_target(
-    reader: _Reader, name: str, key: yaml.nodes.Node, node: yaml.nodes.Node
-) -> float | None:
+    reader: _Reader, name: str, key: yaml.nodes.Node, node: yaml.nodes.Node, targets: _Targets
+) -> None:
     attrs = reader.mapping(node, f"target {name}")
     if attrs is None:
-        return None
+        return
     seconds: float | None = None
+    given: dict[str, object] = {}
     for attr_key, attr_value in attrs:
         attr = str(attr_key.value)
-        if attr != "grace_seconds":
+        if attr not in _TARGET_ATTRS:
             reader.report(
                 attr_key,
                 f"unknown attribute {attr!r} of target {name}{did_you_mean(attr, _TARGET_ATTRS)}"
@@ -182,18 +210,54 @@ def _read_target(
             )
             continue
         value = reader.scalar(attr_value) if isinstance(attr_value, yaml.nodes.ScalarNode) else ""
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            reader.report(attr_value, f"grace_seconds of target {name} must be a number")
-        elif value < 0:
-            reader.report(
-                attr_value,
-                f"grace_seconds of target {name} is {value}; it must be 0 or more",
-            )
-        else:
-            seconds = float(value)
-    if seconds is None and not any(str(k.value) == "grace_seconds" for k, _ in attrs):
+        if attr == "prefix_index":
+            if not isinstance(value, bool):
+                reader.report(
+                    attr_value,
+                    f"prefix_index of target {name} must be true or false; true makes its "
+                    "prefix purges read the read-through cache's prefix index instead of "
+                    "scanning",
+                )
+            elif value:
+                targets.indexed.add(name)
+        elif attr in ("storm_max_keys", "min_prefix"):
+            least = 1 if attr == "storm_max_keys" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                reader.report(
+                    attr_value,
+                    f"{attr} of target {name} must be a whole number of at least {least}",
+                )
+            else:
+                given[attr] = value
+        else:  # grace_seconds, storm_spread_seconds
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                reader.report(attr_value, f"{attr} of target {name} must be a number")
+            elif value < 0 or (attr == "storm_spread_seconds" and value == 0):
+                bound = "more than 0" if attr == "storm_spread_seconds" else "0 or more"
+                reader.report(attr_value, f"{attr} of target {name} is {value}; it must be {bound}")
+            elif attr == "grace_seconds":
+                seconds = float(value)
+            else:
+                given[attr] = float(value)
+    if seconds is not None:
+        targets.grace[name] = seconds
+    elif not any(str(k.value) == "grace_seconds" for k, _ in attrs):
         reader.report(key, f"target {name} has no grace_seconds; add e.g. grace_seconds: 30")
-    return seconds
+    max_keys = given.get("storm_max_keys")
+    spread = given.get("storm_spread_seconds")
+    if isinstance(max_keys, int):
+        guard = StormGuard(max_keys)
+        targets.storm[name] = (
+            guard if spread is None else StormGuard(max_keys, float(cast(float, spread)))
+        )
+    elif spread is not None:
+        reader.report(
+            key,
+            f"target {name} gives storm_spread_seconds without storm_max_keys, so no guard is "
+            "on; add storm_max_keys (e.g. storm_max_keys: 1000) or remove it",
+        )
+    if isinstance(given.get("min_prefix"), int):
+        targets.min_prefix[name] = cast(int, given["min_prefix"])
 
 
 def _read_caches(
@@ -227,6 +291,8 @@ def _read_node(
     derived: list[str] = []
     target = DEFAULT_TARGET
     mode = Mode.DELETE
+    scope = Scope.EVENT
+    storm_never = False
     for attr_key, attr_value in attrs:
         attr = str(attr_key.value)
         if attr in _OP_ATTRS:
@@ -245,12 +311,37 @@ def _read_node(
         elif attr == "mode":
             text = reader.string(attr_value, f"mode of {what}")
             if text is not None:
+                if text == Mode.HARD.value:
+                    reader.report(
+                        attr_value,
+                        f"mode 'hard' of {what} is how a plan spells a delete that no storm "
+                        f"guard spreads; write it as {STORM_NEVER_SPELLING['yaml']}",
+                    )
+                else:
+                    try:
+                        mode = Mode(text)
+                    except ValueError:
+                        reader.report(
+                            attr_value, f"unknown mode {text!r} of {what}; use delete or soft"
+                        )
+        elif attr == "scope":
+            text = reader.string(attr_value, f"scope of {what}")
+            if text is not None:
                 try:
-                    mode = Mode(text)
+                    scope = Scope(text)
                 except ValueError:
                     reader.report(
-                        attr_value, f"unknown mode {text!r} of {what}; use delete or soft"
+                        attr_value,
+                        f"unknown scope {text!r} of {what}; use event (the default) or namespace",
                     )
+        elif attr == "storm":
+            text = reader.string(attr_value, f"storm of {what}")
+            if text is not None and text not in STORM_VALUES:
+                reader.report(
+                    attr_value,
+                    f"unknown storm {text!r} of {what}; use guard (the default) or never",
+                )
+            storm_never = text == "never"
         else:
             reader.report(
                 attr_key,
@@ -270,8 +361,20 @@ def _read_node(
     except TemplateError as exc:
         reader.report(template_node, f"{op.value} of {what}: {exc}")
         return None
-    # A node with a wrong target, mode or parent is kept, so that rules naming it do not
-    # also report it as unknown.
+    width = check_width(op, template, scope, what, "yaml")
+    if width is not None:
+        reader.report(template_node, width)
+    if storm_never:
+        if mode is Mode.SOFT:
+            reader.report(
+                key,
+                f"soft {what} is never spread by a storm guard; remove "
+                f"{STORM_NEVER_SPELLING['yaml']}",
+            )
+        else:
+            mode = Mode.HARD
+    # A node with a wrong target, mode, scope or parent is kept, so that rules naming it do
+    # not also report it as unknown.
     return CacheNode(
         name=name,
         op=op,
@@ -280,6 +383,7 @@ def _read_node(
         derived_from=tuple(derived),
         target=target,
         mode=mode,
+        scope=scope,
     )
 
 

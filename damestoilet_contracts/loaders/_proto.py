@@ -94,6 +94,8 @@ _EVENT = cast(
 )
 _MODES = {options_pb2.MODE_DELETE: "delete", options_pb2.MODE_SOFT: "soft"}
 _IF_ABSENT = {options_pb2.IF_ABSENT_ERROR: "error", options_pb2.IF_ABSENT_SKIP: "skip"}
+_SCOPES = {options_pb2.SCOPE_EVENT: "event", options_pb2.SCOPE_NAMESPACE: "namespace"}
+_STORMS = {options_pb2.STORM_GUARD: "guard", options_pb2.STORM_NEVER: "never"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +351,10 @@ def _rule_attrs(rule: options_pb2.FlushRule) -> dict[str, object]:
         attrs["mode"] = _MODES.get(rule.mode, str(rule.mode))
     if rule.HasField("if_absent") and rule.if_absent != options_pb2.IF_ABSENT_UNSPECIFIED:
         attrs["if_absent"] = _IF_ABSENT.get(rule.if_absent, str(rule.if_absent))
+    if rule.HasField("scope") and rule.scope != options_pb2.SCOPE_UNSPECIFIED:
+        attrs["scope"] = _SCOPES.get(rule.scope, str(rule.scope))
+    if rule.HasField("storm") and rule.storm != options_pb2.STORM_UNSPECIFIED:
+        attrs["storm"] = _STORMS.get(rule.storm, str(rule.storm))
     return attrs
 
 

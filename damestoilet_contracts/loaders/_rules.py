@@ -23,6 +23,7 @@ from damestoilet_contracts.model import (
     Mode,
     Op,
     Rule,
+    Scope,
     Template,
     TypeRef,
     parse_template,
@@ -31,7 +32,7 @@ from damestoilet_contracts.model import (
 #: The attribute that holds what a rule purges; a rule has exactly one.
 WHAT_ATTRS = ("key", "prefix", "tag", "cache")
 #: Every attribute a rule may have.
-RULE_ATTRS = (*WHAT_ATTRS, "target", "mode", "if_absent")
+RULE_ATTRS = (*WHAT_ATTRS, "target", "mode", "if_absent", "scope", "storm")
 
 #: How a message spells the annotation: the format's own syntax, so advice can be pasted.
 Spelling = Literal["avro", "proto"]
@@ -39,6 +40,43 @@ _IF_ABSENT_SPELLING: dict[Spelling, tuple[str, str]] = {
     "avro": ('"if_absent": "skip"', '"if_absent": "error"'),
     "proto": ("if_absent: IF_ABSENT_SKIP", "if_absent: IF_ABSENT_ERROR"),
 }
+#: ``scope: namespace`` and ``storm: never`` in each syntax (the graph's YAML reads like Avro
+#: without quotes).
+SCOPE_NAMESPACE_SPELLING: dict[str, str] = {
+    "avro": '"scope": "namespace"',
+    "proto": "scope: SCOPE_NAMESPACE",
+    "yaml": "scope: namespace",
+}
+STORM_NEVER_SPELLING: dict[str, str] = {
+    "avro": '"storm": "never"',
+    "proto": "storm: STORM_NEVER",
+    "yaml": "storm: never",
+}
+#: The values of ``storm``: ``guard`` (the default) lets a target's storm guard spread a wide
+#: delete out; ``never`` deletes at once whatever the guard says (money, permissions).
+STORM_VALUES = ("guard", "never")
+
+
+def check_width(op: Op, template: Template, scope: Scope, what: str, spelling: str) -> str | None:
+    """Why a rule's or node's width is wrong, or None: a prefix or tag template without a
+    placeholder flushes the same whole namespace on every event, so it must say
+    ``scope: namespace``; that scope on anything else is a mistake."""
+    wide = op in (Op.PREFIX, Op.TAG) and not template.placeholders
+    if wide and scope is not Scope.NAMESPACE:
+        return (
+            f"{op.value} {template.source!r} of {what} has no placeholder, so every event "
+            "flushes that whole namespace (a cache storm); name a field of the event in it, "
+            f"or say it is meant with {SCOPE_NAMESPACE_SPELLING[spelling]}"
+        )
+    if scope is Scope.NAMESPACE and not wide:
+        why = (
+            "it names fields of the event" if template.placeholders else "a key rule purges one key"
+        )
+        return (
+            f"{op.value} {template.source!r} of {what} says scope namespace, but {why}; "
+            f"remove {SCOPE_NAMESPACE_SPELLING[spelling]}"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +246,60 @@ def _build_rule(
                     f"unknown if_absent {strings['if_absent']!r} in {what}; use skip or error",
                 )
             )
+    if mode is Mode.HARD:
+        problems.append(
+            Problem(
+                loc,
+                f"mode 'hard' in {what} is how a plan spells a delete that no storm guard "
+                f"spreads; write it as {STORM_NEVER_SPELLING[spelling]}",
+            )
+        )
+    scope = Scope.EVENT
+    if "scope" in strings:
+        try:
+            scope = Scope(strings["scope"])
+        except ValueError:
+            problems.append(
+                Problem(
+                    loc,
+                    f"unknown scope {strings['scope']!r} in {what}; use event (the default) or "
+                    "namespace",
+                )
+            )
+    if "storm" in strings:
+        if strings["storm"] not in STORM_VALUES:
+            problems.append(
+                Problem(
+                    loc,
+                    f"unknown storm {strings['storm']!r} in {what}; use guard (the default) or "
+                    "never",
+                )
+            )
+        elif strings["storm"] == "never":
+            if mode is Mode.SOFT:
+                problems.append(
+                    Problem(
+                        loc,
+                        f"a soft rule of {what} is never spread by a storm guard; remove "
+                        f"{STORM_NEVER_SPELLING[spelling]}",
+                    )
+                )
+            else:
+                mode = Mode.HARD
     target = strings.get("target", DEFAULT_TARGET)
     if len(problems) > start or len(present) != 1 or present[0] not in strings:
         return None
     kind = present[0]
     if kind == "cache":
+        if scope is not Scope.EVENT:
+            problems.append(
+                Problem(
+                    loc,
+                    f"a cache rule of {what} takes its scope from its node; remove "
+                    f"{SCOPE_NAMESPACE_SPELLING[spelling]} (set it on the node in the flush graph)",
+                )
+            )
+            return None
         return Rule(loc, cache=strings["cache"], target=target, mode=mode, if_absent=if_absent)
     try:
         template = parse_template(strings[kind])
@@ -222,10 +309,21 @@ def _build_rule(
     template_problems = check_template(
         template, record, loc, if_absent_given="if_absent" in strings, what=what, spelling=spelling
     )
+    width = check_width(Op(kind), template, scope, what, spelling)
+    if width is not None:
+        template_problems.append(Problem(loc, width))
     if template_problems:
         problems.extend(template_problems)
         return None
-    return Rule(loc, op=Op(kind), template=template, target=target, mode=mode, if_absent=if_absent)
+    return Rule(
+        loc,
+        op=Op(kind),
+        template=template,
+        target=target,
+        mode=mode,
+        if_absent=if_absent,
+        scope=scope,
+    )
 
 
 def rules_fingerprint(rules: Sequence[Rule]) -> str:

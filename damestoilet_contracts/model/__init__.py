@@ -13,6 +13,8 @@ from damestoilet_contracts.model._contract import (
     Mode,
     Op,
     Rule,
+    Scope,
+    StormGuard,
 )
 from damestoilet_contracts.model._plan import FlushOp, Plan
 from damestoilet_contracts.model._template import (
@@ -44,6 +46,8 @@ __all__ = [
     "Placeholder",
     "Plan",
     "Rule",
+    "Scope",
+    "StormGuard",
     "Template",
     "TypeRef",
     "format_template",

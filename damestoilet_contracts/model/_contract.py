@@ -31,8 +31,25 @@ class Op(enum.Enum):
 class Mode(enum.Enum):
     """How a purge treats a key."""
 
-    DELETE = "delete"  # gone at once
+    DELETE = "delete"  # gone at once; a target's storm guard may spread a wide purge out
     SOFT = "soft"  # readable as stale for the target's grace window while one caller refills
+    HARD = "hard"  # gone at once, never spread by a storm guard (``storm: never``)
+
+
+class Scope(enum.Enum):
+    """How wide a prefix or tag rule means to be."""
+
+    EVENT = "event"  # the template names fields of the event (the default)
+    NAMESPACE = "namespace"  # a template without placeholders: a whole namespace, on purpose
+
+
+@dataclass(frozen=True, slots=True)
+class StormGuard:
+    """A target's guard against a wide purge: past ``max_keys`` hard deletes of one op, the
+    rest go stale at moments spread over ``spread_seconds`` instead of all at once."""
+
+    max_keys: int
+    spread_seconds: float = 60.0
 
 
 class IfAbsent(enum.Enum):
@@ -61,6 +78,7 @@ class Rule:
     target: str = DEFAULT_TARGET
     mode: Mode = Mode.DELETE
     if_absent: IfAbsent = IfAbsent.ERROR
+    scope: Scope = Scope.EVENT
 
     def describe(self) -> str:
         """The rule as written, for messages and rule diffs: ``key catalog:product:{id}``."""
@@ -74,6 +92,8 @@ class Rule:
             text += f" mode={self.mode.value}"
         if self.if_absent is not IfAbsent.ERROR:
             text += f" if_absent={self.if_absent.value}"
+        if self.scope is not Scope.EVENT:
+            text += f" scope={self.scope.value}"
         return text
 
 
@@ -127,15 +147,22 @@ class CacheNode:
     derived_from: tuple[str, ...] = ()
     target: str = DEFAULT_TARGET
     mode: Mode = Mode.DELETE
+    scope: Scope = Scope.EVENT
 
 
 @dataclass(frozen=True, slots=True)
 class FlushGraph:
-    """The cache nodes of ``flush-graph.yaml``; ``grace`` maps a target to its soft window (s)."""
+    """The cache nodes of ``flush-graph.yaml``; ``grace`` maps a target to its soft window (s);
+    ``prefix_index`` names the targets whose prefix purges read the prefix index."""
 
     nodes: Mapping[str, CacheNode] = field(default_factory=lambda: MappingProxyType({}))
     path: str = ""
     grace: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    prefix_index: frozenset[str] = frozenset()
+    #: Storm guards by target (targets without ``storm_max_keys`` have none).
+    storm: Mapping[str, StormGuard] = field(default_factory=lambda: MappingProxyType({}))
+    #: The shortest literal start a prefix of a target should have (``min_prefix``), by target.
+    min_prefix: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     def derived(self, name: str) -> tuple[str, ...]:
         """The nodes derived directly from ``name``, sorted."""

@@ -18,12 +18,13 @@ from typing import Any
 from damestoilet_contracts._errors import EnvelopeError
 
 _OPS = frozenset({"key", "prefix", "tag"})
-_MODES = frozenset({"delete", "soft"})
+_MODES = frozenset({"delete", "soft", "hard"})
 
 
 @dataclass(frozen=True, slots=True)
 class FlushOp:
-    """One purge: ``op`` is key, prefix or tag; ``key`` is the rendered key, prefix or tag."""
+    """One purge: ``op`` is key, prefix or tag; ``key`` is the rendered key, prefix or tag;
+    ``mode`` is delete, soft, or hard (a delete that no storm guard spreads out)."""
 
     op: str
     target: str

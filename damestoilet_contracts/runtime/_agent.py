@@ -113,6 +113,7 @@ class FlushAgent:
         handlers: HandlerRegistry | None = None,
         grace: Mapping[str, float] | None = None,
         stats: CoordinatorStats | None = None,
+        prefix_index: Collection[str] = (),
     ) -> None:
         """An agent purging ``targets`` in the Redis of ``client`` (a redis-py client),
         reading the stream from ``bus_client`` (default: ``client``).
@@ -123,9 +124,9 @@ class FlushAgent:
         :func:`agent_group` of ``targets`` (with ``ephemeral``: that plus ``:<consumer>``).
         ``on_purge`` hooks get each purged op of ``targets``; ``purge=False`` calls them
         without purging Redis; ``ephemeral`` makes the group this process's own (see the
-        module docstring). ``handlers`` and ``grace`` are those of :class:`Coordinator`.
-        :meth:`from_url` builds an agent on any bus and purge backends. Raises ValueError
-        for empty targets.
+        module docstring). ``handlers``, ``grace`` and ``prefix_index`` are those of
+        :meth:`Coordinator.from_url`; :meth:`from_url` builds an agent on any bus and purge
+        backends. Raises ValueError for empty targets.
         """
         from damestoilet_contracts.runtime.redis._bus import RedisStreamBus
         from damestoilet_contracts.runtime.redis._done import RedisDoneStore
@@ -140,7 +141,11 @@ class FlushAgent:
             consumer=config.consumer,
             dlq_stream=config.dlq_stream,
         )
-        inner = RedisPurgeTarget(client, targets=names, grace=grace) if purge else None
+        inner = (
+            RedisPurgeTarget(client, targets=names, grace=grace, prefix_index=prefix_index)
+            if purge
+            else None
+        )
         self._assemble(names, config, bus, inner, RedisDoneStore(client), on_purge, handlers, stats)
 
     @staticmethod
@@ -201,6 +206,7 @@ class FlushAgent:
         grace: Mapping[str, float] | None = None,
         target_urls: Mapping[str, str] | None = None,
         done_url: str | None = None,
+        prefix_index: Collection[str] = (),
     ) -> FlushAgent:
         """An agent from URLs, by the rules of :class:`Coordinator.from_url`: ``redis_url``
         the default purge backend (None: only ``target_urls``, name -> URL), ``bus_url``
@@ -221,6 +227,7 @@ class FlushAgent:
             cluster=cluster,
             bus_cluster=cluster if bus_cluster is None else bus_cluster,
             purge_targets=names,
+            prefix_index=prefix_index,
         )
         agent = cls.__new__(cls)
         agent._assemble(

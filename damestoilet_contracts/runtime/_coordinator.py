@@ -17,7 +17,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -190,12 +190,14 @@ class Coordinator:
         bus_cluster: bool | None = None,
         targets: Mapping[str, str] | None = None,
         done_url: str | None = None,
+        prefix_index: Collection[str] = (),
     ) -> Coordinator:
         """A coordinator from URLs (see :func:`~runtime._wiring.open_sync` for the rules):
         ``redis_url`` the default purge target (None: only ``targets``, name -> URL),
         ``bus_url`` the bus (default: ``redis_url``), ``done_url`` the done store (default:
         ``redis_url``, else a Redis ``targets`` URL or the bus); ``grace`` maps targets to
-        soft-purge windows (s); ``cluster`` / ``bus_cluster`` say a Redis URL names a cluster
+        soft-purge windows (s); ``prefix_index`` names the targets whose prefixes are read
+        from the prefix index; ``cluster`` / ``bus_cluster`` say a Redis URL names a cluster
         node. Raises :class:`ConfigError` or ValueError for a wrong URL or binding."""
         from damestoilet_contracts.runtime._wiring import open_sync
 
@@ -209,6 +211,7 @@ class Coordinator:
             grace=grace,
             cluster=cluster,
             bus_cluster=cluster if bus_cluster is None else bus_cluster,
+            prefix_index=prefix_index,
         )
         return cls(wired.bus, wired.target, wired.done, config, handlers=handlers)
 

@@ -78,7 +78,7 @@ _raw_json = json.JSONDecoder().raw_decode
 _V2_STREAM_KEYS = (STREAM_FIELD.encode(), STREAM_FIELD)
 _V1_KEYS = (b"v", "v")
 _OPS = ("key", "prefix", "tag")
-_MODES = ("delete", "soft")
+_MODES = ("delete", "soft", "hard")
 _TEXT_ATTRIBUTES = (
     "specversion",
     "id",

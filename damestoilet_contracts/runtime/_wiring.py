@@ -14,7 +14,7 @@ the CLI (``--redis``, ``--bus``, ``--target NAME=URL``, ``--done``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -85,22 +85,22 @@ def open_sync(
     cluster: bool,
     bus_cluster: bool,
     purge_targets: frozenset[str] | None = None,
+    prefix_index: Collection[str] = (),
 ) -> Wired:
-    """The sync parts (see the module docstring); ``purge_targets`` restricts the default
-    Redis target to those names (an agent). Raises :class:`ConfigError`."""
+    """The sync parts (see the module docstring); ``purge_targets`` restricts the Redis
+    targets to those names (an agent); ``prefix_index`` names the targets whose prefixes are
+    read from the prefix index. Raises :class:`ConfigError`."""
     from damestoilet_contracts.runtime.redis._bus import RedisStreamBus, connect
     from damestoilet_contracts.runtime.redis._done import RedisDoneStore
     from damestoilet_contracts.runtime.redis._purge import RedisPurgeTarget
 
     _check(redis_url, targets)
     cache = connect(redis_url, cluster=cluster) if redis_url is not None else None
-    default = (
-        RedisPurgeTarget(cache, grace=grace, targets=purge_targets) if cache is not None else None
-    )
-    bound = {
-        name: open_backend("target", url, grace=grace, targets=purge_targets)
-        for name, url in targets.items()
-    }
+    options: dict[str, Any] = {"grace": grace, "targets": purge_targets}
+    if prefix_index:
+        options["prefix_index"] = prefix_index
+    default = RedisPurgeTarget(cache, **options) if cache is not None else None
+    bound = {name: open_backend("target", url, **options) for name, url in targets.items()}
     bus_url = bus_url or redis_url
     assert bus_url is not None or cache is None
     bus_options = {
@@ -136,10 +136,13 @@ def open_async(
     cluster: bool,
     bus_cluster: bool,
     purge_targets: frozenset[str] | None = None,
+    prefix_index: Collection[str] = (),
 ) -> Wired:
     """The asyncio parts, by the same rules as :func:`open_sync`."""
     _check(redis_url, targets)
     options: dict[str, Any] = {"grace": grace, "targets": purge_targets}
+    if prefix_index:
+        options["prefix_index"] = prefix_index
     default = (
         open_backend("async_target", redis_url, **options, **_cluster(redis_url, cluster))
         if redis_url is not None

@@ -30,6 +30,7 @@ import redis.asyncio.cluster
 import redis.cluster
 
 from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis import _prefix_index as pidx
 
 T = TypeVar("T")
 
@@ -59,10 +60,21 @@ local function add_tags(member, ttl, first)
 end
 """
 
-#: KEYS[1] the entry, KEYS[2..] its tag sets (standalone only); ARGV token, lease ttl ms,
-#: value ttl ms. Returns {status} or {status, value}; see :class:`Status`.
+# Standalone: ARGV[4] is 1 when KEYS[2] is the prefix index (see runtime.redis._prefix_index), which
+# then gets the entry's key; the tag sets follow it. Returns where the tag sets start.
+_ADD_INDEX_LUA = """
+local function add_index(nidx)
+  if nidx == 1 then redis.call('ZADD', KEYS[2], 0, KEYS[1]) end
+  return 2 + nidx
+end
+"""
+
+#: KEYS[1] the entry, then (standalone only) the prefix index if ARGV[4] is 1, then its tag
+#: sets; ARGV token, lease ttl ms, value ttl ms, 1/0. Returns {status} or {status, value}; see
+#: :class:`Status`.
 READ_LUA = (
     _ADD_TAGS_LUA
+    + _ADD_INDEX_LUA
     + f"""
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'none' and kind ~= 'hash' then return {{6}} end
@@ -72,22 +84,23 @@ if value then
   if not stale then return {{1, value}} end
   if lease then return {{2, value}} end
   redis.call('HSET', KEYS[1], '{_L}', ARGV[1])
-  add_tags(KEYS[1], tonumber(ARGV[3]), 2)
+  add_tags(KEYS[1], tonumber(ARGV[3]), add_index(tonumber(ARGV[4])))
   return {{3, value}}
 end
 if lease then return {{5}} end
 redis.call('HSET', KEYS[1], '{_L}', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-add_tags(KEYS[1], tonumber(ARGV[3]), 2)
+add_tags(KEYS[1], tonumber(ARGV[3]), add_index(tonumber(ARGV[4])))
 return {{4}}
 """
 )
 
-#: KEYS[1] the entry, KEYS[2..] its tag sets (standalone only); ARGV token, value, ttl ms.
+#: KEYS as for :data:`READ_LUA`; ARGV token, value, ttl ms, 1/0 (index).
 #: Writes the value (and its fill time ``t``, the server's clock in ms) only while ``lease``
 #: holds the token; returns 1 if written, else 0.
 FILL_LUA = (
     _ADD_TAGS_LUA
+    + _ADD_INDEX_LUA
     + f"""
 if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return 0 end
 if redis.call('HGET', KEYS[1], '{_L}') ~= ARGV[1] then return 0 end
@@ -96,7 +109,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[1], '{_V}', ARGV[2], '{_T}', now)
 redis.call('HDEL', KEYS[1], '{_L}', '{_S}')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-add_tags(KEYS[1], tonumber(ARGV[3]), 2)
+add_tags(KEYS[1], tonumber(ARGV[3]), add_index(tonumber(ARGV[4])))
 return 1
 """
 )
@@ -171,6 +184,7 @@ class CacheCore:
         lease_wait: float = DEFAULT_LEASE_WAIT_S,
         lease_ttl_ms: int = layout.LEASE_TTL_MS,
         poll_interval: float = 0.005,
+        indexed: bool = True,
     ) -> None:
         if ttl <= 0 or lease_wait < 0 or lease_ttl_ms <= 0 or poll_interval <= 0:
             raise ValueError("ttl, lease_ttl_ms and poll_interval must be > 0, lease_wait >= 0")
@@ -179,6 +193,10 @@ class CacheCore:
         self.lease_wait = lease_wait
         self.lease_ttl_ms = lease_ttl_ms
         self.poll_interval = poll_interval
+        #: Whether fills add their key to the prefix index (:mod:`runtime.redis._prefix_index`).
+        self.indexed = indexed
+        #: The last script argument: 1 when the scripts add the key to the index themselves.
+        self.index_arg = 1 if indexed and not cluster else 0
 
     @staticmethod
     def token() -> str:
@@ -193,10 +211,17 @@ class CacheCore:
         return max(1, round(seconds * 1000))
 
     def script_keys(self, key: str, tags: Sequence[str]) -> list[str]:
-        """KEYS of the read and fill scripts: the entry, then (standalone) its tag sets."""
+        """KEYS of the read and fill scripts: the entry, then (standalone) the prefix index
+        when the cache keeps it, then the tag sets."""
         if self.cluster:
             return [key]
-        return [key, *(layout.tag_key(t) for t in tags)]
+        index = [pidx.INDEX_KEY] if self.indexed else []
+        return [key, *index, *(layout.tag_key(t) for t in tags)]
+
+    def needs_side_calls(self, tags: Sequence[str]) -> bool:
+        """Whether a fill on a cluster must add memberships in calls of their own (the tag
+        sets and the index shard live on other slots than the entry)."""
+        return self.cluster and (self.indexed or bool(tags))
 
     def tag_groups(self, tags: Sequence[str], slot_of: Callable[[str], int]) -> list[list[str]]:
         """The tag sets of ``tags`` grouped by cluster slot (one script call per group)."""
@@ -256,11 +281,14 @@ class Cache:
         lease_wait: float = DEFAULT_LEASE_WAIT_S,
         lease_ttl_ms: int = layout.LEASE_TTL_MS,
         poll_interval: float = 0.005,
+        prefix_index: bool = True,
     ) -> None:
         """Wrap ``client`` (standalone or cluster). ``ttl`` is the default backstop expiry
         of a fill (s); a miss waits up to ``lease_wait`` s for another caller's fill, polling
         from ``poll_interval`` s, before it loads without filling; ``lease_ttl_ms`` bounds a
-        lease whose holder never fills. Raises ValueError for non-positive settings."""
+        lease whose holder never fills; ``prefix_index`` (default on) adds every filled key
+        to the prefix index that purges of ``prefix_index: true`` targets read. Raises
+        ValueError for non-positive settings."""
         self.client = client
         cluster = isinstance(client, redis.cluster.RedisCluster)
         self.core = CacheCore(
@@ -269,6 +297,7 @@ class Cache:
             lease_wait=lease_wait,
             lease_ttl_ms=lease_ttl_ms,
             poll_interval=poll_interval,
+            indexed=prefix_index,
         )
         self._read = client.register_script(READ_LUA)
         self._fill = client.register_script(FILL_LUA)
@@ -304,7 +333,9 @@ class Cache:
         pauses = iter(self.core.pauses())
         while True:
             read = self.core.decode(
-                self._read(keys=keys, args=[token, self.core.lease_ttl_ms, ttl_ms])
+                self._read(
+                    keys=keys, args=[token, self.core.lease_ttl_ms, ttl_ms, self.core.index_arg]
+                )
             )
             if read.status in (Status.HIT, Status.STALE):
                 assert read.value is not None
@@ -348,7 +379,7 @@ class Cache:
         tags: Sequence[str],
     ) -> bytes:
         try:
-            if self.core.cluster and tags:
+            if self.core.needs_side_calls(tags):
                 # the membership must be visible before the loader reads: a tag purge
                 # after this point finds the key and voids the lease
                 self._add_tags(key, tags, ttl_ms)
@@ -356,13 +387,15 @@ class Cache:
         except BaseException:
             self._release(keys=[key], args=[token])
             raise
-        if self.core.cluster and tags:
+        if self.core.needs_side_calls(tags):
             self._add_tags(key, tags, ttl_ms)
-        self._fill(keys=keys, args=[token, value, ttl_ms])
+        self._fill(keys=keys, args=[token, value, ttl_ms, self.core.index_arg])
         return value
 
     def _add_tags(self, key: str, tags: Sequence[str], ttl_ms: int) -> None:
         assert isinstance(self.client, redis.cluster.RedisCluster)
+        if self.core.indexed:
+            self.client.zadd(pidx.index_key(key, True), {key: 0})
         for group in self.core.tag_groups(tags, self.client.keyslot):
             self._tags(keys=group, args=[key, ttl_ms])
 
@@ -383,6 +416,7 @@ class AsyncCache:
         lease_wait: float = DEFAULT_LEASE_WAIT_S,
         lease_ttl_ms: int = layout.LEASE_TTL_MS,
         poll_interval: float = 0.005,
+        prefix_index: bool = True,
     ) -> None:
         """Wrap ``client``; the settings are those of :class:`Cache`. On a cluster, await
         ``client.initialize()`` before tasks share it: concurrent first use of a
@@ -395,6 +429,7 @@ class AsyncCache:
             lease_wait=lease_wait,
             lease_ttl_ms=lease_ttl_ms,
             poll_interval=poll_interval,
+            indexed=prefix_index,
         )
         self._read = client.register_script(READ_LUA)
         self._fill = client.register_script(FILL_LUA)
@@ -423,7 +458,9 @@ class AsyncCache:
         pauses = iter(self.core.pauses())
         while True:
             read = self.core.decode(
-                await self._read(keys=keys, args=[token, self.core.lease_ttl_ms, ttl_ms])
+                await self._read(
+                    keys=keys, args=[token, self.core.lease_ttl_ms, ttl_ms, self.core.index_arg]
+                )
             )
             if _cancelling():
                 # a cancellation that reached us inside the client (which may absorb it)
@@ -473,7 +510,7 @@ class AsyncCache:
         tags: Sequence[str],
     ) -> bytes:
         try:
-            if self.core.cluster and tags:
+            if self.core.needs_side_calls(tags):
                 # the membership must be visible before the loader reads: a tag purge
                 # after this point finds the key and voids the lease
                 await self._add_tags(key, tags, ttl_ms)
@@ -481,12 +518,14 @@ class AsyncCache:
         except BaseException:
             await self._release(keys=[key], args=[token])
             raise
-        if self.core.cluster and tags:
+        if self.core.needs_side_calls(tags):
             await self._add_tags(key, tags, ttl_ms)
-        await self._fill(keys=keys, args=[token, value, ttl_ms])
+        await self._fill(keys=keys, args=[token, value, ttl_ms, self.core.index_arg])
         return value
 
     async def _add_tags(self, key: str, tags: Sequence[str], ttl_ms: int) -> None:
         assert isinstance(self.client, redis.asyncio.cluster.RedisCluster)
+        if self.core.indexed:
+            await self.client.zadd(pidx.index_key(key, True), {key: 0})
         for group in self.core.tag_groups(tags, self.client.keyslot):
             await self._tags(keys=group, args=[key, ttl_ms])

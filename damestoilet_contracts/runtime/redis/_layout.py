@@ -48,8 +48,11 @@ Tags
     (and so loads fresh data). A member whose key is already gone is a harmless no-op.
 
 Prefixes
-    ``SCAN`` with ``MATCH escape_glob(prefix) + "*"`` to cursor 0, on every primary of a
-    cluster; never ``KEYS``.
+    For a target declared ``prefix_index: true``: the prefix index, sorted sets of the keys the
+    cache filled (``damestoilet:pidx``; on a cluster 16 shards), read with ``ZRANGEBYLEX``; see
+    :mod:`runtime.redis._prefix_index`. For any other target: one ``SCAN`` per stage with ``MATCH``
+    the glob-escaped common prefix of its prefixes plus ``*``, to cursor 0, on every primary of
+    a cluster; never ``KEYS``.
 
 Dedup of event ids
     ``done_key(id, group)`` is set with ``NX`` and an expiry (default 300 s) only after the

@@ -2,8 +2,10 @@
 Redis Cluster.
 
 Exact keys go out as pipelined ``UNLINK`` calls, many keys per call (on a cluster: one slot
-per call, one pipeline per primary); prefixes are found with ``SCAN`` run to cursor 0 on
-every primary, the prefix glob-escaped in ``MATCH`` (never ``KEYS``); tags are read from their
+per call, one pipeline per primary); prefixes of a target that keeps a prefix index
+(``prefix_index``) are read from it with ``ZRANGEBYLEX``, those of any other target with one
+``SCAN`` per stage run to cursor 0 on every primary, ``MATCH`` glob-escaped (never ``KEYS``;
+see :mod:`runtime.redis._prefix_purge`); tags are read from their
 set (``SSCAN``) and each chunk of members is ``SREM``-ed from the set and purged, in one
 ``MULTI`` on a standalone server and in that order on a cluster (see :mod:`runtime.redis._layout`
 for why that keeps a racing fill from being left behind). ``mode: soft`` runs a Lua script
@@ -28,6 +30,13 @@ import redis.exceptions
 from damestoilet_contracts._errors import PurgeError
 from damestoilet_contracts.model import FlushOp
 from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis import _prefix_index as pidx
+from damestoilet_contracts.runtime.redis._prefix_purge import (
+    MatchBuffer,
+    PrefixMatcher,
+    index_page_calls,
+    stronger,
+)
 
 Key: TypeAlias = str | bytes
 
@@ -100,11 +109,13 @@ class PurgeStats:
 
 @dataclass(frozen=True, slots=True)
 class ScanOp:
-    """A prefix or tag op, resolved: what to scan, whether soft, and the grace in ms."""
+    """A prefix or tag op, resolved: what to scan, whether soft, the grace in ms, and (a
+    prefix) whether its target keeps a prefix index."""
 
     text: str
     soft: bool
     grace_ms: int
+    indexed: bool = False
 
 
 @dataclass(slots=True)
@@ -130,6 +141,7 @@ class PurgePlanner:
         targets: Collection[str] | None = None,
         grace: Mapping[str, float] | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        prefix_index: Collection[str] = (),
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
@@ -139,6 +151,8 @@ class PurgePlanner:
             if seconds < 0:
                 raise ValueError(f"grace of target {target!r} is negative ({seconds}s)")
         self.chunk_size = chunk_size
+        #: Targets whose prefixes are read from the prefix index instead of scanned.
+        self.prefix_index = frozenset(prefix_index)
 
     def serves(self, op: FlushOp) -> bool:
         """Whether this target executes ``op`` (its target is one of ``targets``, or all)."""
@@ -167,7 +181,7 @@ class PurgePlanner:
             if targets is not None and op.target not in targets:
                 continue
             is_soft = op.mode == "soft"
-            if op.mode not in ("delete", "soft"):
+            if op.mode not in ("delete", "soft", "hard"):  # hard: a delete no guard spreads
                 raise PurgeError(f"unknown purge mode {op.mode!r} in {op.to_dict()}")
             if op.key == "":
                 # an empty prefix or tag would reach every key: refuse, never widen
@@ -179,11 +193,15 @@ class PurgePlanner:
                 else:
                     deleted[op.key] = None
             elif op.op in ("prefix", "tag"):
-                scan = ScanOp(op.key, is_soft, self.grace_ms(op.target))
+                indexed = op.op == "prefix" and op.target in self.prefix_index
+                scan = ScanOp(op.key, is_soft, self.grace_ms(op.target), indexed)
                 prior = scans.get((op.op, op.key))
-                # delete beats soft; between two soft windows the shorter one wins
-                if prior is None or _stronger(scan, prior):
-                    scans[(op.op, op.key)] = scan
+                if prior is not None:
+                    # delete beats soft; between two soft windows the shorter one wins; the
+                    # index serves only when every target of the prefix keeps it
+                    best = scan if stronger(scan, prior) else prior
+                    scan = ScanOp(best.text, best.soft, best.grace_ms, indexed and prior.indexed)
+                scans[(op.op, op.key)] = scan
             else:
                 raise PurgeError(f"unknown purge op {op.op!r} in {op.to_dict()}")
         plan.unlink = list(deleted)
@@ -203,12 +221,6 @@ class PurgePlanner:
         for key in keys:
             by_slot.setdefault(slot_of(key), []).append(key)
         return [list(c) for group in by_slot.values() for c in chunks(group, self.chunk_size)]
-
-
-def _stronger(new: ScanOp, old: ScanOp) -> bool:
-    if new.soft != old.soft:
-        return not new.soft
-    return new.grace_ms < old.grace_ms
 
 
 def chunks(items: Sequence[Key], size: int) -> Iterator[Sequence[Key]]:
@@ -243,8 +255,11 @@ class PurgeTargetBase:
         chunk_size: int,
         pipeline_size: int,
         slot_of: Callable[[Key], int] | None,
+        prefix_index: Collection[str] = (),
     ) -> None:
-        self.planner = PurgePlanner(targets=targets, grace=grace, chunk_size=chunk_size)
+        self.planner = PurgePlanner(
+            targets=targets, grace=grace, chunk_size=chunk_size, prefix_index=prefix_index
+        )
         self.scan_count = scan_count
         self.pipeline_size = max(1, pipeline_size)
         #: The slot of a key on a cluster (every multi-key call stays in one slot), else None.
@@ -298,6 +313,10 @@ class PurgeTargetBase:
             calls.extend(self.purge_calls(batch, soft, grace_ms))
         return calls
 
+    def index_sets(self) -> list[str]:
+        """The prefix index sets this Redis has (one, or a cluster's shards)."""
+        return pidx.index_keys(self.slot_of is not None)
+
 
 class RedisPurgeTarget(PurgeTargetBase):
     """Purges keys, prefixes and tags from a sync redis-py client (standalone or cluster)."""
@@ -311,12 +330,15 @@ class RedisPurgeTarget(PurgeTargetBase):
         targets: Collection[str] | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         pipeline_size: int = DEFAULT_PIPELINE_SIZE,
+        prefix_index: Collection[str] = (),
     ) -> None:
         """Wrap ``client``. ``grace`` maps a target to its soft-purge window in seconds
         (default :data:`_layout.DEFAULT_GRACE_S`); ``scan_count`` is the ``COUNT`` hint of
         each ``SCAN``/``SSCAN``; ``targets`` restricts the ops executed to those targets
         (None: every target); ``chunk_size`` is keys per call, ``pipeline_size`` calls per
-        round trip. Raises ValueError for a negative grace or a chunk size below 1."""
+        round trip; ``prefix_index`` names the targets whose prefixes are read from the
+        prefix index (``prefix_index: true`` in the flush graph) instead of scanned. Raises
+        ValueError for a negative grace or a chunk size below 1."""
         cluster = isinstance(client, redis.cluster.RedisCluster)
         super().__init__(
             grace=grace,
@@ -325,6 +347,7 @@ class RedisPurgeTarget(PurgeTargetBase):
             chunk_size=chunk_size,
             pipeline_size=pipeline_size,
             slot_of=client.keyslot if isinstance(client, redis.cluster.RedisCluster) else None,
+            prefix_index=prefix_index,
         )
         self.client = client
         self.is_cluster = cluster
@@ -337,12 +360,16 @@ class RedisPurgeTarget(PurgeTargetBase):
         cluster: bool = False,
         grace: Mapping[str, float] | None = None,
         targets: Collection[str] | None = None,
+        prefix_index: Collection[str] = (),
     ) -> RedisPurgeTarget:
         """A target with its own client for ``url`` (``cluster``: any node of a cluster);
-        ``grace`` and ``targets`` as for the constructor. Raises ValueError for a bad URL."""
+        ``grace``, ``targets`` and ``prefix_index`` as for the constructor. Raises ValueError
+        for a bad URL."""
         from damestoilet_contracts.runtime.redis._bus import connect
 
-        return cls(connect(url, cluster=cluster), grace=grace, targets=targets)
+        return cls(
+            connect(url, cluster=cluster), grace=grace, targets=targets, prefix_index=prefix_index
+        )
 
     def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
         """Execute the ops of one stage that this target serves; return what was purged.
@@ -361,9 +388,13 @@ class RedisPurgeTarget(PurgeTargetBase):
                 keys += n
                 soft_marked += n
             for scan in plan.prefixes:
-                n = self._purge_prefix(scan)
-                prefix_keys += n
-                soft_marked += n if scan.soft else 0
+                if scan.indexed:
+                    n = self._purge_indexed(scan)
+                    prefix_keys += n
+                    soft_marked += n if scan.soft else 0
+            scanned, scanned_soft = self._purge_scanned([s for s in plan.prefixes if not s.indexed])
+            prefix_keys += scanned
+            soft_marked += scanned_soft
             for scan in plan.tags:
                 n = self._purge_tag(scan)
                 tag_keys += n
@@ -414,24 +445,51 @@ class RedisPurgeTarget(PurgeTargetBase):
             return [cluster.get_redis_connection(node) for node in primaries]
         return [self.client]
 
-    def _purge_prefix(self, scan: ScanOp) -> int:
-        pattern = prefix_pattern(scan.text)
-        purged = 0
-        buffer: list[Key] = []
+    def _purge_scanned(self, scans: list[ScanOp]) -> tuple[int, int]:
+        """One ``SCAN`` (per primary) for every prefix of ``scans``; returns the keys purged
+        and how many of them were soft-marked."""
+        matcher = PrefixMatcher(scans)
+        if not matcher:
+            return 0, 0
+        buffer = MatchBuffer(matcher, self.buffer_size)
+        purged = soft = 0
         for node in self._scan_nodes():
             cursor = 0
             while True:
-                cursor, found = node.scan(cursor, match=pattern, count=self.scan_count)
-                buffer.extend(found)
+                cursor, found = node.scan(cursor, match=matcher.pattern, count=self.scan_count)
+                buffer.add(found)
                 # purge as the scan goes so a huge prefix never sits in memory at once
-                if len(buffer) >= self.buffer_size:
-                    purged += self._purge_keys(buffer, scan.soft, scan.grace_ms)
-                    buffer = []
+                if buffer.full or (cursor == 0 and buffer.size):
+                    for is_soft, grace_ms, keys in buffer.take():
+                        n = self._purge_keys(keys, is_soft, grace_ms)
+                        purged += n
+                        soft += n if is_soft else 0
                 if cursor == 0:
                     break
-        if buffer:
-            purged += self._purge_keys(buffer, scan.soft, scan.grace_ms)
+        return purged, soft
+
+    def _purge_indexed(self, scan: ScanOp) -> int:
+        purged = 0
+        for index in self.index_sets():
+            # each page leaves the index before the next is read: the cursor is the last member
+            for page in pidx.members(self.client, index, scan.text, self.buffer_size):
+                purged += self._purge_index_page(index, page, scan)
         return purged
+
+    def _purge_index_page(self, index: str, keys: list[bytes], scan: ScanOp) -> int:
+        if scan.soft:
+            # the keys stay readable (stale): keep them indexed so a later delete finds them
+            return self._purge_keys(keys, True, scan.grace_ms)
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            # the shard and the keys live on different slots: ZREM first, then unlink (a fill
+            # that re-joins in between is unlinked, or took its lease after the purge began)
+            for batch in chunks(keys, self.planner.chunk_size):
+                self.client.zrem(index, *batch)
+            return self._purge_keys(keys, False, 0)
+        pipe = self.client.pipeline(transaction=True)
+        for call in index_page_calls(index, keys, self.planner.chunk_size):
+            pipe.execute_command(*call)  # type: ignore[no-untyped-call]
+        return sum(int(r) for r in pipe.execute()[1::2])
 
     def _purge_tag(self, scan: ScanOp) -> int:
         tag_set = layout.tag_key(scan.text)

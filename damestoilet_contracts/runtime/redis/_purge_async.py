@@ -14,6 +14,12 @@ import redis.exceptions
 
 from damestoilet_contracts.model import FlushOp
 from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis import _prefix_index as pidx
+from damestoilet_contracts.runtime.redis._prefix_purge import (
+    MatchBuffer,
+    PrefixMatcher,
+    index_page_calls,
+)
 from damestoilet_contracts.runtime.redis._purge import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PIPELINE_SIZE,
@@ -22,7 +28,6 @@ from damestoilet_contracts.runtime.redis._purge import (
     PurgeTargetBase,
     ScanOp,
     chunks,
-    prefix_pattern,
     purge_error,
 )
 
@@ -39,6 +44,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
         targets: Collection[str] | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         pipeline_size: int = DEFAULT_PIPELINE_SIZE,
+        prefix_index: Collection[str] = (),
     ) -> None:
         """Wrap ``client``; the settings are those of :class:`RedisPurgeTarget`."""
         cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
@@ -51,6 +57,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
             slot_of=client.keyslot
             if isinstance(client, redis.asyncio.cluster.RedisCluster)
             else None,
+            prefix_index=prefix_index,
         )
         self.client = client
         self.is_cluster = cluster
@@ -63,6 +70,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
         cluster: bool = False,
         grace: Mapping[str, float] | None = None,
         targets: Collection[str] | None = None,
+        prefix_index: Collection[str] = (),
     ) -> AsyncRedisPurgeTarget:
         """See :meth:`RedisPurgeTarget.from_url`."""
         client: Any = (
@@ -70,7 +78,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
             if cluster
             else redis.asyncio.Redis.from_url(url)
         )
-        return cls(client, grace=grace, targets=targets)
+        return cls(client, grace=grace, targets=targets, prefix_index=prefix_index)
 
     async def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
         """The async :meth:`RedisPurgeTarget.purge_stage`; raises :class:`PurgeError`."""
@@ -86,9 +94,15 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
                 keys += n
                 soft_marked += n
             for scan in plan.prefixes:
-                n = await self._purge_prefix(scan)
-                prefix_keys += n
-                soft_marked += n if scan.soft else 0
+                if scan.indexed:
+                    n = await self._purge_indexed(scan)
+                    prefix_keys += n
+                    soft_marked += n if scan.soft else 0
+            scanned, scanned_soft = await self._purge_scanned(
+                [s for s in plan.prefixes if not s.indexed]
+            )
+            prefix_keys += scanned
+            soft_marked += scanned_soft
             for scan in plan.tags:
                 n = await self._purge_tag(scan)
                 tag_keys += n
@@ -113,20 +127,48 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
             total += sum(int(r) for r in await pipe.execute())
         return total
 
-    async def _purge_prefix(self, scan: ScanOp) -> int:
-        # scan_iter runs SCAN to cursor 0; on a cluster it does so on every primary
+    async def _purge_scanned(self, scans: list[ScanOp]) -> tuple[int, int]:
+        # one scan_iter (SCAN to cursor 0; on a cluster, on every primary) for all prefixes
+        matcher = PrefixMatcher(scans)
+        if not matcher:
+            return 0, 0
+        buffer = MatchBuffer(matcher, self.buffer_size)
+        purged = soft = 0
+        async for found in self.client.scan_iter(match=matcher.pattern, count=self.scan_count):
+            buffer.add((found,))
+            if buffer.full:
+                n, m = await self._flush_matches(buffer)
+                purged, soft = purged + n, soft + m
+        n, m = await self._flush_matches(buffer)
+        return purged + n, soft + m
+
+    async def _flush_matches(self, buffer: MatchBuffer) -> tuple[int, int]:
+        purged = soft = 0
+        for is_soft, grace_ms, keys in buffer.take():
+            n = await self._run(self.purge_calls(keys, is_soft, grace_ms))
+            purged += n
+            soft += n if is_soft else 0
+        return purged, soft
+
+    async def _purge_indexed(self, scan: ScanOp) -> int:
         purged = 0
-        buffer: list[Key] = []
-        async for found in self.client.scan_iter(
-            match=prefix_pattern(scan.text), count=self.scan_count
-        ):
-            buffer.append(found)
-            if len(buffer) >= self.buffer_size:
-                purged += await self._run(self.purge_calls(buffer, scan.soft, scan.grace_ms))
-                buffer = []
-        if buffer:
-            purged += await self._run(self.purge_calls(buffer, scan.soft, scan.grace_ms))
+        for index in self.index_sets():
+            async for page in pidx.amembers(self.client, index, scan.text, self.buffer_size):
+                purged += await self._purge_index_page(index, page, scan)
         return purged
+
+    async def _purge_index_page(self, index: str, keys: list[bytes], scan: ScanOp) -> int:
+        # see RedisPurgeTarget._purge_index_page
+        if scan.soft:
+            return await self._run(self.purge_calls(keys, True, scan.grace_ms))
+        if isinstance(self.client, redis.asyncio.cluster.RedisCluster):
+            for batch in chunks(keys, self.planner.chunk_size):
+                await self.client.zrem(index, *batch)
+            return await self._run(self.purge_calls(keys, False, 0))
+        pipe = self.client.pipeline(transaction=True)
+        for call in index_page_calls(index, keys, self.planner.chunk_size):
+            pipe.execute_command(*call)
+        return sum(int(r) for r in (await pipe.execute())[1::2])
 
     async def _purge_tag(self, scan: ScanOp) -> int:
         tag_set = layout.tag_key(scan.text)

@@ -1,0 +1,121 @@
+"""How a Redis purge target finds the keys of a stage's prefix ops, without I/O: the calls that
+empty a page of the prefix index, and the matcher that lets one ``SCAN`` serve every prefix of
+a stage that is not indexed.
+
+Indexed targets (``prefix_index: true`` in ``flush-graph.yaml``)
+    The keys come from the prefix index (:mod:`runtime.redis._prefix_index`), a page at a time; a
+    delete removes the page from the index and unlinks it (standalone: in one ``MULTI``), a
+    soft purge marks the keys stale and leaves them in the index.
+
+Every other target
+    One ``SCAN`` per stage (on every primary of a cluster), not one per prefix: ``MATCH`` is
+    the longest common prefix of the stage's prefixes, glob-escaped, and each key found is
+    matched here against every prefix; of several matching ones, the strongest op wins
+    (delete over soft, then the shorter grace), as in the planner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from damestoilet_contracts.runtime.redis import _layout as layout
+
+if TYPE_CHECKING:  # _purge imports this module
+    from damestoilet_contracts.runtime.redis._purge import ScanOp
+
+Key: TypeAlias = str | bytes
+
+
+def stronger(new: ScanOp, old: ScanOp) -> bool:
+    """Whether ``new`` wins over ``old`` on the same keys: delete beats soft, and between two
+    soft windows the shorter one wins."""
+    if new.soft != old.soft:
+        return not new.soft
+    return new.grace_ms < old.grace_ms
+
+
+def index_page_calls(index: str, keys: Sequence[Key], chunk_size: int) -> list[tuple[Any, ...]]:
+    """Standalone: for each chunk of ``keys``, ``ZREM`` from ``index`` then ``UNLINK``, to be
+    sent in one ``MULTI`` (replies at odd positions count the keys unlinked)."""
+    calls: list[tuple[Any, ...]] = []
+    for start in range(0, len(keys), chunk_size):
+        batch = keys[start : start + chunk_size]
+        calls.append(("ZREM", index, *batch))
+        calls.append(("UNLINK", *batch))
+    return calls
+
+
+class PrefixMatcher:
+    """Which op of a stage, if any, a key found by the stage's one ``SCAN`` belongs to."""
+
+    def __init__(self, scans: Iterable[ScanOp]) -> None:
+        self._ops: dict[bytes, ScanOp] = {}
+        for scan in scans:
+            text = scan.text.encode()
+            prior = self._ops.get(text)
+            if prior is None or stronger(scan, prior):
+                self._ops[text] = scan
+        self._lengths = sorted({len(p) for p in self._ops})
+        common = _common_prefix([s.text for s in self._ops.values()])
+        #: The ``SCAN MATCH`` pattern that covers every prefix.
+        self.pattern = layout.escape_glob(common) + "*"
+
+    def __bool__(self) -> bool:
+        return bool(self._ops)
+
+    def match(self, key: Key) -> ScanOp | None:
+        """The strongest op whose prefix ``key`` starts with, or None."""
+        data = key.encode() if isinstance(key, str) else key
+        best: ScanOp | None = None
+        ops = self._ops
+        for length in self._lengths:
+            if len(data) < length:
+                break
+            op = ops.get(data[:length])
+            if op is not None and (best is None or stronger(op, best)):
+                best = op
+        return best
+
+
+class MatchBuffer:
+    """Keys found by a scan, grouped by how they are purged (soft or not, grace), flushed by
+    the caller when :attr:`full`."""
+
+    def __init__(self, matcher: PrefixMatcher, limit: int) -> None:
+        self.matcher = matcher
+        self.limit = limit
+        self.groups: dict[tuple[bool, int], list[Key]] = {}
+        self.size = 0
+
+    def add(self, found: Iterable[Key]) -> None:
+        """Keep the keys of ``found`` that some prefix matches."""
+        match = self.matcher.match
+        for key in found:
+            op = match(key)
+            if op is not None:
+                self.groups.setdefault((op.soft, op.grace_ms), []).append(key)
+                self.size += 1
+
+    @property
+    def full(self) -> bool:
+        """Whether the buffer holds enough keys to purge them now."""
+        return self.size >= self.limit
+
+    def take(self) -> list[tuple[bool, int, list[Key]]]:
+        """The buffered groups as (soft, grace ms, keys), emptying the buffer."""
+        out = [(soft, grace, keys) for (soft, grace), keys in self.groups.items()]
+        self.groups = {}
+        self.size = 0
+        return out
+
+
+def _common_prefix(texts: Sequence[str]) -> str:
+    """The longest string every one of ``texts`` starts with (character by character)."""
+    if not texts:
+        return ""
+    low, high = min(texts), max(texts)
+    size = 0
+    while size < len(low) and low[size] == high[size]:
+        size += 1
+    return low[:size]
