@@ -9,7 +9,7 @@
 #   proto/carts/v1/carts.proto
 #   proto/orders/v1/orders.proto
 #   proto/pricing/v1/pricing.proto
-# rules fingerprint: sha256:2516be2f39c8a8f0e4a0baf1fee4ea03282f6736f2138c88f22c5a212e46eb7a
+# rules fingerprint: sha256:f27fcdae44d9500d6f5b906deb147e2d42f8acfd68e6b5f617681909bfdc5c54
 """Generated contract events: typed classes, encodings, flush plans and flush handlers.
 
 Import the event classes from here; ``HANDLERS`` maps an event type to a function that decodes

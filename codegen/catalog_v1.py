@@ -143,7 +143,7 @@ class CategoryRenamed:
             FlushOp("key", "default", f"catalog:category:{self.category_id}", "delete"),
             FlushOp("prefix", "default", f"catalog:listing:{self.category_id}:", "delete"),
         )
-        stage_1 = (FlushOp("prefix", "cdn", f"page:category:{self.category_id}:", "delete"),)
+        stage_1 = (FlushOp("prefix", "cdn", f"/categories/{self.category_id}/", "delete"),)
         return Plan("catalog.v1.CategoryRenamed", (stage_0, stage_1))
 
     def to_bytes(self) -> bytes:
@@ -283,7 +283,7 @@ class ProductPriceChanged:
         stage_0_ops.append(FlushOp("tag", "default", f"category:{self.category_id}", "soft"))
         stage_0 = tuple(dict.fromkeys(stage_0_ops))
         stage_1 = (FlushOp("tag", "default", f"search:product:{self.product_id}", "delete"),)
-        stage_2 = (FlushOp("key", "cdn", f"page:product:{self.product_id}", "delete"),)
+        stage_2 = (FlushOp("key", "cdn", f"/products/{self.product_id}", "delete"),)
         return Plan("catalog.v1.ProductPriceChanged", (stage_0, stage_1, stage_2))
 
     def to_bytes(self) -> bytes:
@@ -405,7 +405,7 @@ class ProductStockChanged:
             FlushOp("key", "default", f"catalog:product:{self.product_id}", "delete"),
         )
         stage_1 = (FlushOp("tag", "default", f"search:product:{self.product_id}", "delete"),)
-        stage_2 = (FlushOp("key", "cdn", f"page:product:{self.product_id}", "delete"),)
+        stage_2 = (FlushOp("key", "cdn", f"/products/{self.product_id}", "delete"),)
         return Plan("catalog.v1.ProductStockChanged", (stage_0, stage_1, stage_2))
 
     def to_bytes(self) -> bytes:

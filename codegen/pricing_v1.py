@@ -126,7 +126,7 @@ class PromotionStarted:
         )
         stage_0 = tuple(dict.fromkeys(stage_0_ops))
         stage_1 = (FlushOp("tag", "default", f"search:product:{self.product_id}", "delete"),)
-        stage_2 = (FlushOp("key", "cdn", f"page:product:{self.product_id}", "delete"),)
+        stage_2 = (FlushOp("key", "cdn", f"/products/{self.product_id}", "delete"),)
         return Plan("pricing.v1.PromotionStarted", (stage_0, stage_1, stage_2))
 
     def to_bytes(self) -> bytes:

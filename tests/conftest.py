@@ -11,6 +11,8 @@ import redis.cluster
 
 from tests.servers import redis_cluster, redis_server
 
+pytest_plugins = ["tests.fixtures_varnish"]
+
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"
 

@@ -94,7 +94,7 @@ def test_removed_cache_node_cascade_is_breaking(new: Path) -> None:
     graph.write_text(text)
     found = messages(new)
     # Every event reaching search.product no longer cascades to the CDN product page.
-    assert found and all("page:product:{product_id}" in m for m in found)
+    assert found and all("/products/{product_id}" in m for m in found)
     assert any("catalog.v1.ProductPriceChanged" in m for m in found)
 
 

@@ -100,7 +100,7 @@ def test_cli_emit_and_coordinator_process_on_a_cluster(
     client = redis_cluster_client
     payloads = [{"asset_id": f"a{i}", "variant_ids": ["v1"], "product_id": "p1"} for i in range(50)]
     for p in payloads:
-        client.set(f"cdn:asset:{p['asset_id']}:v1", 1)
+        client.set(f"/assets/{p['asset_id']}/v1", 1)
     result = CliRunner().invoke(
         main,
         ["emit", str(SCHEMAS), "assets.v1.AssetReplaced", "--redis", redis_cluster_url,
@@ -126,7 +126,7 @@ def test_cli_emit_and_coordinator_process_on_a_cluster(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert sum(client.exists(f"cdn:asset:{p['asset_id']}:v1") for p in payloads) == 0
+    assert sum(client.exists(f"/assets/{p['asset_id']}/v1") for p in payloads) == 0
     assert client.xpending(STREAM, "damestoilet-coordinator")["pending"] == 0
 
 

@@ -39,7 +39,7 @@ def test_price_change_plans_its_keys_and_cascades() -> None:
         "category:c1",
     ]
     assert [op.key for op in plan.stages[1]] == ["search:product:p1"]
-    assert [(op.target, op.key) for op in plan.stages[2]] == [("cdn", "page:product:p1")]
+    assert [(op.target, op.key) for op in plan.stages[2]] == [("cdn", "/products/p1")]
 
 
 def test_profile_without_email_skips_the_by_email_key() -> None:

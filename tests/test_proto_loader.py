@@ -303,7 +303,7 @@ def test_rules_are_read_in_a_fresh_interpreter_through_the_options_module() -> N
     rules = json.loads(done.stdout)
     assert rules["assets.v1.AssetReplaced"] == [
         "cache assets.asset",
-        "key cdn:asset:{asset_id}:{variant_ids} target=cdn",
+        "key /assets/{asset_id}/{variant_ids} target=cdn",
     ]
     assert sum(len(r) for r in rules.values()) == 11
 

@@ -31,6 +31,12 @@ from damestoilet_contracts.bench._strategies import (
     Strategy,
     TtlOnly,
 )
+from damestoilet_contracts.bench._varnish import (
+    Origin,
+    local_varnish,
+    varnish_available,
+    varnishd_binary,
+)
 from damestoilet_contracts.bench._workload import (
     TIME_SCALE,
     CompareSettings,
@@ -51,6 +57,7 @@ __all__ = [
     "Latency",
     "ManualPurge",
     "Measures",
+    "Origin",
     "Strategy",
     "StrategyResult",
     "TtlOnly",
@@ -61,9 +68,12 @@ __all__ = [
     "free_port",
     "generate_events",
     "local_redis",
+    "local_varnish",
     "relative",
     "run_compare",
     "to_json",
+    "varnish_available",
+    "varnishd_binary",
     "wait_for_port",
     "write_chart",
 ]

@@ -50,6 +50,10 @@ from damestoilet_contracts.cli._demo import demo  # noqa: E402
 
 COMMANDS.append(demo)
 
+from damestoilet_contracts.cli._varnish import varnish  # noqa: E402
+
+COMMANDS.append(varnish)
+
 from damestoilet_contracts.cli._index_audit import index_audit  # noqa: E402
 
 COMMANDS.append(index_audit)

@@ -79,13 +79,13 @@ def entries() -> tuple[Entry, ...]:
         Entry(f"catalog:menu:{c}", "category menu (tag, soft)", (f"category:{c}",)),
         Entry("search:results:q=demo-lamp", "search results (search.product)", sp),
         Entry("search:results:q=demo-desk", "search results (search.product)", sp),
-        Entry(f"page:product:{p}", "CDN product page (cdn.product_page)"),
+        Entry(f"/products/{p}", "CDN product page (cdn.product_page)"),
         Entry(f"catalog:product:{q}", "another product", stale=False),
         Entry(f"pricing:{STORES[0]}:{q}", "another product's price", stale=False),
         Entry(f"catalog:listing:{d}:page:1", "another category's listing", stale=False),
         Entry(f"catalog:menu:{d}", "another category's menu", (f"category:{d}",), stale=False),
         Entry("search:results:q=demo-chair", "search results of another product", sq, stale=False),
-        Entry(f"page:product:{q}", "another CDN product page", stale=False),
+        Entry(f"/products/{q}", "another CDN product page", stale=False),
     )  # fmt: skip
 
 
