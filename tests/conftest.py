@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 import redis
 import redis.cluster
+from hypothesis import settings
 
 from tests.servers import redis_cluster, redis_server
+
+# The machine runs many test sessions at once: a slow example is load, not a failure.
+settings.register_profile("shared-machine", deadline=None)
+settings.load_profile("shared-machine")
 
 pytest_plugins = ["tests.fixtures_varnish"]
 
