@@ -12,6 +12,7 @@ command -v varnishd >/dev/null 2>&1 || need_apt+=(varnish)
 [ -n "$(find /usr/lib -name libvmod_xkey.so 2>/dev/null | head -n 1)" ] || need_apt+=(varnish-modules)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql)
 command -v dot >/dev/null 2>&1 || need_apt+=(graphviz)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
@@ -29,3 +30,6 @@ if command -v service >/dev/null 2>&1; then
 fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# The official AsyncAPI JSON schemas that tests/test_asyncapi.py validates against, pinned by
+# tests/asyncapi/package-lock.json.
+npm ci --prefix tests/asyncapi --no-audit --no-fund --silent

@@ -19,6 +19,7 @@ PACKAGES = [
     "damestoilet_contracts.runtime.varnish",
     "damestoilet_contracts.bench",
     "damestoilet_contracts.demo",
+    "damestoilet_contracts.describe",
 ]
 
 

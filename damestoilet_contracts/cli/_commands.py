@@ -34,6 +34,10 @@ from damestoilet_contracts.cli._generate import generate  # noqa: E402
 
 COMMANDS.append(generate)
 
+from damestoilet_contracts.cli._asyncapi import asyncapi  # noqa: E402
+
+COMMANDS.append(asyncapi)
+
 from damestoilet_contracts.cli._agent import agent  # noqa: E402
 
 COMMANDS.append(agent)
