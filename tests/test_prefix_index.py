@@ -303,12 +303,13 @@ def test_index_audit_command_exits_1_on_a_missing_key_and_2_without_prefixes(
     redis_client: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
     schemas = _graph_dir(tmp_path, indexed=True)
-    _fill(Cache(redis_client), "page:category:c1:1")
+    # the graph's indexed prefix is the CDN category pages' URL path
+    _fill(Cache(redis_client), "/categories/c1/1")
     clean = CliRunner().invoke(
         main, ["index-audit", "--redis", redis_url, "--schemas", str(schemas)]
     )
     assert clean.exit_code == 0, clean.output
-    assert "page:category:" in clean.output
+    assert "/categories/" in clean.output
     assert "missing from the index: 0" in clean.output
     redis_client.set("page:category:c1:plain", "x")
     dirty = CliRunner().invoke(
