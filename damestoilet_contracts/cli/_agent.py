@@ -14,6 +14,7 @@ from damestoilet_contracts.cli._worker import (
     metrics_served,
     resolve_grace,
     resolve_prefix_index,
+    resolve_storm,
     worker_options,
 )
 from damestoilet_contracts.runtime import (
@@ -128,6 +129,7 @@ def agent(
             target_urls=target_urls,
             done_url=done_url,
             prefix_index=resolve_prefix_index(flush_graph),
+            storm=resolve_storm(flush_graph),
         )
         worker.ensure_group()
     except (DamestoiletError, ValueError) as exc:

@@ -13,6 +13,7 @@ from damestoilet_contracts.cli._worker import (
     metrics_served,
     resolve_grace,
     resolve_prefix_index,
+    resolve_storm,
     worker_options,
 )
 from damestoilet_contracts.runtime import (
@@ -108,6 +109,7 @@ def coordinator(
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
             prefix_index=resolve_prefix_index(flush_graph),
+            storm=resolve_storm(flush_graph),
             cluster=cluster,
             bus_cluster=bus_cluster if bus_url else cluster,
             targets=target_urls,

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from damestoilet_contracts.model import FlushGraph
+from damestoilet_contracts.model import FlushGraph, StormGuard
 from damestoilet_contracts.runtime import DEFAULT_STREAM, CoordinatorStats, serve_metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -98,8 +98,9 @@ _OPTIONS: list[Callable[[Any], Any]] = [
     click.option(
         "--flush-graph",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="Read every target's grace_seconds and prefix_index from this flush-graph.yaml "
-        "at start [default: 30 s for every target, prefixes scanned].",
+        help="Read every target's grace_seconds, prefix_index and storm guard from this "
+        "flush-graph.yaml at start [default: 30 s for every target, prefixes scanned, no "
+        "storm guard].",
     ),
     click.option(
         "--grace",
@@ -210,6 +211,12 @@ def resolve_grace(flush_graph: Path | None, grace: dict[str, float]) -> dict[str
         windows.update(_graph(flush_graph).grace)
     windows.update(grace)
     return windows
+
+
+def resolve_storm(flush_graph: Path | None) -> Mapping[str, StormGuard]:
+    """The storm guards ``flush_graph`` declares per target (``storm_max_keys``; none without
+    a graph). Raises :class:`click.ClickException` when the graph is wrong."""
+    return {} if flush_graph is None else _graph(flush_graph).storm
 
 
 def resolve_prefix_index(flush_graph: Path | None) -> frozenset[str]:

@@ -2,9 +2,9 @@
 
 A ``prefix`` whose literal start is shorter than its target's ``min_prefix`` is a warning: a
 value such as ``a`` would then purge every key starting with it. For every target with a storm
-guard (``storm_max_keys``), each rule or cache node that can make one op delete many keys
-(a prefix, a tag, or a key template that fans out over a repeated field), and that is not
-``storm: never``, gets a note saying that the guard may spread it out, and how to opt out.
+guard (``storm_max_keys``), each prefix or tag rule or cache node (the ops that can delete many
+keys at once) that is not ``storm: never`` gets a note saying that the guard may spread it out,
+and how to opt out.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from damestoilet_contracts._errors import Problem, SourceLocation
 from damestoilet_contracts.compiler import reached_nodes
 from damestoilet_contracts.loaders._rules import STORM_NEVER_SPELLING
-from damestoilet_contracts.model import EventType, FlushGraph, Kind, Mode, Op, Template, TypeRef
+from damestoilet_contracts.model import EventType, FlushGraph, Mode, Op, Template
 
 
 def literal_start(template: Template) -> str:
@@ -61,27 +61,16 @@ def check_storm(event: EventType, graph: FlushGraph) -> list[Problem]:
         guard = graph.storm.get(target)
         if guard is None or mode is not Mode.DELETE:
             continue
-        if op is Op.KEY and not _fans_out(template, event.record):
-            continue
+        if op is Op.KEY:
+            continue  # exact keys are never spread (docs/storm.md)
         problems.append(
             Problem(
                 location,
                 f"{op.value} {template.source!r} of {what} may be spread out by the storm guard "
-                f"of target {target}: past {guard.max_keys} keys deleted in one stage of one "
-                f"event, the rest go stale over {guard.spread_seconds:g}s instead of at once; "
+                f"of target {target}: past {guard.max_keys} keys, the rest go stale over "
+                f"{guard.spread_seconds:g}s instead of at once; "
                 f"if serving them stale is wrong, add {STORM_NEVER_SPELLING[how]}",
                 severity="note",
             )
         )
     return problems
-
-
-def _fans_out(template: Template, record: TypeRef) -> bool:
-    for placeholder in template.placeholders:
-        current: TypeRef | None = record
-        for segment in placeholder.path:
-            field = current.field(segment) if current is not None else None
-            current = field.type if field is not None else None
-        if current is not None and current.kind is Kind.ARRAY:
-            return True
-    return False

@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from damestoilet_contracts._errors import BackendError
-from damestoilet_contracts.model import FlushOp
+from damestoilet_contracts.model import FlushOp, StormGuard
 from damestoilet_contracts.runtime._coordinator import Coordinator, CoordinatorConfig
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
 from damestoilet_contracts.runtime._router import TargetRouter
@@ -114,6 +114,7 @@ class FlushAgent:
         grace: Mapping[str, float] | None = None,
         stats: CoordinatorStats | None = None,
         prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> None:
         """An agent purging ``targets`` in the Redis of ``client`` (a redis-py client),
         reading the stream from ``bus_client`` (default: ``client``).
@@ -124,7 +125,7 @@ class FlushAgent:
         :func:`agent_group` of ``targets`` (with ``ephemeral``: that plus ``:<consumer>``).
         ``on_purge`` hooks get each purged op of ``targets``; ``purge=False`` calls them
         without purging Redis; ``ephemeral`` makes the group this process's own (see the
-        module docstring). ``handlers``, ``grace`` and ``prefix_index`` are those of
+        module docstring). ``handlers``, ``grace``, ``prefix_index`` and ``storm`` are those of
         :meth:`Coordinator.from_url`; :meth:`from_url` builds an agent on any bus and purge
         backends. Raises ValueError for empty targets.
         """
@@ -142,7 +143,9 @@ class FlushAgent:
             dlq_stream=config.dlq_stream,
         )
         inner = (
-            RedisPurgeTarget(client, targets=names, grace=grace, prefix_index=prefix_index)
+            RedisPurgeTarget(
+                client, targets=names, grace=grace, prefix_index=prefix_index, storm=storm
+            )
             if purge
             else None
         )
@@ -207,6 +210,7 @@ class FlushAgent:
         target_urls: Mapping[str, str] | None = None,
         done_url: str | None = None,
         prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> FlushAgent:
         """An agent from URLs, by the rules of :class:`Coordinator.from_url`: ``redis_url``
         the default purge backend (None: only ``target_urls``, name -> URL), ``bus_url``
@@ -228,6 +232,7 @@ class FlushAgent:
             bus_cluster=cluster if bus_cluster is None else bus_cluster,
             purge_targets=names,
             prefix_index=prefix_index,
+            storm=storm,
         )
         agent = cls.__new__(cls)
         agent._assemble(

@@ -23,7 +23,7 @@ from types import FrameType
 from typing import Any
 
 from damestoilet_contracts._errors import BackendError, DamestoiletError
-from damestoilet_contracts.model import Plan
+from damestoilet_contracts.model import Plan, StormGuard
 from damestoilet_contracts.runtime._core import (
     Backoff,
     BatchCore,
@@ -191,13 +191,15 @@ class Coordinator:
         targets: Mapping[str, str] | None = None,
         done_url: str | None = None,
         prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> Coordinator:
         """A coordinator from URLs (see :func:`~runtime._wiring.open_sync` for the rules):
         ``redis_url`` the default purge target (None: only ``targets``, name -> URL),
         ``bus_url`` the bus (default: ``redis_url``), ``done_url`` the done store (default:
         ``redis_url``, else a Redis ``targets`` URL or the bus); ``grace`` maps targets to
         soft-purge windows (s); ``prefix_index`` names the targets whose prefixes are read
-        from the prefix index; ``cluster`` / ``bus_cluster`` say a Redis URL names a cluster
+        from the prefix index; ``storm`` maps targets to their storm guard (see
+        :mod:`runtime._storm`); ``cluster`` / ``bus_cluster`` say a Redis URL names a cluster
         node. Raises :class:`ConfigError` or ValueError for a wrong URL or binding."""
         from damestoilet_contracts.runtime._wiring import open_sync
 
@@ -212,6 +214,7 @@ class Coordinator:
             cluster=cluster,
             bus_cluster=cluster if bus_cluster is None else bus_cluster,
             prefix_index=prefix_index,
+            storm=storm,
         )
         return cls(wired.bus, wired.target, wired.done, config, handlers=handlers)
 

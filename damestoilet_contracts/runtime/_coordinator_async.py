@@ -10,10 +10,11 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from damestoilet_contracts._errors import BackendError
+from damestoilet_contracts.model import StormGuard
 from damestoilet_contracts.runtime._coordinator import CoordinatorConfig
 from damestoilet_contracts.runtime._core import (
     BatchSteps,
@@ -79,6 +80,8 @@ class AsyncCoordinator:
         bus_cluster: bool | None = None,
         targets: Mapping[str, str] | None = None,
         done_url: str | None = None,
+        prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> AsyncCoordinator:
         """See :meth:`Coordinator.from_url`; every backend is its asyncio twin."""
         from damestoilet_contracts.runtime._wiring import open_async
@@ -93,6 +96,8 @@ class AsyncCoordinator:
             grace=grace,
             cluster=cluster,
             bus_cluster=cluster if bus_cluster is None else bus_cluster,
+            prefix_index=prefix_index,
+            storm=storm,
         )
         return cls(wired.bus, wired.target, wired.done, config, handlers=handlers)
 

@@ -84,13 +84,19 @@ class CoordinatorStats:
     lag: int | None = None
     pending: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    #: Keys the storm guard spread over its window instead of deleting at once.
+    storm_spread: int = 0
 
     def add_purge(self, result: object) -> None:
-        """Add a purge target's result (``keys``, ``prefix_keys``, ``tag_keys`` if present)."""
+        """Add a purge target's result (``keys``, ``prefix_keys``, ``tag_keys`` and ``spread``
+        if present)."""
         for op, attr in (("key", "keys"), ("prefix", "prefix_keys"), ("tag", "tag_keys")):
             value = getattr(result, attr, 0)
             if isinstance(value, int):
                 self.keys_purged[op] += value
+        spread = getattr(result, "spread", 0)
+        if isinstance(spread, int):
+            self.storm_spread += spread
 
 
 class _Collector:
@@ -113,6 +119,11 @@ class _Collector:
         for op, n in s.keys_purged.items():
             keys.add_metric([op], n)
         yield keys
+        yield CounterMetricFamily(
+            prefix + "storm_spread_keys",
+            "Keys the storm guard spread over its window instead of deleting at once.",
+            value=s.storm_spread,
+        )
         yield CounterMetricFamily(
             prefix + "dead_lettered", "Entries moved to the dead-letter stream.", s.dead_lettered
         )

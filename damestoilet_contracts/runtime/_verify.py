@@ -15,7 +15,10 @@ The rule, per key (``E`` is the event's time, ms)
     a cache entry with no value (a lease only)    consistent (nothing to read)
     a cache entry filled at ``t >= E``            consistent (refilled after the event)
     a cache entry filled at ``t < E``             consistent only if the op is ``soft`` and the
-                                                  entry is marked stale; otherwise **stale**
+                                                  entry is marked stale, or the op is a
+                                                  ``delete`` that the target's storm guard
+                                                  spread and its window (``spread``) has not
+                                                  ended; otherwise **stale**
     any other key: a plain ``SET`` key, or an     **unknown age**: nothing in Redis says when it
     entry without a fill time                     was written (``OBJECT IDLETIME`` counts reads
                                                   too). Counted as stale by default
@@ -66,9 +69,10 @@ ABSENT = "absent"
 LEASE_ONLY = "lease_only"
 REFILLED = "refilled"
 SOFT_MARKED = "soft_marked"
+SPREAD = "spread"
 STALE = "stale"
 UNKNOWN_AGE = "unknown_age"
-_CONSISTENT = frozenset({ABSENT, LEASE_ONLY, REFILLED, SOFT_MARKED})
+_CONSISTENT = frozenset({ABSENT, LEASE_ONLY, REFILLED, SOFT_MARKED, SPREAD})
 
 #: Most keys one prefix or tag op contributes to a sample.
 DEFAULT_MAX_KEYS_PER_OP = 1000
@@ -76,13 +80,17 @@ DEFAULT_MAX_KEYS_PER_OP = 1000
 #: How many stale samples a report lists in detail.
 DEFAULT_DETAIL = 20
 
-#: KEYS[1]: one key. Returns {type} for a non-hash, else {type, has value, t, stale} with
-#: '' for an absent field (a Lua false would cut the reply short).
+#: KEYS[1]: one key. Returns {type} for a non-hash, else {type, has value, t, stale, spread,
+#: now ms} with '' for an absent field (a Lua false would cut the reply short).
 INSPECT_LUA = f"""
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'hash' then return {{kind}} end
-local h = redis.call('HMGET', KEYS[1], '{layout.FIELD_FILLED}', '{layout.FIELD_STALE}')
-return {{kind, redis.call('HEXISTS', KEYS[1], '{layout.FIELD_VALUE}'), h[1] or '', h[2] or ''}}
+local h = redis.call('HMGET', KEYS[1], '{layout.FIELD_FILLED}', '{layout.FIELD_STALE}',
+                     '{layout.FIELD_SPREAD}')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return {{kind, redis.call('HEXISTS', KEYS[1], '{layout.FIELD_VALUE}'), h[1] or '', h[2] or '',
+         h[3] or '', tostring(now)}}
 """
 
 
@@ -411,7 +419,13 @@ class Verifier:
         if not filled.isdigit():
             return KeyCheck(key, op, UNKNOWN_AGE)
         filled_ms = int(filled)
-        return KeyCheck(key, op, REFILLED if filled_ms >= event_ms else STALE, filled_ms)
+        if filled_ms >= event_ms:
+            return KeyCheck(key, op, REFILLED, filled_ms)
+        spread, now = (_text(reply[4]), _text(reply[5])) if len(reply) > 5 else ("", "")
+        if op.mode == "delete" and spread.isdigit() and now.isdigit() and int(now) <= int(spread):
+            # the storm guard spread this delete: within its window the old value may stand
+            return KeyCheck(key, op, SPREAD, filled_ms)
+        return KeyCheck(key, op, STALE, filled_ms)
 
 
 def _text(value: bytes | str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from damestoilet_contracts._errors import ConfigError
+from damestoilet_contracts.model import StormGuard
 from damestoilet_contracts.runtime._registry import Kind, open_backend, resolve, scheme_of
 from damestoilet_contracts.runtime._router import AsyncTargetRouter, TargetRouter
 
@@ -86,10 +87,12 @@ def open_sync(
     bus_cluster: bool,
     purge_targets: frozenset[str] | None = None,
     prefix_index: Collection[str] = (),
+    storm: Mapping[str, StormGuard] | None = None,
 ) -> Wired:
     """The sync parts (see the module docstring); ``purge_targets`` restricts the Redis
     targets to those names (an agent); ``prefix_index`` names the targets whose prefixes are
-    read from the prefix index. Raises :class:`ConfigError`."""
+    read from the prefix index; ``storm`` maps targets to their storm guard. Raises
+    :class:`ConfigError`."""
     from damestoilet_contracts.runtime.redis._bus import RedisStreamBus, connect
     from damestoilet_contracts.runtime.redis._done import RedisDoneStore
     from damestoilet_contracts.runtime.redis._purge import RedisPurgeTarget
@@ -99,6 +102,8 @@ def open_sync(
     options: dict[str, Any] = {"grace": grace, "targets": purge_targets}
     if prefix_index:
         options["prefix_index"] = prefix_index
+    if storm:
+        options["storm"] = storm
     default = RedisPurgeTarget(cache, **options) if cache is not None else None
     bound = {name: open_backend("target", url, **options) for name, url in targets.items()}
     bus_url = bus_url or redis_url
@@ -137,12 +142,15 @@ def open_async(
     bus_cluster: bool,
     purge_targets: frozenset[str] | None = None,
     prefix_index: Collection[str] = (),
+    storm: Mapping[str, StormGuard] | None = None,
 ) -> Wired:
     """The asyncio parts, by the same rules as :func:`open_sync`."""
     _check(redis_url, targets)
     options: dict[str, Any] = {"grace": grace, "targets": purge_targets}
     if prefix_index:
         options["prefix_index"] = prefix_index
+    if storm:
+        options["storm"] = storm
     default = (
         open_backend("async_target", redis_url, **options, **_cluster(redis_url, cluster))
         if redis_url is not None

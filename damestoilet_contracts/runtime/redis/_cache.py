@@ -81,6 +81,13 @@ if kind ~= 'none' and kind ~= 'hash' then return {{6}} end
 local h = redis.call('HMGET', KEYS[1], '{_V}', '{_L}', '{_S}')
 local value, lease, stale = h[1], h[2], h[3]
 if value then
+  if stale then
+    -- a storm-guard spread sets a stale moment still to come: fresh until then
+    local t = redis.call('TIME')
+    if tonumber(stale) > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
+      stale = false
+    end
+  end
   if not stale then return {{1, value}} end
   if lease then return {{2, value}} end
   redis.call('HSET', KEYS[1], '{_L}', ARGV[1])
@@ -107,7 +114,7 @@ if redis.call('HGET', KEYS[1], '{_L}') ~= ARGV[1] then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[1], '{_V}', ARGV[2], '{_T}', now)
-redis.call('HDEL', KEYS[1], '{_L}', '{_S}')
+redis.call('HDEL', KEYS[1], '{_L}', '{_S}', '{layout.FIELD_SPREAD}')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 add_tags(KEYS[1], tonumber(ARGV[3]), add_index(tonumber(ARGV[4])))
 return 1

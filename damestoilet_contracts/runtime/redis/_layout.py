@@ -9,12 +9,16 @@ Cache entries
     ``v``      the value (bytes)
     ``lease``  the token of the outstanding fill lease, if any
     ``stale``  present when soft-purged: the unix time in ms at which it was marked stale
+               (a time still to come when the storm guard spread it: fresh until then)
     ``t``      the unix time in ms (the server's clock) at which ``v`` was filled; what
                ``damestoilet verify`` compares with an event's time
+    ``spread`` set by the storm guard: the time (ms) until which the entry, though filled
+               before the event, is within the guard's window (``damestoilet verify``)
 
     A miss with no value takes the lease by creating the hash with only ``lease`` and a short
     expiry (:data:`LEASE_TTL_MS`). A fill is written only if ``lease`` still holds its token;
-    it sets ``v``, removes ``lease`` and ``stale``, and sets the entry's TTL (a backstop).
+    it sets ``v``, removes ``lease``, ``stale`` and ``spread``, and sets the entry's TTL (a
+    backstop).
     ``UNLINK`` of the key voids every outstanding lease; so does a soft purge (it removes
     ``lease``). A lease whose holder dies expires with the lease-only hash; on a stale entry it
     lasts at most the grace window, during which the other readers are served the stale value.
@@ -24,6 +28,11 @@ Cache entries
     loses ``lease``, and its expiry is shortened to the target's grace window; the first reader
     within the window takes the lease and refills, the others get the stale value. A soft purge
     never lengthens a key's life.
+
+    Spread purge (the storm guard, :mod:`runtime._storm`): like a soft purge, but ``stale`` is a
+    moment drawn over the guard's window (an earlier one already there is kept), ``spread`` is
+    that moment plus the grace window, and the expiry is at most the same; until ``stale`` the
+    entry reads as fresh. A key of another type only gets its expiry shortened to its moment.
 
     Keys written by anyone else (plain ``SET``) are purged too: ``delete`` unlinks whatever
     type the key is; ``soft`` on a non-hash key only shortens its expiry to the grace window.
@@ -73,6 +82,9 @@ FIELD_VALUE = "v"
 FIELD_LEASE = "lease"
 FIELD_STALE = "stale"
 FIELD_FILLED = "t"
+#: Set by the storm guard (runtime._storm): until when (ms) the entry counts as consistent
+#: although it still holds a value filled before the event; a fill removes it.
+FIELD_SPREAD = "spread"
 
 #: How long a fill lease lives when its holder never fills (ms).
 LEASE_TTL_MS = 10_000

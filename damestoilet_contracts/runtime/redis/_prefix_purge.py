@@ -28,10 +28,12 @@ Key: TypeAlias = str | bytes
 
 
 def stronger(new: ScanOp, old: ScanOp) -> bool:
-    """Whether ``new`` wins over ``old`` on the same keys: delete beats soft, and between two
-    soft windows the shorter one wins."""
+    """Whether ``new`` wins over ``old`` on the same keys: delete beats soft, a delete no storm
+    guard may spread beats one it may, and between two soft windows the shorter one wins."""
     if new.soft != old.soft:
         return not new.soft
+    if not new.soft and (new.guard is None) != (old.guard is None):
+        return new.guard is None
     return new.grace_ms < old.grace_ms
 
 
@@ -85,7 +87,7 @@ class MatchBuffer:
     def __init__(self, matcher: PrefixMatcher, limit: int) -> None:
         self.matcher = matcher
         self.limit = limit
-        self.groups: dict[tuple[bool, int], list[Key]] = {}
+        self.groups: dict[tuple[bool, int, ScanOp | None], list[Key]] = {}
         self.size = 0
 
     def add(self, found: Iterable[Key]) -> None:
@@ -94,7 +96,9 @@ class MatchBuffer:
         for key in found:
             op = match(key)
             if op is not None:
-                self.groups.setdefault((op.soft, op.grace_ms), []).append(key)
+                # a guarded op keeps its keys apart: the guard counts per op
+                group = (op.soft, op.grace_ms, op if op.guard is not None else None)
+                self.groups.setdefault(group, []).append(key)
                 self.size += 1
 
     @property
@@ -102,9 +106,10 @@ class MatchBuffer:
         """Whether the buffer holds enough keys to purge them now."""
         return self.size >= self.limit
 
-    def take(self) -> list[tuple[bool, int, list[Key]]]:
-        """The buffered groups as (soft, grace ms, keys), emptying the buffer."""
-        out = [(soft, grace, keys) for (soft, grace), keys in self.groups.items()]
+    def take(self) -> list[tuple[bool, int, ScanOp | None, list[Key]]]:
+        """The buffered groups as (soft, grace ms, the op if storm-guarded, keys), emptying
+        the buffer."""
+        out = [(soft, grace, op, keys) for (soft, grace, op), keys in self.groups.items()]
         self.groups = {}
         self.size = 0
         return out

@@ -19,16 +19,19 @@ is shared with :class:`AsyncRedisPurgeTarget` in :mod:`runtime.redis._purge_asyn
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import redis
 import redis.cluster
 import redis.exceptions
 
 from damestoilet_contracts._errors import PurgeError
-from damestoilet_contracts.model import FlushOp
+from damestoilet_contracts.model import FlushOp, StormGuard
+from damestoilet_contracts.runtime._storm import StormBudget
 from damestoilet_contracts.runtime.redis import _layout as layout
 from damestoilet_contracts.runtime.redis import _prefix_index as pidx
 from damestoilet_contracts.runtime.redis._prefix_purge import (
@@ -39,6 +42,9 @@ from damestoilet_contracts.runtime.redis._prefix_purge import (
 )
 
 Key: TypeAlias = str | bytes
+AnyKey = TypeVar("AnyKey", str, bytes, str | bytes)
+
+logger = logging.getLogger("damestoilet.purge")
 
 #: Keys per ``UNLINK`` or soft-script call. Large enough to amortise the round trip, small
 #: enough that one call never blocks the server noticeably.
@@ -75,6 +81,39 @@ return marked
 """
 
 
+#: The storm guard's spread (see :mod:`runtime._storm` and :mod:`runtime.redis._layout`): each
+#: KEYS[i] goes stale ARGV[i + 1] ms from now (an earlier stale moment is kept), loses its
+#: ``lease``, and gets ``spread`` = that moment + ARGV[1] (the grace window, ms); its expiry is
+#: shortened to the same. A key of another type only gets its expiry shortened to its moment.
+#: A missing key is left alone. Returns how many keys it touched; never lengthens a key's life.
+SPREAD_LUA = f"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local grace = tonumber(ARGV[1])
+local touched = 0
+for i, k in ipairs(KEYS) do
+  local kind = redis.call('TYPE', k)['ok']
+  if kind ~= 'none' then
+    local at = now + tonumber(ARGV[i + 1])
+    local life = at - now
+    if kind == 'hash' then
+      local prior = tonumber(redis.call('HGET', k, '{layout.FIELD_STALE}'))
+      if prior and prior < at then at = prior end
+      redis.call('HSET', k, '{layout.FIELD_STALE}', at, '{layout.FIELD_SPREAD}', at + grace)
+      redis.call('HDEL', k, '{layout.FIELD_LEASE}')
+      life = math.max(at - now, 0) + grace
+    end
+    local ttl = redis.call('PTTL', k)
+    if ttl < 0 or ttl > life then
+      if life > 0 then redis.call('PEXPIRE', k, life) else redis.call('UNLINK', k) end
+    end
+    touched = touched + 1
+  end
+end
+return touched
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class PurgeStats:
     """What one purge did: keys purged per op kind, and how many of them were soft-marked."""
@@ -87,6 +126,8 @@ class PurgeStats:
     tag_keys: int = 0
     #: Of the keys above, those marked stale (or given the grace expiry) by ``mode: soft``.
     soft_marked: int = 0
+    #: Of the keys above, those the storm guard spread over its window instead of deleting.
+    spread: int = 0
 
     def __add__(self, other: PurgeStats) -> PurgeStats:
         return PurgeStats(
@@ -94,6 +135,7 @@ class PurgeStats:
             self.prefix_keys + other.prefix_keys,
             self.tag_keys + other.tag_keys,
             self.soft_marked + other.soft_marked,
+            self.spread + other.spread,
         )
 
     @property
@@ -103,8 +145,8 @@ class PurgeStats:
 
     @property
     def unlinked(self) -> int:
-        """Keys removed outright (not soft-marked)."""
-        return self.total - self.soft_marked
+        """Keys removed outright (not soft-marked, not spread)."""
+        return self.total - self.soft_marked - self.spread
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +158,8 @@ class ScanOp:
     soft: bool
     grace_ms: int
     indexed: bool = False
+    #: The target's storm guard when this op may be spread (a ``delete`` of a guarded target).
+    guard: StormGuard | None = None
 
 
 @dataclass(slots=True)
@@ -142,6 +186,7 @@ class PurgePlanner:
         grace: Mapping[str, float] | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
@@ -153,6 +198,8 @@ class PurgePlanner:
         self.chunk_size = chunk_size
         #: Targets whose prefixes are read from the prefix index instead of scanned.
         self.prefix_index = frozenset(prefix_index)
+        #: Storm guards by target (``storm_max_keys`` in the flush graph).
+        self.storm: Mapping[str, StormGuard] = dict(storm or {})
 
     def serves(self, op: FlushOp) -> bool:
         """Whether this target executes ``op`` (its target is one of ``targets``, or all)."""
@@ -194,13 +241,17 @@ class PurgePlanner:
                     deleted[op.key] = None
             elif op.op in ("prefix", "tag"):
                 indexed = op.op == "prefix" and op.target in self.prefix_index
-                scan = ScanOp(op.key, is_soft, self.grace_ms(op.target), indexed)
+                guard = self.storm.get(op.target) if op.mode == "delete" else None
+                scan = ScanOp(op.key, is_soft, self.grace_ms(op.target), indexed, guard)
                 prior = scans.get((op.op, op.key))
                 if prior is not None:
-                    # delete beats soft; between two soft windows the shorter one wins; the
-                    # index serves only when every target of the prefix keeps it
+                    # hard beats a guarded delete, delete beats soft; between two soft windows
+                    # the shorter one wins; the index serves only when every target of the
+                    # prefix keeps it
                     best = scan if stronger(scan, prior) else prior
-                    scan = ScanOp(best.text, best.soft, best.grace_ms, indexed and prior.indexed)
+                    scan = ScanOp(
+                        best.text, best.soft, best.grace_ms, indexed and prior.indexed, best.guard
+                    )
                 scans[(op.op, op.key)] = scan
             else:
                 raise PurgeError(f"unknown purge op {op.op!r} in {op.to_dict()}")
@@ -234,6 +285,25 @@ def prefix_pattern(prefix: str) -> str:
     return layout.escape_glob(prefix) + "*"
 
 
+def report_storm(budget: StormBudget) -> int:
+    """Log each op whose keys the storm guard spread in a stage; return how many were spread."""
+    for scan, seen in budget.engaged().items():
+        assert isinstance(scan, ScanOp) and scan.guard is not None
+        logger.warning(
+            json.dumps(
+                {
+                    "msg": "storm_guard",
+                    "text": scan.text,
+                    "deleted": seen.deleted,
+                    "spread": seen.spread,
+                    "max_keys": scan.guard.max_keys,
+                    "spread_seconds": scan.guard.spread_seconds,
+                }
+            )
+        )
+    return budget.spread
+
+
 def purge_error(what: str, exc: Exception) -> PurgeError:
     """A :class:`PurgeError` for a failed Redis call, saying what to do about it."""
     return PurgeError(
@@ -256,9 +326,14 @@ class PurgeTargetBase:
         pipeline_size: int,
         slot_of: Callable[[Key], int] | None,
         prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> None:
         self.planner = PurgePlanner(
-            targets=targets, grace=grace, chunk_size=chunk_size, prefix_index=prefix_index
+            targets=targets,
+            grace=grace,
+            chunk_size=chunk_size,
+            prefix_index=prefix_index,
+            storm=storm,
         )
         self.scan_count = scan_count
         self.pipeline_size = max(1, pipeline_size)
@@ -285,6 +360,35 @@ class PurgeTargetBase:
         if soft:
             return ("EVAL", SOFT_PURGE_LUA, len(batch), *batch, grace_ms)
         return ("UNLINK", *batch)
+
+    @staticmethod
+    def spread_call(
+        batch: Sequence[Key], grace_ms: int, delays_ms: Sequence[int]
+    ) -> tuple[Any, ...]:
+        """The one command that spreads ``batch`` (keys of one slot on a cluster): each key
+        goes stale after its delay, then stays readable for ``grace_ms``."""
+        return ("EVAL", SPREAD_LUA, len(batch), *batch, grace_ms, *delays_ms)
+
+    def spread_calls(
+        self, keys: Sequence[Key], scan: ScanOp, budget: StormBudget
+    ) -> list[tuple[Any, ...]]:
+        """Spread-script calls for ``keys`` of the guarded op ``scan``, chunked like
+        :meth:`unlink_calls`."""
+        assert scan.guard is not None
+        return [
+            self.spread_call(batch, scan.grace_ms, budget.delays_ms(scan.guard, len(batch)))
+            for batch in self.planner.batches(keys, self.slot_of)
+        ]
+
+    @staticmethod
+    def split(
+        scan: ScanOp, keys: Sequence[AnyKey], budget: StormBudget
+    ) -> tuple[Sequence[AnyKey], Sequence[AnyKey]]:
+        """``keys`` of ``scan`` cut into those to purge now and those its storm guard spreads
+        (none when the op is not guarded)."""
+        if scan.guard is None or scan.soft:
+            return keys, ()
+        return budget.split(scan, scan.guard, keys)
 
     def unlink_calls(self, keys: Sequence[Key]) -> Iterator[tuple[Any, ...]]:
         """``UNLINK`` commands for ``keys``, chunked (and, on a cluster, one slot each)."""
@@ -331,14 +435,16 @@ class RedisPurgeTarget(PurgeTargetBase):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         pipeline_size: int = DEFAULT_PIPELINE_SIZE,
         prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> None:
         """Wrap ``client``. ``grace`` maps a target to its soft-purge window in seconds
         (default :data:`_layout.DEFAULT_GRACE_S`); ``scan_count`` is the ``COUNT`` hint of
         each ``SCAN``/``SSCAN``; ``targets`` restricts the ops executed to those targets
         (None: every target); ``chunk_size`` is keys per call, ``pipeline_size`` calls per
         round trip; ``prefix_index`` names the targets whose prefixes are read from the
-        prefix index (``prefix_index: true`` in the flush graph) instead of scanned. Raises
-        ValueError for a negative grace or a chunk size below 1."""
+        prefix index (``prefix_index: true`` in the flush graph) instead of scanned; ``storm``
+        maps targets to their storm guard (``storm_max_keys``; see :mod:`runtime._storm`).
+        Raises ValueError for a negative grace or a chunk size below 1."""
         cluster = isinstance(client, redis.cluster.RedisCluster)
         super().__init__(
             grace=grace,
@@ -348,6 +454,7 @@ class RedisPurgeTarget(PurgeTargetBase):
             pipeline_size=pipeline_size,
             slot_of=client.keyslot if isinstance(client, redis.cluster.RedisCluster) else None,
             prefix_index=prefix_index,
+            storm=storm,
         )
         self.client = client
         self.is_cluster = cluster
@@ -361,14 +468,19 @@ class RedisPurgeTarget(PurgeTargetBase):
         grace: Mapping[str, float] | None = None,
         targets: Collection[str] | None = None,
         prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> RedisPurgeTarget:
         """A target with its own client for ``url`` (``cluster``: any node of a cluster);
-        ``grace``, ``targets`` and ``prefix_index`` as for the constructor. Raises ValueError
-        for a bad URL."""
+        ``grace``, ``targets``, ``prefix_index`` and ``storm`` as for the constructor. Raises
+        ValueError for a bad URL."""
         from damestoilet_contracts.runtime.redis._bus import connect
 
         return cls(
-            connect(url, cluster=cluster), grace=grace, targets=targets, prefix_index=prefix_index
+            connect(url, cluster=cluster),
+            grace=grace,
+            targets=targets,
+            prefix_index=prefix_index,
+            storm=storm,
         )
 
     def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
@@ -380,6 +492,7 @@ class RedisPurgeTarget(PurgeTargetBase):
         if not plan:
             return PurgeStats()
         keys = soft_marked = prefix_keys = tag_keys = 0
+        budget = StormBudget()
         try:
             if plan.unlink:
                 keys = self._purge_keys(plan.unlink, False, 0)
@@ -389,20 +502,22 @@ class RedisPurgeTarget(PurgeTargetBase):
                 soft_marked += n
             for scan in plan.prefixes:
                 if scan.indexed:
-                    n = self._purge_indexed(scan)
+                    n = self._purge_indexed(scan, budget)
                     prefix_keys += n
                     soft_marked += n if scan.soft else 0
-            scanned, scanned_soft = self._purge_scanned([s for s in plan.prefixes if not s.indexed])
+            scanned, scanned_soft = self._purge_scanned(
+                [s for s in plan.prefixes if not s.indexed], budget
+            )
             prefix_keys += scanned
             soft_marked += scanned_soft
             for scan in plan.tags:
-                n = self._purge_tag(scan)
+                n = self._purge_tag(scan, budget)
                 tag_keys += n
                 soft_marked += n if scan.soft else 0
         except redis.exceptions.RedisError as exc:
             self._after_error(exc)
             raise purge_error("executing a stage", exc) from exc
-        return PurgeStats(keys, prefix_keys, tag_keys, soft_marked)
+        return PurgeStats(keys, prefix_keys, tag_keys, soft_marked, report_storm(budget))
 
     def _purge_keys(self, keys: Sequence[Key], soft: bool, grace_ms: int) -> int:
         """Purge ``keys``; on a cluster, one plain pipeline per primary (a cluster pipeline
@@ -410,14 +525,29 @@ class RedisPurgeTarget(PurgeTargetBase):
         if not isinstance(self.client, redis.cluster.RedisCluster):
             batches = self.planner.batches(keys, None)
             return self._run(self.client, (self.purge_call(b, soft, grace_ms) for b in batches))
+        calls = [
+            self.purge_call(b, soft, grace_ms) for b in self.planner.batches(keys, self.slot_of)
+        ]
+        return self._run_by_node(calls)
+
+    def _spread_keys(self, keys: Sequence[Key], scan: ScanOp, budget: StormBudget) -> int:
+        """Spread ``keys`` of the guarded op ``scan`` over its guard's window."""
+        if not keys:
+            return 0
+        calls = self.spread_calls(keys, scan, budget)
+        if not isinstance(self.client, redis.cluster.RedisCluster):
+            return self._run(self.client, calls)
+        return self._run_by_node(calls)
+
+    def _run_by_node(self, calls: Sequence[tuple[Any, ...]]) -> int:
+        """Cluster: send ``calls`` (each on keys of one slot) to the primaries that own them."""
+        assert isinstance(self.client, redis.cluster.RedisCluster) and self.slot_of is not None
         cluster, slot_of = self.client, self.slot_of
-        assert slot_of is not None
         per_node: dict[str, tuple[Any, list[tuple[Any, ...]]]] = {}
-        for batch in self.planner.batches(keys, slot_of):
-            node = cluster.nodes_manager.get_node_from_slot(slot_of(batch[0]))
-            per_node.setdefault(node.name, (node, []))[1].append(
-                self.purge_call(batch, soft, grace_ms)
-            )
+        for call in calls:
+            first_key = call[3] if call[0] == "EVAL" else call[1]
+            node = cluster.nodes_manager.get_node_from_slot(slot_of(first_key))
+            per_node.setdefault(node.name, (node, []))[1].append(call)
         # a slot that moved answers MOVED: purge_stage refreshes the map and the caller retries
         return sum(
             self._run(cluster.get_redis_connection(node), calls)
@@ -445,7 +575,7 @@ class RedisPurgeTarget(PurgeTargetBase):
             return [cluster.get_redis_connection(node) for node in primaries]
         return [self.client]
 
-    def _purge_scanned(self, scans: list[ScanOp]) -> tuple[int, int]:
+    def _purge_scanned(self, scans: list[ScanOp], budget: StormBudget) -> tuple[int, int]:
         """One ``SCAN`` (per primary) for every prefix of ``scans``; returns the keys purged
         and how many of them were soft-marked."""
         matcher = PrefixMatcher(scans)
@@ -460,7 +590,11 @@ class RedisPurgeTarget(PurgeTargetBase):
                 buffer.add(found)
                 # purge as the scan goes so a huge prefix never sits in memory at once
                 if buffer.full or (cursor == 0 and buffer.size):
-                    for is_soft, grace_ms, keys in buffer.take():
+                    for is_soft, grace_ms, guarded, found_keys in buffer.take():
+                        keys: Sequence[Key] = found_keys
+                        if guarded is not None:
+                            keys, later = self.split(guarded, found_keys, budget)
+                            purged += self._spread_keys(later, guarded, budget)
                         n = self._purge_keys(keys, is_soft, grace_ms)
                         purged += n
                         soft += n if is_soft else 0
@@ -468,12 +602,16 @@ class RedisPurgeTarget(PurgeTargetBase):
                     break
         return purged, soft
 
-    def _purge_indexed(self, scan: ScanOp) -> int:
+    def _purge_indexed(self, scan: ScanOp, budget: StormBudget) -> int:
         purged = 0
         for index in self.index_sets():
             # each page leaves the index before the next is read: the cursor is the last member
             for page in pidx.members(self.client, index, scan.text, self.buffer_size):
-                purged += self._purge_index_page(index, page, scan)
+                # spread keys stay readable for a while: keep them indexed, as soft ones
+                now, later = self.split(scan, page, budget)
+                purged += self._spread_keys(later, scan, budget)
+                if now:
+                    purged += self._purge_index_page(index, list(now), scan)
         return purged
 
     def _purge_index_page(self, index: str, keys: list[bytes], scan: ScanOp) -> int:
@@ -491,7 +629,7 @@ class RedisPurgeTarget(PurgeTargetBase):
             pipe.execute_command(*call)  # type: ignore[no-untyped-call]
         return sum(int(r) for r in pipe.execute()[1::2])
 
-    def _purge_tag(self, scan: ScanOp) -> int:
+    def _purge_tag(self, scan: ScanOp, budget: StormBudget) -> int:
         tag_set = layout.tag_key(scan.text)
         purged = 0
         # purge as SSCAN goes, so a huge tag never sits in memory at once; members SREM-ed
@@ -500,13 +638,21 @@ class RedisPurgeTarget(PurgeTargetBase):
         for member in self.client.sscan_iter(tag_set, count=self.scan_count):
             buffer[member] = None
             if len(buffer) >= self.buffer_size:
-                purged += self._purge_members(tag_set, list(buffer), scan)
+                purged += self._purge_members(tag_set, list(buffer), scan, budget)
                 buffer = {}
         if buffer:
-            purged += self._purge_members(tag_set, list(buffer), scan)
+            purged += self._purge_members(tag_set, list(buffer), scan, budget)
         return purged
 
-    def _purge_members(self, tag_set: str, members: list[Key], scan: ScanOp) -> int:
+    def _purge_members(
+        self, tag_set: str, members: list[Key], scan: ScanOp, budget: StormBudget
+    ) -> int:
+        # spread members stay in the set, so a later purge of the tag still finds them
+        now, later = self.split(scan, members, budget)
+        spread = self._spread_keys(later, scan, budget)
+        members = list(now)
+        if not members:
+            return spread
         if isinstance(self.client, redis.cluster.RedisCluster):
             # The set and its members live on different slots, so no one step holds both:
             # SREM first, then purge. A fill that re-joins the tag after the SREM is either
@@ -514,13 +660,13 @@ class RedisPurgeTarget(PurgeTargetBase):
             # (see _layout).
             for batch in chunks(members, self.planner.chunk_size):
                 self.client.srem(tag_set, *batch)
-            return self._purge_keys(members, scan.soft, scan.grace_ms)
+            return spread + self._purge_keys(members, scan.soft, scan.grace_ms)
         # Standalone: membership and value go in one MULTI, so no reader ever sees a value
         # that has already left its tag set.
         pipe = self.client.pipeline(transaction=True)
         for call in self.tag_calls(tag_set, members, scan.soft, scan.grace_ms):
             pipe.execute_command(*call)  # type: ignore[no-untyped-call]
-        return sum(int(r) for r in pipe.execute()[1::2])
+        return spread + sum(int(r) for r in pipe.execute()[1::2])
 
     def _after_error(self, exc: redis.exceptions.RedisError) -> None:
         # A redirect means the slot map moved: refresh it so the caller's retry goes right.

@@ -12,7 +12,8 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.exceptions
 
-from damestoilet_contracts.model import FlushOp
+from damestoilet_contracts.model import FlushOp, StormGuard
+from damestoilet_contracts.runtime._storm import StormBudget
 from damestoilet_contracts.runtime.redis import _layout as layout
 from damestoilet_contracts.runtime.redis import _prefix_index as pidx
 from damestoilet_contracts.runtime.redis._prefix_purge import (
@@ -29,6 +30,7 @@ from damestoilet_contracts.runtime.redis._purge import (
     ScanOp,
     chunks,
     purge_error,
+    report_storm,
 )
 
 
@@ -45,6 +47,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         pipeline_size: int = DEFAULT_PIPELINE_SIZE,
         prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> None:
         """Wrap ``client``; the settings are those of :class:`RedisPurgeTarget`."""
         cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
@@ -58,6 +61,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
             if isinstance(client, redis.asyncio.cluster.RedisCluster)
             else None,
             prefix_index=prefix_index,
+            storm=storm,
         )
         self.client = client
         self.is_cluster = cluster
@@ -71,6 +75,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
         grace: Mapping[str, float] | None = None,
         targets: Collection[str] | None = None,
         prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
     ) -> AsyncRedisPurgeTarget:
         """See :meth:`RedisPurgeTarget.from_url`."""
         client: Any = (
@@ -78,7 +83,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
             if cluster
             else redis.asyncio.Redis.from_url(url)
         )
-        return cls(client, grace=grace, targets=targets, prefix_index=prefix_index)
+        return cls(client, grace=grace, targets=targets, prefix_index=prefix_index, storm=storm)
 
     async def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
         """The async :meth:`RedisPurgeTarget.purge_stage`; raises :class:`PurgeError`."""
@@ -86,6 +91,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
         if not plan:
             return PurgeStats()
         keys = soft_marked = prefix_keys = tag_keys = 0
+        budget = StormBudget()
         try:
             if plan.unlink:
                 keys = await self._run(self.unlink_calls(plan.unlink))
@@ -95,22 +101,22 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
                 soft_marked += n
             for scan in plan.prefixes:
                 if scan.indexed:
-                    n = await self._purge_indexed(scan)
+                    n = await self._purge_indexed(scan, budget)
                     prefix_keys += n
                     soft_marked += n if scan.soft else 0
             scanned, scanned_soft = await self._purge_scanned(
-                [s for s in plan.prefixes if not s.indexed]
+                [s for s in plan.prefixes if not s.indexed], budget
             )
             prefix_keys += scanned
             soft_marked += scanned_soft
             for scan in plan.tags:
-                n = await self._purge_tag(scan)
+                n = await self._purge_tag(scan, budget)
                 tag_keys += n
                 soft_marked += n if scan.soft else 0
         except redis.exceptions.RedisError as exc:
             await self._after_error(exc)
             raise purge_error("executing a stage", exc) from exc
-        return PurgeStats(keys, prefix_keys, tag_keys, soft_marked)
+        return PurgeStats(keys, prefix_keys, tag_keys, soft_marked, report_storm(budget))
 
     async def _run(self, calls: Iterable[tuple[Any, ...]]) -> int:
         total = 0
@@ -127,7 +133,10 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
             total += sum(int(r) for r in await pipe.execute())
         return total
 
-    async def _purge_scanned(self, scans: list[ScanOp]) -> tuple[int, int]:
+    async def _spread_keys(self, keys: Sequence[Key], scan: ScanOp, budget: StormBudget) -> int:
+        return await self._run(self.spread_calls(keys, scan, budget)) if keys else 0
+
+    async def _purge_scanned(self, scans: list[ScanOp], budget: StormBudget) -> tuple[int, int]:
         # one scan_iter (SCAN to cursor 0; on a cluster, on every primary) for all prefixes
         matcher = PrefixMatcher(scans)
         if not matcher:
@@ -137,24 +146,31 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
         async for found in self.client.scan_iter(match=matcher.pattern, count=self.scan_count):
             buffer.add((found,))
             if buffer.full:
-                n, m = await self._flush_matches(buffer)
+                n, m = await self._flush_matches(buffer, budget)
                 purged, soft = purged + n, soft + m
-        n, m = await self._flush_matches(buffer)
+        n, m = await self._flush_matches(buffer, budget)
         return purged + n, soft + m
 
-    async def _flush_matches(self, buffer: MatchBuffer) -> tuple[int, int]:
+    async def _flush_matches(self, buffer: MatchBuffer, budget: StormBudget) -> tuple[int, int]:
         purged = soft = 0
-        for is_soft, grace_ms, keys in buffer.take():
+        for is_soft, grace_ms, guarded, found in buffer.take():
+            keys: Sequence[Key] = found
+            if guarded is not None:
+                keys, later = self.split(guarded, found, budget)
+                purged += await self._spread_keys(later, guarded, budget)
             n = await self._run(self.purge_calls(keys, is_soft, grace_ms))
             purged += n
             soft += n if is_soft else 0
         return purged, soft
 
-    async def _purge_indexed(self, scan: ScanOp) -> int:
+    async def _purge_indexed(self, scan: ScanOp, budget: StormBudget) -> int:
         purged = 0
         for index in self.index_sets():
             async for page in pidx.amembers(self.client, index, scan.text, self.buffer_size):
-                purged += await self._purge_index_page(index, page, scan)
+                now, later = self.split(scan, page, budget)  # spread keys stay indexed
+                purged += await self._spread_keys(later, scan, budget)
+                if now:
+                    purged += await self._purge_index_page(index, list(now), scan)
         return purged
 
     async def _purge_index_page(self, index: str, keys: list[bytes], scan: ScanOp) -> int:
@@ -170,29 +186,36 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
             pipe.execute_command(*call)
         return sum(int(r) for r in (await pipe.execute())[1::2])
 
-    async def _purge_tag(self, scan: ScanOp) -> int:
+    async def _purge_tag(self, scan: ScanOp, budget: StormBudget) -> int:
         tag_set = layout.tag_key(scan.text)
         purged = 0
         buffer: dict[Key, None] = {}
         async for member in self.client.sscan_iter(tag_set, count=self.scan_count):
             buffer[member] = None
             if len(buffer) >= self.buffer_size:
-                purged += await self._purge_members(tag_set, list(buffer), scan)
+                purged += await self._purge_members(tag_set, list(buffer), scan, budget)
                 buffer = {}
         if buffer:
-            purged += await self._purge_members(tag_set, list(buffer), scan)
+            purged += await self._purge_members(tag_set, list(buffer), scan, budget)
         return purged
 
-    async def _purge_members(self, tag_set: str, members: list[Key], scan: ScanOp) -> int:
+    async def _purge_members(
+        self, tag_set: str, members: list[Key], scan: ScanOp, budget: StormBudget
+    ) -> int:
+        now, later = self.split(scan, members, budget)  # spread members stay in the set
+        spread = await self._spread_keys(later, scan, budget)
+        members = list(now)
+        if not members:
+            return spread
         if isinstance(self.client, redis.asyncio.cluster.RedisCluster):
             # SREM first, then purge: see RedisPurgeTarget._purge_members and _layout.
             for batch in chunks(members, self.planner.chunk_size):
                 await self.client.srem(tag_set, *batch)
-            return await self._run(self.purge_calls(members, scan.soft, scan.grace_ms))
+            return spread + await self._run(self.purge_calls(members, scan.soft, scan.grace_ms))
         pipe = self.client.pipeline(transaction=True)
         for call in self.tag_calls(tag_set, members, scan.soft, scan.grace_ms):
             pipe.execute_command(*call)
-        return sum(int(r) for r in (await pipe.execute())[1::2])
+        return spread + sum(int(r) for r in (await pipe.execute())[1::2])
 
     async def _after_error(self, exc: redis.exceptions.RedisError) -> None:
         if isinstance(self.client, redis.asyncio.cluster.RedisCluster) and isinstance(

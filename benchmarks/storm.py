@@ -1,0 +1,203 @@
+"""A cache storm, with the storm guard off and on: one event flushes a tag shared by every
+listing entry while readers keep reading through the read-through cache.
+
+The script starts its own redis-server on a free loopback port, fills --entries entries
+(default 50,000) through the Cache under one tag, then reads them at random at --reads a second
+(default 2,000; an open loop of asyncio tasks over AsyncCache) from a source that takes
+--source-ms (default 20) per query. After --warmup seconds the source's data changes and one
+event flushes the tag through RedisPurgeTarget: once with no guard, once with
+``storm_max_keys`` (--max-keys, default 1,000) and ``storm_spread_seconds`` (--spread, default
+300). It prints, for each run, the source's peak queries per second (1 s windows), the p50 and
+p99 read latency after the event, the reads per second achieved, and the reads that returned
+the old data after the window (spread + the target's grace; 0 expected), and with --chart PATH
+draws the queries per second of both runs over time.
+
+    python benchmarks/storm.py                          # the issue's figures (about 7 minutes)
+    python benchmarks/storm.py --entries 5000 --reads 500 --spread 30   # a quick look
+    python benchmarks/storm.py --chart docs/benchmarks-storm.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+import redis.asyncio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from damestoilet_contracts.bench._local import local_redis
+from damestoilet_contracts.model import FlushOp, StormGuard
+from damestoilet_contracts.runtime import AsyncCache, Cache, RedisPurgeTarget
+
+TAG = "category:c1"
+
+
+@dataclass
+class Run:
+    """What one run measured."""
+
+    name: str
+    event_at: float = 0.0
+    window_end: float = 0.0
+    #: Source queries per 100 ms bucket, from the start of the run.
+    queries: Counter[int] = field(default_factory=Counter)
+    latencies_after: list[float] = field(default_factory=list)
+    reads: int = 0
+    stale_after_window: int = 0
+    stale_in_window: int = 0
+    duration: float = 0.0
+    spread: int = 0
+
+    def peak(self) -> float:
+        """The most source queries in any 1 s window (10 buckets of 100 ms)."""
+        if not self.queries:
+            return 0.0
+        last = max(self.queries)
+        return max(sum(self.queries[b + i] for i in range(10)) for b in range(last + 1))
+
+    def p(self, q: float) -> float:
+        values = sorted(self.latencies_after)
+        return values[min(len(values) - 1, int(q * len(values)))] * 1000 if values else 0.0
+
+
+def fill(url: str, entries: int) -> None:
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    cache = Cache(client, ttl=3600)
+    for i in range(entries):
+        cache.get_or_fill(f"listing:c1:{i}", lambda: b"v1", tags=[TAG])
+    client.close()
+
+
+async def run_once(url: str, args: argparse.Namespace, guard: StormGuard | None) -> Run:
+    run = Run("guard on" if guard else "guard off")
+    version = {"data": b"v1"}
+    client = redis.asyncio.Redis.from_url(url, max_connections=256)
+    cache = AsyncCache(client, ttl=3600, lease_wait=5.0)
+    start = time.monotonic()
+    in_flight: set[asyncio.Task[None]] = set()
+    rng = random.Random(7)
+    limit = asyncio.Semaphore(512)
+
+    async def source() -> bytes:
+        data = version["data"]  # what the database holds when the query starts
+        await asyncio.sleep(args.source_ms / 1000)
+        run.queries[int((time.monotonic() - start) * 10)] += 1
+        return data
+
+    async def read(key: str) -> None:
+        async with limit:
+            began = time.monotonic()
+            value = await cache.get_or_fill(key, source, tags=[TAG])
+            now = time.monotonic()
+            run.reads += 1
+            if run.event_at and began >= run.event_at:
+                run.latencies_after.append(now - began)
+                if value == b"v1":
+                    if began > run.window_end:
+                        run.stale_after_window += 1
+                    else:
+                        run.stale_in_window += 1
+
+    grace = {"default": args.grace}
+    storm = {"default": guard} if guard else None
+    target = RedisPurgeTarget(redis.Redis.from_url(url), grace=grace, storm=storm)
+    tail = (guard.spread_seconds + args.grace + 5) if guard else args.tail
+    total = args.warmup + tail
+    interval = 1.0 / args.reads
+    next_at = start
+    while (now := time.monotonic()) - start < total:
+        if not run.event_at and now - start >= args.warmup:
+            version["data"] = b"v2"  # the write, then its invalidation event
+            stats = await asyncio.to_thread(target.purge_stage, [FlushOp("tag", "default", TAG)])
+            run.spread = stats.spread
+            run.event_at = time.monotonic()
+            window = guard.spread_seconds if guard else 0.0
+            run.window_end = run.event_at + window + args.grace
+        while next_at <= now:
+            task = asyncio.create_task(read(f"listing:c1:{rng.randrange(args.entries)}"))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            next_at += interval
+        await asyncio.sleep(max(0.0, min(next_at - time.monotonic(), 0.005)))
+    await asyncio.gather(*in_flight)
+    run.duration = time.monotonic() - start
+    await client.aclose()
+    target.client.close()
+    return run
+
+
+def chart(runs: list[Run], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for run in runs:
+        offset = run.event_at
+        seconds = sorted({b // 10 for b in run.queries})
+        xs = [s - 0 for s in seconds]
+        ys = [sum(run.queries[s * 10 + i] for i in range(10)) for s in seconds]
+        ax.plot(xs, ys, label=f"{run.name} (peak {run.peak():.0f}/s)")
+        del offset
+    ax.set_xlabel("seconds from the start of the run (the event at the warm-up's end)")
+    ax.set_ylabel("source queries per second")
+    ax.set_title("One event flushes a tag of every listing entry while readers keep reading")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=50_000)
+    parser.add_argument("--reads", type=float, default=2000.0, help="reads per second")
+    parser.add_argument("--source-ms", type=float, default=20.0)
+    parser.add_argument("--max-keys", type=int, default=1000)
+    parser.add_argument("--spread", type=float, default=300.0, help="storm_spread_seconds")
+    parser.add_argument("--grace", type=float, default=30.0, help="the target's grace_seconds")
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--tail", type=float, default=40.0, help="seconds after the event, off")
+    parser.add_argument("--chart", type=Path)
+    args = parser.parse_args()
+    runs = []
+    with local_redis() as url:
+        for guard in (None, StormGuard(args.max_keys, args.spread)):
+            fill(url, args.entries)
+            print(f"filled {args.entries} entries; running {'on' if guard else 'off'}", flush=True)
+            runs.append(asyncio.run(run_once(url, args, guard)))
+    print(
+        f"\n{args.entries} entries under one tag, {args.reads:.0f} reads/s asked, source "
+        f"{args.source_ms:g} ms/query; guard: storm_max_keys {args.max_keys}, "
+        f"storm_spread_seconds {args.spread:g}, grace {args.grace:g} s\n"
+    )
+    header = (
+        f"{'run':<10} {'peak q/s':>9} {'queries':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'reads/s':>8} {'spread':>7} {'old in window':>13} {'old after':>9}"
+    )
+    print(header)
+    for run in runs:
+        print(
+            f"{run.name:<10} {run.peak():>9.0f} {sum(run.queries.values()):>8} "
+            f"{run.p(0.5):>7.1f} {run.p(0.99):>7.1f} {run.reads / run.duration:>8.0f} "
+            f"{run.spread:>7} {run.stale_in_window:>13} {run.stale_after_window:>9}"
+        )
+    off, on = runs
+    if on.peak():
+        print(f"\npeak source load, guard off / guard on: {off.peak() / on.peak():.1f}x")
+    if args.chart:
+        chart(runs, args.chart)
+        print(f"chart: {args.chart}")
+
+
+if __name__ == "__main__":
+    main()
