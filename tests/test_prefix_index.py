@@ -303,7 +303,6 @@ def test_index_audit_command_exits_1_on_a_missing_key_and_2_without_prefixes(
     redis_client: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
     schemas = _graph_dir(tmp_path, indexed=True)
-    # the graph's indexed prefix is the CDN category pages' URL path
     _fill(Cache(redis_client), "/categories/c1/1")
     clean = CliRunner().invoke(
         main, ["index-audit", "--redis", redis_url, "--schemas", str(schemas)]
@@ -311,12 +310,12 @@ def test_index_audit_command_exits_1_on_a_missing_key_and_2_without_prefixes(
     assert clean.exit_code == 0, clean.output
     assert "/categories/" in clean.output
     assert "missing from the index: 0" in clean.output
-    redis_client.set("page:category:c1:plain", "x")
+    redis_client.set("/categories/c1/plain", "x")
     dirty = CliRunner().invoke(
-        main, ["index-audit", "--redis", redis_url, "--prefix", "page:category:", "--json"]
+        main, ["index-audit", "--redis", redis_url, "--prefix", "/categories/", "--json"]
     )
     assert dirty.exit_code == 1
-    assert json.loads(dirty.output)["missing_sample"] == ["page:category:c1:plain"]
+    assert json.loads(dirty.output)["missing_sample"] == ["/categories/c1/plain"]
     usage = CliRunner().invoke(main, ["index-audit", "--redis", redis_url])
     assert usage.exit_code == 2
     assert "Examples" in CliRunner().invoke(main, ["index-audit", "--help"]).output
