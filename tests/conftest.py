@@ -16,7 +16,7 @@ from tests.servers import redis_cluster, redis_server
 settings.register_profile("shared-machine", deadline=None)
 settings.load_profile("shared-machine")
 
-pytest_plugins = ["tests.fixtures_varnish"]
+pytest_plugins = ["tests.fixtures_nats", "tests.fixtures_varnish"]
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"

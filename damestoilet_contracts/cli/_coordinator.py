@@ -119,5 +119,5 @@ def coordinator(
     except (DamestoiletError, ValueError) as exc:
         click.echo(f"coordinator cannot start: {exc}", err=True)
         raise SystemExit(1) from exc
-    with metrics_served(worker.stats, metrics_port, metrics_addr):
+    with worker, metrics_served(worker.stats, metrics_port, metrics_addr):
         worker.run(handle_signals=True)

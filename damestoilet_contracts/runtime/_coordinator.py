@@ -239,6 +239,16 @@ class Coordinator:
         self.bus.open(self.policy)
         self._opened = True
 
+    def close(self) -> None:
+        """Close the bus (releasing a connection it made); raises :class:`BackendError`."""
+        self.bus.close()
+
+    def __enter__(self) -> Coordinator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def run(self, *, stop_when_idle: bool = False, handle_signals: bool = False) -> None:
         """Consume until :meth:`stop` (or SIGTERM/SIGINT with ``handle_signals``, main thread
         only); with ``stop_when_idle``, also return once a fetch finds nothing and no retry

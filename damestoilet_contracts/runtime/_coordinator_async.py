@@ -120,6 +120,16 @@ class AsyncCoordinator:
         await self.bus.open(self.policy)
         self._opened = True
 
+    async def aclose(self) -> None:
+        """Close the bus (releasing a connection it made); raises :class:`BackendError`."""
+        await self.bus.aclose()
+
+    async def __aenter__(self) -> AsyncCoordinator:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     async def run(self, *, stop_when_idle: bool = False, handle_signals: bool = False) -> None:
         """See :meth:`Coordinator.run`; ``handle_signals`` installs loop signal handlers."""
         async with self._signals(handle_signals):

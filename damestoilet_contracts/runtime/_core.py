@@ -34,6 +34,7 @@ from typing import Any, TypeAlias
 
 from damestoilet_contracts._errors import DamestoiletError, EnvelopeError
 from damestoilet_contracts.model import FlushOp, Plan
+from damestoilet_contracts.runtime._cloudevents import from_binary
 from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
 from damestoilet_contracts.runtime._seams import (
@@ -186,12 +187,12 @@ class BatchCore:
         work = []
         max_deliveries = self.max_deliveries
         for delivery in deliveries:
-            if not delivery.fields:
+            if delivery.headers is None and not delivery.fields:
                 reason = "entry was trimmed from the stream before it was processed"
                 dead.append((Dead(delivery, reason), None))
                 continue
             try:
-                envelope = Envelope.from_fields(delivery.fields)
+                envelope = decode(delivery)
             except EnvelopeError as exc:
                 dead.append((Dead(delivery, f"malformed envelope: {exc}"), None))
                 continue
@@ -316,6 +317,20 @@ class BatchCore:
         for d, env in result.dead:
             stats.dead_lettered += 1
             log_event("dead_lettered", env, d.delivery, reason=d.reason, level=logging.WARNING)
+
+
+def decode(delivery: Delivery) -> Envelope:
+    """The envelope of ``delivery``: from its fields, or from its headers and body (binary
+    mode when it has ``ce-specversion``, else the envelope's bytes). Raises only
+    :class:`EnvelopeError`."""
+    if delivery.headers is None:
+        return Envelope.from_fields(delivery.fields)
+    headers = delivery.headers
+    prefix = "ce_" if delivery.binding == "kafka" else "ce-"
+    if any(name.lower() == prefix + "specversion" for name in headers):
+        binding: Any = delivery.binding
+        return from_binary(headers, delivery.body, binding)
+    return Envelope.from_bytes(delivery.body)
 
 
 def unbound_reason(names: Sequence[str]) -> str:

@@ -28,6 +28,7 @@ Kind: TypeAlias = Literal[
     "async_done",
     "target",
     "async_target",
+    "dead_letters",
 ]
 
 _R = "damestoilet_contracts.runtime.redis"
@@ -42,6 +43,7 @@ _REDIS: dict[str, str] = {
     "async_done": f"{_R}._done:AsyncRedisDoneStore",
     "target": f"{_R}._purge:RedisPurgeTarget",
     "async_target": f"{_R}._purge_async:AsyncRedisPurgeTarget",
+    "dead_letters": f"{_R}._dead_letters:RedisDeadLetters",
 }
 
 _NATS: dict[str, str] = {
@@ -49,9 +51,16 @@ _NATS: dict[str, str] = {
     "async_bus": f"{_N}._bus:JetStreamBus",
     "publisher": f"{_N}._publisher:BlockingJetStreamPublisher",
     "async_publisher": f"{_N}._publisher:JetStreamPublisher",
+    "dead_letters": f"{_N}._dead_letters:JetStreamDeadLetters",
 }
 
-_WHAT = {"bus": "bus", "publisher": "publisher", "done": "done store", "target": "purge target"}
+_WHAT = {
+    "bus": "bus",
+    "publisher": "publisher",
+    "done": "done store",
+    "target": "purge target",
+    "dead_letters": "dead-letter",
+}
 
 #: kind -> scheme -> "module:Class".
 _REGISTRY: dict[str, dict[str, str]] = {}

@@ -59,15 +59,20 @@ class Delivery:
     """One message as the bus delivered it.
 
     ``id`` is the bus's own id of the message (a stream entry id, a JetStream sequence);
-    ``fields`` its envelope fields (a bus that carries bytes gives ``{b"e": body}``), empty
-    when the bus lost the message before it was processed; ``deliveries`` counts this one.
-    ``handle`` is the backend's own object for settling it (never looked at by the engine).
+    ``fields`` its envelope fields (Redis), empty when the bus lost the message before it
+    was processed; ``deliveries`` counts this one. A bus with message headers (NATS, Kafka)
+    gives ``headers`` and ``body`` instead: a CloudEvent in binary mode of its ``binding``
+    (or, without ``ce-`` headers, an envelope's bytes as the body). ``handle`` is the
+    backend's own object for settling it (never looked at by the engine).
     """
 
     id: str
     fields: Mapping[bytes, bytes]
     deliveries: int = 1
     handle: Any = field(default=None, compare=False, repr=False)
+    headers: Mapping[str, str] | None = None
+    body: bytes = field(default=b"", repr=False)
+    binding: str = "nats"
 
 
 @dataclass(frozen=True, slots=True)
