@@ -232,7 +232,7 @@ def prefix_coordinator(
     config = CoordinatorConfig(stream=STREAM, consumer="bench", batch=batch, block_ms=1)
     bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer="bench")
     target = RedisPurgeTarget(client, prefix_index={"cdn"} if indexed else ())
-    worker = Coordinator(bus, target, client, config)
+    worker = Coordinator(bus, target, RedisDoneStore(client), config)
     gc.collect()
     cpu = server_us(client)
     started = time.perf_counter()
