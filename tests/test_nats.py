@@ -226,3 +226,23 @@ def test_demo_runs_with_its_events_on_nats(
     assert result.exit_code == 0, result.output
     assert f"on {nats_url}" in result.output
     assert "9/9 stale entries flushed" in result.output
+
+
+def test_verify_samples_the_events_on_jetstream(
+    redis_url: str, redis_client: redis.Redis, nats_url: str, nats_subject: str
+) -> None:
+    from damestoilet_contracts.runtime import Cache
+
+    Cache(redis_client).get_or_fill("v:1", lambda: b"old")  # filled before the event
+    with Emitter.from_url(nats_url, source="//t", stream=nats_subject) as emitter:
+        emitter.emit(KeysChanged(keys=["v:1"]))
+    args = ["verify", "--redis", redis_url, "--bus", nats_url, "--stream", nats_subject]
+    stale = CliRunner().invoke(main, [*args, "--delay", "0", "--json"])
+    assert stale.exit_code == 1, stale.output
+    assert json.loads(stale.stdout)["inconsistent"] == 1
+    config = CoordinatorConfig(stream=nats_subject, consumer="c1", block_ms=50)
+    with Coordinator.from_url(redis_url, config, bus_url=nats_url) as worker:
+        worker.run(stop_when_idle=True)
+    clean = CliRunner().invoke(main, [*args, "--delay", "0", "--json"])
+    assert clean.exit_code == 0, clean.output
+    assert json.loads(clean.stdout)["consistent"] == 1

@@ -22,8 +22,11 @@ from typing import Any
 
 import nats.errors
 import nats.js.api
+import nats.js.errors
 
+from damestoilet_contracts._errors import EnvelopeError
 from damestoilet_contracts.runtime._blocking import LoopThread
+from damestoilet_contracts.runtime._envelope import STREAM_FIELD, STREAM_VERSION
 from damestoilet_contracts.runtime._seams import (
     DEFAULT_GROUP,
     DEFAULT_STREAM,
@@ -356,3 +359,48 @@ class BlockingJetStreamBus:
             self._loop.run(self._bus.aclose())
         finally:
             self._loop.stop()
+
+
+async def read_last_async(url: str, subject: str, count: int) -> list[tuple[str, Any]]:
+    """The last ``count`` messages of ``subject``, oldest first, as ``(sequence, fields)``
+    with the envelope in the version-2 field ``e`` (what the verifier samples); a message
+    that is not an envelope keeps its body there, to be reported as unreadable."""
+    from damestoilet_contracts.runtime._core import decode
+
+    nc = await connect(url)
+    try:
+        js = nc.jetstream()
+        name = stream_name(subject)
+        async with translated(f"reading {name} failed"):
+            try:
+                info = await js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                return []
+            out: list[tuple[str, Any]] = []
+            seq = int(info.state.last_seq)
+            first = max(1, int(info.state.first_seq))
+            while seq >= first and len(out) < count:
+                try:
+                    raw = await js.get_msg(name, seq)
+                except nats.js.errors.NotFoundError:
+                    seq -= 1
+                    continue
+                delivery = Delivery(str(seq), {}, headers=raw.headers or {}, body=raw.data or b"")
+                try:
+                    body = decode(delivery).to_bytes(version=STREAM_VERSION)
+                except EnvelopeError:
+                    body = raw.data or b""
+                out.append((str(seq), {STREAM_FIELD.encode(): body}))
+                seq -= 1
+            return out[::-1]
+    finally:
+        await nc.close()
+
+
+def read_last(url: str, subject: str, count: int) -> list[tuple[str, Any]]:
+    """Sync :func:`read_last_async` (its own event loop)."""
+    loop = LoopThread("damestoilet-nats-tail")
+    try:
+        return loop.run(read_last_async(url, subject, count))
+    finally:
+        loop.stop()
