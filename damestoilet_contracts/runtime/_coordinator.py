@@ -169,10 +169,10 @@ class Coordinator:
         self.done = done
         self.config = config or CoordinatorConfig()
         self.handlers: HandlerRegistry = dict(handlers or {})
-        self.stats = stats or CoordinatorStats()
+        counters = stats or CoordinatorStats()
         if bound is None and isinstance(target, TargetRouter):
             bound = target.is_bound
-        self.core = self.config.core(self.handlers, self.stats, bound)
+        self.core = self.config.core(self.handlers, counters, bound)
         self._stop = threading.Event()
         self._opened = False
         self._next_info = 0.0
@@ -217,6 +217,15 @@ class Coordinator:
             storm=storm,
         )
         return cls(wired.bus, wired.target, wired.done, config, handlers=handlers)
+
+    @property
+    def stats(self) -> CoordinatorStats:
+        """The counters this coordinator adds to (the core's); may be replaced between runs."""
+        return self.core.stats
+
+    @stats.setter
+    def stats(self, value: CoordinatorStats) -> None:
+        self.core.stats = value
 
     @property
     def policy(self) -> ConsumePolicy:
