@@ -17,6 +17,8 @@ branch per stage, and leaves that also subclass the built-in exception that fits
     │   ├── EnvelopeError           (ValueError) bytes or fields are not a valid envelope
     │   ├── DeliveryTimeoutError    (TimeoutError) the bus did not answer in time
     │   ├── EmitterClosedError      (RuntimeError) an emitter was used after close()
+    │   ├── OutboxError             the outbox table is missing or misshapen, or a connection
+    │   │                           cannot hold it (the message names the fix)
     │   └── BackendError            a bus, publisher or done store failed or is unreachable
     ├── PurgeError                  a purge target failed to purge a key, prefix or tag
     │   └── UnboundTargetError      (LookupError) a plan names a target nothing is bound to
@@ -124,6 +126,10 @@ class DeliveryTimeoutError(DeliveryError, TimeoutError):
 
 class EmitterClosedError(DeliveryError, RuntimeError):
     """An emitter was used after ``close()``/``aclose()``: nothing was sent."""
+
+
+class OutboxError(DeliveryError):
+    """The outbox table is missing or of the wrong shape, or a connection cannot hold it."""
 
 
 class BackendError(DeliveryError):

@@ -20,6 +20,7 @@ pytest_plugins = [
     "pytester",
     "tests.fixtures_kafka",
     "tests.fixtures_nats",
+    "tests.fixtures_postgres",
     "tests.fixtures_varnish",
 ]
 
