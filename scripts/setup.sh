@@ -30,6 +30,15 @@ if command -v service >/dev/null 2>&1; then
 fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+# Node 20 and npm: the npm packages below are pinned by their lock files.
+if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: please install Node 20 and npm (the TypeScript and AsyncAPI tests need them)" >&2
+    exit 1
+fi
+# The TypeScript generator formats with a pinned prettier, and its tests compile and run the
+# output with the npm packages pinned in node/package-lock.json.
+npm ci --prefix node --no-audit --no-fund --loglevel=error
 # The official AsyncAPI JSON schemas that tests/test_asyncapi.py validates against, pinned by
 # tests/asyncapi/package-lock.json.
 npm ci --prefix tests/asyncapi --no-audit --no-fund --silent

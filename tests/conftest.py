@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures_kafka",
     "tests.fixtures_nats",
     "tests.fixtures_postgres",
+    "tests.fixtures_typescript",
     "tests.fixtures_varnish",
 ]
 

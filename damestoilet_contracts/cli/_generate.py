@@ -1,4 +1,4 @@
-"""``damestoilet generate``: write, or check, the Python package generated from a schema folder."""
+"""``damestoilet generate``: write, or check, the Python or TypeScript package of a schema dir."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import click
 
 from damestoilet_contracts._errors import CodegenError, ContractError, SchemaError
 from damestoilet_contracts.generator import (
+    LANGS,
+    check_npm_name,
     check_package_name,
     diff_output,
     generate_directory,
@@ -24,36 +26,50 @@ from damestoilet_contracts.generator import (
     help="Folder of the generated package (created if missing).",
 )
 @click.option(
+    "--lang",
+    type=click.Choice(LANGS),
+    default="python",
+    show_default=True,
+    help="Language of the generated package.",
+)
+@click.option(
     "--package",
     default=None,
-    help="Import name of the generated package (default: the name of the --out folder).",
+    help="Import name of the generated package (Python), or its npm name (ts); default: the "
+    "name of the --out folder.",
 )
 @click.option(
     "--check",
     is_flag=True,
     help="Write nothing; exit 1 listing the files that would be added, changed or removed.",
 )
-def generate(schema_dir: Path, out: Path, package: str | None, check: bool) -> None:
+def generate(schema_dir: Path, out: Path, lang: str, package: str | None, check: bool) -> None:
     """Generate typed event classes and flush handlers from SCHEMA_DIR into --out.
 
-    One module per schema namespace, handlers.py (HANDLERS, EVENTS), the package __init__, and
-    protoc's modules for Protobuf contracts. Output is byte-identical run after run; generated
-    files are recognised by their header, other files in --out are left alone. Exit 0 when
-    written or up to date, 1 when the schemas are wrong or (with --check) the output differs.
+    Python: one module per schema namespace, handlers.py (HANDLERS, EVENTS), the package
+    __init__, and protoc's modules for Protobuf contracts. TypeScript (--lang ts): an ESM
+    package (package.json, tsconfig.json, src/*.ts) with the same classes, the version-2
+    envelope and a Redis Streams emitter; it needs Node and prettier (see docs/typescript.md).
+    Output is byte-identical run after run; generated files are recognised by their header,
+    other files in --out are left alone. Exit 0 when written or up to date, 1 when the schemas
+    are wrong or (with --check) the output differs.
 
     \b
     Examples:
       damestoilet generate schemas --out codegen
       damestoilet generate schemas --out codegen --check
       damestoilet generate schemas --out src/shop/events --package shop.events
+      damestoilet generate schemas --lang ts --out gen-ts --package shop-events
     """
     name = package if package is not None else out.resolve().name
     try:
-        check_package_name(name)
+        (check_npm_name if lang == "ts" else check_package_name)(name)
     except CodegenError as exc:
         raise click.BadParameter(str(exc), param_hint="--package") from exc
     try:
-        files = generate_directory(schema_dir, package=name)
+        files = generate_directory(
+            schema_dir, package=name, lang="ts" if lang == "ts" else "python"
+        )
     except ContractError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -72,6 +88,7 @@ def generate(schema_dir: Path, out: Path, package: str | None, check: bool) -> N
             click.echo(f"{what}: {(out / path).as_posix()}")
         click.echo(
             f"{out} is out of date; run: damestoilet generate {schema_dir} --out {out}"
+            + (" --lang ts" if lang == "ts" else "")
             + (f" --package {package}" if package is not None else ""),
             err=True,
         )

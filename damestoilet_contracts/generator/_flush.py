@@ -236,7 +236,7 @@ class _PlanBuilder:
     def _stage(self, name: str, stage: Sequence[OpSpec]) -> list[Stmt]:
         if not stage:
             return [Line(f"{name}: tuple[FlushOp, ...] = ()")]
-        dedupe = any(_may_collide(a, b) for i, a in enumerate(stage) for b in stage[i + 1 :])
+        dedupe = any(may_collide(a, b) for i, a in enumerate(stage) for b in stage[i + 1 :])
         parts = [(op, self.accesses(op)) for op in stage]
         dynamic = any(
             any(a.fanout for a in accesses)
@@ -351,7 +351,7 @@ def _present(accesses: Sequence[Access]) -> str:
     return " and ".join(f"{p} is not None" for p in prefixes)
 
 
-def _may_collide(a: OpSpec, b: OpSpec) -> bool:
+def may_collide(a: OpSpec, b: OpSpec) -> bool:
     """Whether two ops of a stage could render the same key (then the stage drops repeats)."""
     if (a.op, a.target, a.mode) != (b.op, b.target, b.mode):
         return False

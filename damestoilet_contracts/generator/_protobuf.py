@@ -28,7 +28,8 @@ FDP = descriptor_pb2.FieldDescriptorProto
 PB_FOLDER = "_pb"
 #: The shipped module the options import is rewritten to.
 OPTIONS_MODULE = "damestoilet_contracts.proto.damestoilet.v1"
-_OPTIONS_FILE = "damestoilet/v1/options.proto"
+#: The shipped options file, as schema files import it.
+OPTIONS_FILE = "damestoilet/v1/options.proto"
 
 _FROM_IMPORT = re.compile(r"^from (?P<module>[\w.]+) import (?P<name>\w+_pb2) as (?P<alias>\w+)$")
 _PLAIN_IMPORT = re.compile(r"^import (?P<name>\w+_pb2) as (?P<alias>\w+)$")
@@ -52,6 +53,8 @@ class ProtoOutput:
     declared: Mapping[str, Declared]  # full name of a message or enum -> where it lives
     enum_numbers: Mapping[str, Mapping[str, int]]  # enum full name -> symbol -> number
     non_string_keys: frozenset[tuple[str, str]] = frozenset()  # map fields keyed by non-strings
+    oneofs: frozenset[tuple[str, str]] = frozenset()  # fields of a real (not synthetic) oneof
+    descriptor_set: bytes = b""  # the FileDescriptorSet of the files and their imports
 
 
 def pb2_module(proto_file: str) -> str:
@@ -81,7 +84,7 @@ def run_protoc(root: Path, proto_files: Iterable[str], package: str) -> ProtoOut
         local = sorted(
             f.name
             for f in descriptors.file
-            if f.name != _OPTIONS_FILE and not f.name.startswith("google/protobuf/")
+            if f.name != OPTIONS_FILE and not f.name.startswith("google/protobuf/")
         )
         missing = [name for name in local if name not in wanted]
         if not missing:
@@ -93,13 +96,22 @@ def run_protoc(root: Path, proto_files: Iterable[str], package: str) -> ProtoOut
     declared: dict[str, Declared] = {}
     numbers: dict[str, dict[str, int]] = {}
     keys: set[tuple[str, str]] = set()
+    oneofs: set[tuple[str, str]] = set()
     for file in descriptors.file:
         prefix = f"{file.package}." if file.package else ""
         for message in file.message_type:
-            _walk_message(file, message, prefix, "", declared, numbers, keys)
+            _walk_message(file, message, prefix, "", declared, numbers, keys, oneofs)
         for enum in file.enum_type:
             _declare_enum(file, enum, prefix, "", declared, numbers)
-    return ProtoOutput(texts, sources, declared, numbers, frozenset(keys))
+    return ProtoOutput(
+        texts,
+        sources,
+        declared,
+        numbers,
+        frozenset(keys),
+        frozenset(oneofs),
+        descriptors.SerializeToString(deterministic=True),
+    )
 
 
 def _proto_of(path: str) -> str:
@@ -188,6 +200,7 @@ def _walk_message(
     declared: dict[str, Declared],
     numbers: dict[str, dict[str, int]],
     keys: set[tuple[str, str]],
+    oneofs: set[tuple[str, str]],
 ) -> None:
     full_name = prefix + message.name
     attribute = f"{outer}{message.name}"
@@ -198,12 +211,16 @@ def _walk_message(
         if nested.options.map_entry
     }
     for field in message.field:
+        if field.HasField("oneof_index") and not field.proto3_optional:
+            oneofs.add((full_name, field.name))
         entry = entries.get(field.type_name.lstrip("."))
         if entry is not None and len(entry.field) == 2 and entry.field[0].type != FDP.TYPE_STRING:
             keys.add((full_name, field.name))
     for nested in message.nested_type:
         if not nested.options.map_entry:
-            _walk_message(file, nested, f"{full_name}.", f"{attribute}.", declared, numbers, keys)
+            _walk_message(
+                file, nested, f"{full_name}.", f"{attribute}.", declared, numbers, keys, oneofs
+            )
     for enum in message.enum_type:
         _declare_enum(file, enum, f"{full_name}.", f"{attribute}.", declared, numbers)
 

@@ -1,0 +1,107 @@
+"""End to end: a Node service built on the generated TypeScript package emits onto a real
+Redis stream, and the Python coordinator purges the keys it named.
+
+The package is generated with the CLI, built with its own tsconfig.json (``tsc -p``, as its
+``npm run build`` does), and imported by its npm name from a service folder, as a Node service
+would after ``npm install ../gen-ts``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from damestoilet_contracts.cli import main
+from damestoilet_contracts.runtime import (
+    Coordinator,
+    CoordinatorConfig,
+    Envelope,
+    RedisPurgeTarget,
+    RedisStreamBus,
+)
+from tests.typescript import ROOT, TESTS_NODE, link_node_modules, node, tsc
+
+pytestmark = pytest.mark.redis
+
+STREAM = "damestoilet:events"  # the emitter's default, as the Python emitter's
+FRESH = ["catalog:product:p2", "catalog:listing:c2:a", "coupon:Y:carts"]
+
+
+def _stale_keys() -> list[str]:
+    """Keys the events of service.mjs make stale, from the Python plans of the same events (so
+    the test follows the reference graph): each deleted key, and a key under each prefix."""
+    from codegen import CartLine, CartUpdated, ProductPriceChanged
+
+    events = [
+        ProductPriceChanged(
+            product_id="p1", store_ids=("s1", "s2"), category_id="c1", price_cents=2**53 + 1
+        ),
+        CartUpdated(
+            cart_id="c9",
+            customer_id="u9",
+            lines=(CartLine(sku="k", quantity=2),),
+            coupon_code="X",
+        ),
+        CartUpdated(cart_id="c8", customer_id="u8", lines=()),
+    ]
+    keys = []
+    for event in events:
+        for op in event.flush_plan().ops:
+            if op.mode == "delete" and op.op in ("key", "prefix"):
+                keys.append(op.key if op.op == "key" else f"{op.key}a")
+    return keys
+
+
+def test_node_emits_and_the_python_coordinator_purges(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    package = tmp_path / "gen-ts"
+    generated = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            str(ROOT / "schemas"),
+            "--lang",
+            "ts",
+            "--out",
+            str(package),
+            "--package",
+            "reference",
+        ],
+    )
+    assert generated.exit_code == 0, generated.output
+    link_node_modules(package)
+    tsc(package, "-p", "tsconfig.json")
+    assert (package / "dist" / "index.d.ts").is_file()
+    service = tmp_path / "service"
+    (service / "node_modules").mkdir(parents=True)
+    (service / "node_modules" / "reference").symlink_to(package, target_is_directory=True)
+    (service / "package.json").write_text(json.dumps({"type": "module", "private": True}))
+    (service / "service.mjs").write_text((TESTS_NODE / "service.mjs").read_text())
+
+    stale = _stale_keys()
+    assert len(stale) >= 8
+    redis_client.mset(dict.fromkeys([*stale, *FRESH], 1))
+    ids = node(service / "service.mjs", service, redis_url).split()
+
+    entries = redis_client.xrange(STREAM)
+    assert [Envelope.from_fields(fields).id for _, fields in entries] == ids
+    first = Envelope.from_fields(entries[0][1])
+    assert (first.type, first.source) == ("catalog.v1.ProductPriceChanged", "//node/catalog")
+    from codegen import ProductPriceChanged
+
+    event = ProductPriceChanged.from_bytes(first.data)
+    assert event.price_cents == 9007199254740993  # a bigint on the way, not a lossy number
+    assert first.plan == event.flush_plan()
+
+    config = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20)
+    bus = RedisStreamBus(redis_client, stream=STREAM, group=config.group, consumer="c1")
+    worker = Coordinator(bus, RedisPurgeTarget(redis_client), redis_client, config)
+    worker.run(stop_when_idle=True)
+    assert worker.stats.events == 3
+    assert [k for k in stale if redis_client.exists(k)] == []
+    assert [k for k in FRESH if not redis_client.exists(k)] == []
