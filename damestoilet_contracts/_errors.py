@@ -16,8 +16,12 @@ branch per stage, and leaves that also subclass the built-in exception that fits
     ├── DeliveryError               an event cannot be emitted, read or acknowledged
     │   ├── EnvelopeError           (ValueError) bytes or fields are not a valid envelope
     │   ├── DeliveryTimeoutError    (TimeoutError) the bus did not answer in time
-    │   └── EmitterClosedError      (RuntimeError) an emitter was used after close()
-    └── PurgeError                  a purge target failed to purge a key, prefix or tag
+    │   ├── EmitterClosedError      (RuntimeError) an emitter was used after close()
+    │   └── BackendError            a bus, publisher or done store failed or is unreachable
+    ├── PurgeError                  a purge target failed to purge a key, prefix or tag
+    │   └── UnboundTargetError      (LookupError) a plan names a target nothing is bound to
+    └── ConfigError                 (ValueError) a backend URL, scheme or binding is wrong
+        └── MissingExtraError       (ImportError) a backend's client library is not installed
 
 Messages say what was wrong, where (``path:line`` for schemas) and what to do about it.
 """
@@ -122,5 +126,22 @@ class EmitterClosedError(DeliveryError, RuntimeError):
     """An emitter was used after ``close()``/``aclose()``: nothing was sent."""
 
 
+class BackendError(DeliveryError):
+    """A bus, publisher or done store failed or cannot be reached; the backend's own error
+    (redis-py, nats-py, ...) is its ``__cause__``. Workers log it and retry with backoff."""
+
+
 class PurgeError(DamestoiletError):
     """A purge target failed to purge a key, a prefix or a tag."""
+
+
+class UnboundTargetError(PurgeError, LookupError):
+    """A plan names a target that no purge backend is bound to (``--target NAME=URL``)."""
+
+
+class ConfigError(DamestoiletError, ValueError):
+    """A backend URL, its scheme or a target binding is wrong; the message says the fix."""
+
+
+class MissingExtraError(ConfigError, ImportError):
+    """A backend's client library is not installed; the message names the extra to install."""

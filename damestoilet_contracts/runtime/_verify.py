@@ -57,9 +57,9 @@ import redis.cluster
 from damestoilet_contracts._errors import EnvelopeError
 from damestoilet_contracts.model import FlushOp, Plan
 from damestoilet_contracts.runtime._envelope import Envelope
-from damestoilet_contracts.runtime._seams import HandlerRegistry
+from damestoilet_contracts.runtime._seams import DEFAULT_STREAM, HandlerRegistry
 from damestoilet_contracts.runtime.redis import _layout as layout
-from damestoilet_contracts.runtime.redis._bus import DEFAULT_STREAM, SyncRedis
+from damestoilet_contracts.runtime.redis._bus import SyncRedis
 
 #: What to do with a key whose age Redis cannot tell.
 PlainPolicy = Literal["stale", "skip"]
