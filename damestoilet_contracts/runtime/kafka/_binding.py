@@ -54,7 +54,7 @@ _READ = {
 _URN = SCHEMA_URN_PREFIX.encode()
 
 #: Headers as confluent-kafka takes them.
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ class KafkaRecord:
 def to_record(envelope: Envelope) -> KafkaRecord:
     """The binary-mode record of ``envelope``, keyed by its partition key."""
     message = to_binary(envelope, "kafka")
-    headers = [(name, value.encode()) for name, value in message.headers.items()]
+    headers: Headers = [(name, value.encode()) for name, value in message.headers.items()]
     key = envelope.partitionkey.encode() if envelope.partitionkey else None
     return KafkaRecord(key, message.body, headers)
 
