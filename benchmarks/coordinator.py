@@ -15,11 +15,21 @@ event's latency (from the envelope's ``time`` to purge done, as the coordinator 
 collected from the JSON log and p50, p99 and max are printed. The envelope time has
 millisecond resolution and is truncated, so a figure may read up to 1 ms high.
 
+Scale, for each size of --sizes (default 10,000 and 1,000,000 resident keys, loaded as cache
+entries that are all in the prefix index): the 5-exact-keys shape (--exact-events events)
+against a plain pipelined UNLINK; the prefix shape (--prefix-events events of one 5-key prefix
+each) drained by the coordinator reading the prefix index, by the coordinator scanning once
+per batch, and by the seed article's KEYS+DEL per event (capped at --seed-seconds), against a
+client unlinking the known keys; and the cost of ``damestoilet index-audit`` over them.
+
 Whether redis-py uses hiredis (the ``fast`` extra) is printed first: it speeds up both sides.
 
-    python benchmarks/coordinator.py [--events 100000] [--shapes 1,4,10] [--batch 500]
+    python benchmarks/coordinator.py [--sections throughput,scale,latency]
+                                     [--events 100000] [--shapes 1,4,10] [--batch 500]
                                      [--resident 1000000] [--rate 2000] [--seconds 10]
-                                     [--profile]
+                                     [--profile] [--sizes 10000,1000000]
+                                     [--exact-events 20000] [--prefix-events 2000]
+                                     [--seed-seconds 20]
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -53,6 +64,8 @@ from damestoilet_contracts.runtime import (
     RedisPurgeTarget,
     RedisStreamBus,
 )
+from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis._prefix_index import INDEX_KEY, audit
 from tests.servers import redis_server
 
 STREAM = "bench:events"
@@ -144,6 +157,231 @@ def coordinator_backlog(
     client.xgroup_destroy(STREAM, config.group)
     client.delete(STREAM)
     return len(keys) / elapsed
+
+
+def load_entries(client: redis.Redis, keys: list[str]) -> None:
+    """``keys`` as the read-through cache leaves them: a hash with a value and a fill time,
+    and a member of the prefix index (written directly: a million fills through the cache's
+    scripts would take minutes and end in the same data)."""
+    now = str(int(time.time() * 1000))
+    pipe = client.pipeline(transaction=False)
+    for start in range(0, len(keys), 2000):
+        chunk = keys[start : start + 2000]
+        for key in chunk:
+            pipe.hset(key, mapping={"v": "x" * 32, "t": now})
+        pipe.zadd(INDEX_KEY, dict.fromkeys(chunk, 0))
+        pipe.execute()
+
+
+def prefix_envelope(prefix: str) -> Envelope:
+    """An event purging one prefix of the indexed target ``cdn``."""
+    plan = Plan("bench.v1.CategoryChanged", ((FlushOp("prefix", "cdn", prefix),),))
+    return Envelope.new(
+        type="bench.v1.CategoryChanged",
+        data=prefix.encode(),
+        plan=plan,
+        source="//bench",
+        datacontenttype="avro/binary",
+        dataschema="bench",
+    )
+
+
+def emit_backlog(client: redis.Redis, envelopes: list[Envelope]) -> None:
+    client.delete(STREAM)
+    emitter = Emitter(client, source="//bench", stream=STREAM, maxlen=None)
+    for start in range(0, len(envelopes), 1000):
+        emitter.emit_envelopes(envelopes[start : start + 1000])
+
+
+def drop_bookkeeping(client: redis.Redis, group: str | None) -> None:
+    """Remove the stream, its group and the done markers, so the next run starts alike."""
+    if group is not None and client.exists(STREAM):
+        client.xgroup_destroy(STREAM, group)
+    client.delete(STREAM)
+    for batch in chunked(client.scan_iter(match="damestoilet:done:*", count=10_000)):
+        client.unlink(*batch)
+
+
+@dataclass
+class Run:
+    """One measured drain: what it did, how long, how much redis-server CPU."""
+
+    events: int
+    keys: int
+    seconds: float
+    server_us: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def keys_per_s(self) -> float:
+        return self.keys / self.seconds
+
+
+def prefix_coordinator(
+    client: redis.Redis, prefixes: dict[str, list[str]], *, indexed: bool, batch: int
+) -> Run:
+    """Drain one prefix event per entry of ``prefixes`` with the coordinator; the target
+    ``cdn`` read from the index (``indexed``) or scanned once per batch."""
+    keys = [k for ks in prefixes.values() for k in ks]
+    load_entries(client, keys)
+    emit_backlog(client, [prefix_envelope(p) for p in prefixes])
+    config = CoordinatorConfig(stream=STREAM, consumer="bench", batch=batch, block_ms=1)
+    bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer="bench")
+    target = RedisPurgeTarget(client, prefix_index={"cdn"} if indexed else ())
+    worker = Coordinator(bus, target, client, config)
+    gc.collect()
+    cpu = server_us(client)
+    started = time.perf_counter()
+    worker.run(stop_when_idle=True)
+    elapsed = time.perf_counter() - started
+    run = Run(len(prefixes), len(keys), elapsed, server_us(client) - cpu)
+    if left_of(client, keys) or worker.stats.events != len(prefixes):
+        raise SystemExit(f"prefix run left keys; purged {worker.stats.events} events")
+    drop_bookkeeping(client, config.group)
+    return run
+
+
+def seed_keys_del(
+    client: redis.Redis, prefixes: dict[str, list[str]], *, budget_s: float, batch: int
+) -> Run:
+    """The seed article's coordinator: per event ``KEYS prefix*`` then ``DEL`` of what it
+    found, then ``XACK``; stopped after ``budget_s`` (it does not finish at 1M keys)."""
+    keys = [k for ks in prefixes.values() for k in ks]
+    load_entries(client, keys)
+    emit_backlog(client, [prefix_envelope(p) for p in prefixes])
+    group = "seed"
+    client.xgroup_create(STREAM, group, id="0")
+    done = purged = 0
+    cpu = server_us(client)
+    started = time.perf_counter()
+    while time.perf_counter() - started < budget_s:
+        reply = client.xreadgroup(group, "seed", {STREAM: ">"}, count=batch)
+        if not reply:
+            break
+        for entry_id, fields in reply[0][1]:
+            envelope = Envelope.from_fields(fields)
+            assert envelope.plan is not None
+            for stage in envelope.plan.stages:
+                for op in stage:
+                    found = client.keys(layout.escape_glob(op.key) + "*")
+                    if found:
+                        purged += int(client.delete(*found))
+            client.xack(STREAM, group, entry_id)
+            done += 1
+            if time.perf_counter() - started >= budget_s:
+                break
+    elapsed = time.perf_counter() - started
+    run = Run(done, purged, elapsed, server_us(client) - cpu)
+    for batch_keys in chunked(iter(keys)):
+        client.unlink(*batch_keys)
+        client.zrem(INDEX_KEY, *batch_keys)
+    drop_bookkeeping(client, group)
+    return run
+
+
+def plain_prefix_baseline(client: redis.Redis, prefixes: dict[str, list[str]]) -> Run:
+    """The same keys unlinked by a client that already knows them: pipelined ``UNLINK``, one
+    call per prefix's keys (what no prefix purge can beat)."""
+    keys = [k for ks in prefixes.values() for k in ks]
+    load_entries(client, keys)
+    gc.collect()
+    cpu = server_us(client)
+    started = time.perf_counter()
+    pipe = client.pipeline(transaction=False)
+    for ks in prefixes.values():
+        pipe.unlink(*ks)
+        if len(pipe) >= 500:
+            pipe.execute()
+    pipe.execute()
+    elapsed = time.perf_counter() - started
+    run = Run(len(prefixes), len(keys), elapsed, server_us(client) - cpu)
+    for batch_keys in chunked(iter(keys)):
+        client.zrem(INDEX_KEY, *batch_keys)
+    return run
+
+
+def audit_cost(client: redis.Redis, prefixes: dict[str, list[str]]) -> tuple[Run, int]:
+    """``damestoilet index-audit``'s work over the bench prefixes' common lead."""
+    keys = [k for ks in prefixes.values() for k in ks]
+    load_entries(client, keys)
+    cpu = server_us(client)
+    started = time.perf_counter()
+    report = audit(client, ["page:category:"])
+    elapsed = time.perf_counter() - started
+    run = Run(0, report.scanned, elapsed, server_us(client) - cpu)
+    for batch_keys in chunked(iter(keys)):
+        client.unlink(*batch_keys)
+        client.zrem(INDEX_KEY, *batch_keys)
+    return run, report.missing
+
+
+def scale(client: redis.Redis, args: argparse.Namespace) -> None:
+    """The 5-key and prefix shapes at each resident size, with their baselines."""
+    sizes = [int(n) for n in args.sizes.split(",")]
+    per_prefix = 5
+    prefixes = {
+        f"page:category:c{i}:": [f"page:category:c{i}:{j}" for j in range(per_prefix)]
+        for i in range(args.prefix_events)
+    }
+    exact = [f"catalog:product:{i}" for i in range(args.exact_events * 5)]
+    indexed_rate: dict[int, float] = {}
+    for size in sizes:
+        client.flushall()
+        load_entries(client, [f"resident:{i}" for i in range(size)])
+        print(
+            f"scale: {size:,} resident keys (cache entries, all in the prefix index); "
+            f"coordinator batch {args.batch}",
+            flush=True,
+        )
+        print(
+            f"  {'shape':<44} {'events':>7} {'keys/s':>10} {'events/s':>9} "
+            f"{'redis us/event':>14}  vs baseline"
+        )
+
+        def row(name: str, run: Run, base: Run | None) -> None:
+            ratio = f"{run.keys_per_s / base.keys_per_s:6.1%}" if base is not None else ""
+            per_event = run.server_us / run.events if run.events else 0.0
+            print(
+                f"  {name:<44} {run.events:>7,} {run.keys_per_s:>10,.0f} "
+                f"{run.events_per_s:>9,.0f} {per_event:>14,.1f}  {ratio}",
+                flush=True,
+            )
+
+        plain_rate = statistics.median(plain_unlink(client, exact) for _ in range(3))
+        events5 = len(exact) // 5
+        base5 = Run(events5, len(exact), len(exact) / plain_rate, SERVER_US["plain"] * len(exact))
+        row("5 exact keys/event: plain pipelined UNLINK", base5, None)
+        rate = coordinator_backlog(client, exact, args.batch, 5)
+        run5 = Run(events5, len(exact), len(exact) / rate, SERVER_US["coordinator"] * events5)
+        row("5 exact keys/event: coordinator", run5, base5)
+        drop_bookkeeping(client, None)
+
+        base = plain_prefix_baseline(client, prefixes)
+        row(f"prefix of {per_prefix} keys: plain UNLINK of known keys", base, None)
+        run = prefix_coordinator(client, prefixes, indexed=True, batch=args.batch)
+        indexed_rate[size] = run.events_per_s
+        row("prefix: coordinator, prefix_index: true", run, base)
+        run = prefix_coordinator(client, prefixes, indexed=False, batch=args.batch)
+        row("prefix: coordinator, one SCAN per batch", run, base)
+        run = seed_keys_del(client, prefixes, budget_s=args.seed_seconds, batch=args.batch)
+        row(f"prefix: seed KEYS+DEL per event ({args.seed_seconds:g} s max)", run, base)
+        run, missing = audit_cost(client, prefixes)
+        print(
+            f"  index-audit of page:category: ({run.keys:,} keys, {missing} missing): "
+            f"{run.seconds * 1000:,.0f} ms, redis-server CPU {run.server_us / 1000:,.0f} ms",
+            flush=True,
+        )
+        if client.dbsize() != size + 1:  # the residents and the index
+            raise SystemExit("a resident key was purged or a bench key survived")
+    if len(sizes) > 1:
+        low, high = sizes[0], sizes[-1]
+        print(
+            f"  indexed prefix events/s at {high:,} / at {low:,} resident keys: "
+            f"{indexed_rate[high] / indexed_rate[low]:.2f} (target >= 0.5)"
+        )
 
 
 def latency(port: int, client: redis.Redis, rate: int, seconds: float, log: Path) -> list[float]:
@@ -271,7 +509,21 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2000, help="events/s for the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     parser.add_argument("--profile", action="store_true", help="profile the 1-key shape")
+    parser.add_argument(
+        "--sections", default="throughput,scale,latency", help="which parts to run, in order"
+    )
+    parser.add_argument("--sizes", default="10000,1000000", help="resident keys of the scale runs")
+    parser.add_argument(
+        "--exact-events", type=int, default=20_000, help="scale: events of the 5-key shape"
+    )
+    parser.add_argument(
+        "--prefix-events", type=int, default=2000, help="scale: prefix events (5 keys each)"
+    )
+    parser.add_argument(
+        "--seed-seconds", type=float, default=20.0, help="scale: time cap of the seed's KEYS+DEL"
+    )
     args = parser.parse_args()
+    sections = args.sections.split(",")
     logging.getLogger("damestoilet.coordinator").setLevel(logging.WARNING)
 
     with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp) / "redis") as (port, _):
@@ -281,9 +533,15 @@ def main() -> None:
             f"redis-server {client.info('server')['redis_version']} on 127.0.0.1:{port}; "
             f"redis-py {redis.__version__}, hiredis {hiredis}"
         )
-        load(client, [f"resident:{i}" for i in range(args.resident)])
-        throughput(client, args)
-
+        if "throughput" in sections:
+            load(client, [f"resident:{i}" for i in range(args.resident)])
+            throughput(client, args)
+        if "scale" in sections:
+            scale(client, args)
+        if "latency" not in sections:
+            client.close()
+            return
+        client.flushall()
         print(f"latency: emit to purged at {args.rate:,} events/s for {args.seconds:g}s")
         found = latency(port, client, args.rate, args.seconds, Path(tmp) / "coordinator.log")
         found.sort()

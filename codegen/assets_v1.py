@@ -115,6 +115,10 @@ class AssetReplaced:
         stage_1 = (FlushOp("key", "cdn", f"/products/{self.product_id}", "delete"),)
         return Plan("assets.v1.AssetReplaced", (stage_0, stage_1))
 
+    def partition_key(self) -> str:
+        """The partition key, made of asset_id: one entity, one partition."""
+        return self.asset_id
+
     def to_bytes(self) -> bytes:
         """The Protobuf wire encoding of this event (deterministic)."""
         return self._to_pb().SerializeToString(deterministic=True)

@@ -143,6 +143,10 @@ class CartUpdated:
         stage_0 = tuple(dict.fromkeys(stage_0_ops))
         return Plan("carts.v1.CartUpdated", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of cart_id: one entity, one partition."""
+        return self.cart_id
+
     def to_bytes(self) -> bytes:
         """The Protobuf wire encoding of this event (deterministic)."""
         return self._to_pb().SerializeToString(deterministic=True)

@@ -74,7 +74,8 @@ _PRODUCT_PRICE_CHANGED_SCHEMA: Final = fastavro.parse_schema(
 _PRODUCT_STOCK_CHANGED_SCHEMA: Final = fastavro.parse_schema(
     {
         "damestoilet": {
-            "flush": [{"key": "stock:{product_id}:{warehouse_id}"}, {"cache": "catalog.product"}]
+            "flush": [{"key": "stock:{product_id}:{warehouse_id}"}, {"cache": "catalog.product"}],
+            "key": ["product_id"],
         },
         "doc": "The stock of a product in one warehouse changed.",
         "fields": [
@@ -145,6 +146,10 @@ class CategoryRenamed:
         )
         stage_1 = (FlushOp("prefix", "cdn", f"/categories/{self.category_id}/", "delete"),)
         return Plan("catalog.v1.CategoryRenamed", (stage_0, stage_1))
+
+    def partition_key(self) -> str:
+        """The partition key, made of category_id: one entity, one partition."""
+        return self.category_id
 
     def to_bytes(self) -> bytes:
         """The Avro binary encoding of this event (schemaless: no header, no schema)."""
@@ -286,6 +291,10 @@ class ProductPriceChanged:
         stage_2 = (FlushOp("key", "cdn", f"/products/{self.product_id}", "delete"),)
         return Plan("catalog.v1.ProductPriceChanged", (stage_0, stage_1, stage_2))
 
+    def partition_key(self) -> str:
+        """The partition key, made of product_id: one entity, one partition."""
+        return self.product_id
+
     def to_bytes(self) -> bytes:
         """The Avro binary encoding of this event (schemaless: no header, no schema)."""
         buffer = io.BytesIO()
@@ -407,6 +416,10 @@ class ProductStockChanged:
         stage_1 = (FlushOp("tag", "default", f"search:product:{self.product_id}", "delete"),)
         stage_2 = (FlushOp("key", "cdn", f"/products/{self.product_id}", "delete"),)
         return Plan("catalog.v1.ProductStockChanged", (stage_0, stage_1, stage_2))
+
+    def partition_key(self) -> str:
+        """The partition key, made of product_id: one entity, one partition."""
+        return self.product_id
 
     def to_bytes(self) -> bytes:
         """The Avro binary encoding of this event (schemaless: no header, no schema)."""

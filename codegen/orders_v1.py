@@ -108,6 +108,10 @@ class OrderStatusChanged:
         )
         return Plan("orders.v1.OrderStatusChanged", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of order_id: one entity, one partition."""
+        return self.order_id
+
     def to_bytes(self) -> bytes:
         """The Protobuf wire encoding of this event (deterministic)."""
         return self._to_pb().SerializeToString(deterministic=True)

@@ -129,6 +129,10 @@ class PromotionStarted:
         stage_2 = (FlushOp("key", "cdn", f"/products/{self.product_id}", "delete"),)
         return Plan("pricing.v1.PromotionStarted", (stage_0, stage_1, stage_2))
 
+    def partition_key(self) -> str:
+        """The partition key, made of promotion_id: one entity, one partition."""
+        return self.promotion_id
+
     def to_bytes(self) -> bytes:
         """The Protobuf wire encoding of this event (deterministic)."""
         return self._to_pb().SerializeToString(deterministic=True)

@@ -172,6 +172,10 @@ class UserProfileUpdated:
         stage_0 = tuple(stage_0_ops)
         return Plan("users.v1.UserProfileUpdated", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of user_id: one entity, one partition."""
+        return str(self.user_id)
+
     def to_bytes(self) -> bytes:
         """The Avro binary encoding of this event (schemaless: no header, no schema)."""
         buffer = io.BytesIO()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from typing import Any
@@ -95,11 +96,23 @@ def test_v2_groups_consecutive_ops_of_one_kind_so_a_key_is_one_json_string() -> 
     ]
 
 
-def test_v2_ignores_attributes_after_the_ninth() -> None:
+def test_v2_ignores_attributes_after_the_tenth() -> None:
+    """The tenth is the partition key (added after the first v2 readers, which ignore it)."""
     env = _env(MIXED)
     blob = env.to_bytes(version=2)
     head = _head(blob)
-    assert Envelope.from_bytes(_blob([*head, "traceparent", {"x": 1}], env.data)) == env
+    assert len(head) == 9  # no partition key: the element is left out
+    assert Envelope.from_bytes(_blob([*head, "", "traceparent", {"x": 1}], env.data)) == env
+
+
+def test_v2_carries_the_partition_key_as_its_tenth_attribute() -> None:
+    env = dataclasses.replace(_env(MIXED), partitionkey="p1")
+    blob = env.to_bytes(version=2)
+    assert _head(blob)[9] == "p1"
+    assert Envelope.from_bytes(blob) == env
+    assert Envelope.from_fields(env.to_fields()) == env  # version 1: a field of its own
+    with pytest.raises(EnvelopeError, match="partitionkey must be text"):
+        Envelope.from_bytes(_blob([*_head(blob)[:9], 7], env.data))
 
 
 def test_entry_with_v_is_version_1_even_with_an_e_field() -> None:

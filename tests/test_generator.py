@@ -373,6 +373,10 @@ def test_types_of_another_namespace_are_reached_through_their_module(tmp_path: P
     )
     assert paid.flush_plan().ops[0].key == "paid:p1:UNIT_EUR"
     assert module.Paid.from_bytes(paid.to_bytes()) == paid
+    # the partition keys default to the first rule's fields; an unset message is empty
+    assert charge.partition_key() == "c1:EUR"
+    assert paid.partition_key() == "p1:UNIT_EUR"
+    assert module.Paid(id="p2", history=[]).partition_key() == "p2:"
     assert module.Paid(id="p2", history=()).flush_plan().ops == ()  # amount absent: skipped
 
 

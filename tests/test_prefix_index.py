@@ -287,14 +287,16 @@ def test_audit_reports_keys_the_index_misses_and_prunes_only_gone_members(
 
 
 def _graph_dir(tmp_path: Path, indexed: bool) -> Path:
+    """A copy of the reference schemas; ``indexed``: the ``default`` target (whose prefix rules
+    purge ``catalog:listing:{category_id}:``) declares ``prefix_index: true``."""
     root = tmp_path / "schemas"
     shutil.copytree(REPO / "schemas", root)
     graph = root / "flush-graph.yaml"
     text = graph.read_text()
     if indexed:
-        text = text.replace(
-            "cdn:     {grace_seconds: 60}", "cdn:     {grace_seconds: 60, prefix_index: true}"
-        )
+        old = "default: {grace_seconds: 30}"
+        assert old in text
+        text = text.replace(old, "default: {grace_seconds: 30, prefix_index: true}")
     graph.write_text(text)
     return root
 
@@ -303,19 +305,19 @@ def test_index_audit_command_exits_1_on_a_missing_key_and_2_without_prefixes(
     redis_client: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
     schemas = _graph_dir(tmp_path, indexed=True)
-    _fill(Cache(redis_client), "/categories/c1/1")
+    _fill(Cache(redis_client), "catalog:listing:c1:1")
     clean = CliRunner().invoke(
         main, ["index-audit", "--redis", redis_url, "--schemas", str(schemas)]
     )
     assert clean.exit_code == 0, clean.output
-    assert "/categories/" in clean.output
-    assert "missing from the index: 0" in clean.output
-    redis_client.set("/categories/c1/plain", "x")
+    assert "audited 1 prefix(es): catalog:listing:" in clean.output
+    assert "keys: 1; missing from the index: 0" in clean.output
+    redis_client.set("catalog:listing:c1:plain", "x")
     dirty = CliRunner().invoke(
-        main, ["index-audit", "--redis", redis_url, "--prefix", "/categories/", "--json"]
+        main, ["index-audit", "--redis", redis_url, "--prefix", "catalog:listing:", "--json"]
     )
     assert dirty.exit_code == 1
-    assert json.loads(dirty.output)["missing_sample"] == ["/categories/c1/plain"]
+    assert json.loads(dirty.output)["missing_sample"] == ["catalog:listing:c1:plain"]
     usage = CliRunner().invoke(main, ["index-audit", "--redis", redis_url])
     assert usage.exit_code == 2
     assert "Examples" in CliRunner().invoke(main, ["index-audit", "--help"]).output
@@ -360,3 +362,29 @@ def test_coordinator_from_the_graph_reads_indexed_targets_from_the_index(redis_u
     worker = Coordinator.from_url(redis_url, prefix_index={"cdn"})
     assert isinstance(worker.target, RedisPurgeTarget)
     assert worker.target.planner.prefix_index == {"cdn"}
+
+
+def test_indexed_stage_pages_every_prefix_and_a_nested_delete_wins_over_soft(
+    redis_client: redis.Redis,
+) -> None:
+    cache = Cache(redis_client)
+    for c in range(30):
+        for i in range(7):
+            _fill(cache, f"page:c{c}:{i}")
+    for i in range(3):
+        _fill(cache, f"page:c0:a{i}")
+    target = RedisPurgeTarget(redis_client, prefix_index={"cdn"}, grace={"cdn": 60}, chunk_size=5)
+    redis_client.config_resetstat()
+    stats = target.purge_stage(
+        [FlushOp("prefix", "cdn", f"page:c{c}:") for c in range(1, 30)]
+        + [FlushOp("prefix", "cdn", "page:c0:", "soft"), FlushOp("prefix", "cdn", "page:c0:a")]
+    )
+    # 29 prefixes of 7 keys deleted, page:c0:a* deleted (not also soft-counted), the other 7
+    # of page:c0: soft-marked
+    assert stats == PurgeStats(prefix_keys=29 * 7 + 3 + 7, soft_marked=7)
+    assert redis_client.exists(*[f"page:c0:a{i}" for i in range(3)]) == 0
+    assert redis_client.hexists("page:c0:1", layout.FIELD_STALE)
+    assert redis_client.dbsize() == 1 + 7  # the index and the soft-marked keys
+    # pages of 5: two pages for each prefix of 7 keys, one for page:c0:a (3 keys)
+    calls = redis_client.info("commandstats")["cmdstat_zrangebylex"]["calls"]
+    assert calls == 30 * 2 + 1

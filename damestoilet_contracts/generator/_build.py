@@ -44,6 +44,7 @@ from damestoilet_contracts.generator._fields import (
     to_wire,
 )
 from damestoilet_contracts.generator._flush import plan_code
+from damestoilet_contracts.generator._partition import partition_key_code
 from damestoilet_contracts.generator._protobuf import ProtoOutput, pb2_alias, pb2_module
 from damestoilet_contracts.generator._views import (
     AvroSchemaView,
@@ -284,6 +285,7 @@ def _record_view(
         doc = " ".join(event.doc.split()) or f"The event {event.full_name}."
         spec = compile_event(event, contracts.graph)
         code = plan_code(event, spec, attrs, imports)
+        key_expr, key_fields = partition_key_code(event, contracts.graph, attrs)
         schema_constant = ""
         if event.format == "avro":
             schema_constant = f"_{_names.constant_name(item.name)}_SCHEMA"
@@ -298,6 +300,8 @@ def _record_view(
             fanout=code.fanout,
             plan=code.plan,
             avro_schema=schema_constant,
+            partition_key=key_expr,
+            partition_key_fields=key_fields,
         )
     return RecordView(
         name=item.name,

@@ -58,6 +58,8 @@ class EventView:
     fanout: bool  # whether the key count depends on the payload (checked at construction)
     plan: tuple[str, ...]  # body of flush_plan(), after the cap is resolved
     avro_schema: str  # Avro: the module constant holding the parsed schema; else ""
+    partition_key: tuple[str, ...] = ()  # body of partition_key()
+    partition_key_fields: tuple[str, ...] = ()  # the dotted fields it reads, for its docstring
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """Lint: every problem of a schema directory in one run, including those that need the graph.
 
 The loaders check each file on its own. What needs events and the flush graph together is
-checked here: targets and cache nodes that rules name, cycles, and the fields that every cache
-node reached by an event needs from that event.
+checked here: targets and cache nodes that rules name, cycles, the fields that every cache
+node reached by an event needs from that event, and the partition key an event without ``key``
+takes from its first rule.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from damestoilet_contracts._errors import ContractError, Problem, SourceLocation
 from damestoilet_contracts.compiler import find_cycles, format_cycle, reached_nodes
+from damestoilet_contracts.lint._key import check_partition_key
 from damestoilet_contracts.lint._storm import check_storm
 from damestoilet_contracts.loaders import collect_contracts
 from damestoilet_contracts.loaders._rules import check_template, did_you_mean
@@ -131,6 +133,7 @@ def _check_event(event: EventType, graph: FlushGraph) -> list[Problem]:
             )
     for name in sorted(reached_nodes(graph, named)):
         problems.extend(_check_node(event, graph.nodes[name]))
+    problems.extend(check_partition_key(event, graph))
     return problems
 
 

@@ -42,16 +42,19 @@ from damestoilet_contracts.loaders._avro_types import (
     plain,
 )
 from damestoilet_contracts.loaders._jsonpos import JsonArray, JsonObject
+from damestoilet_contracts.loaders._key import build_key
 from damestoilet_contracts.loaders._rules import (
     RawRule,
     build_rules,
     did_you_mean,
     rules_fingerprint,
 )
-from damestoilet_contracts.model import EventType
+from damestoilet_contracts.model import EventType, TypeRef
 
 #: The record attribute that holds the flush rules.
 ANNOTATION = "damestoilet"
+#: The attributes of the annotation: the rules, and the fields of the partition key.
+_ANNOTATION_ATTRS = ["flush", "key"]
 # The attributes the Avro specification gives a record and a field: never a near miss.
 _AVRO_RECORD_ATTRS = frozenset({"type", "name", "namespace", "doc", "aliases", "fields"})
 _AVRO_FIELD_ATTRS = frozenset({"name", "type", "doc", "default", "order", "aliases"})
@@ -261,6 +264,7 @@ class _Loader:
             return None
         rules, problems = build_rules(named.full_name, record, raw_rules)
         self.problems.extend(problems)
+        key, key_location = self.key(named, record)
         doc = named.node.get("doc")
         return EventType(
             full_name=named.full_name,
@@ -272,7 +276,21 @@ class _Loader:
             rules_fingerprint=rules_fingerprint(rules),
             doc=doc if isinstance(doc, str) else "",
             source=json.dumps(resolved, sort_keys=True, separators=(",", ":")),
+            key=key,
+            key_location=key_location,
         )
+
+    def key(
+        self, named: Named, record: TypeRef
+    ) -> tuple[tuple[tuple[str, ...], ...], SourceLocation | None]:
+        """The partition key the annotation names, if it names one (docs/kafka.md)."""
+        value = named.node[ANNOTATION]
+        if not isinstance(value, JsonObject) or "key" not in value:
+            return (), None
+        location = SourceLocation(named.path, value.line_of("key"))
+        key, problems = build_key(named.full_name, record, plain(value["key"]), location)
+        self.problems.extend(problems)
+        return key, location
 
     def annotation(self, named: Named) -> list[RawRule]:
         """The rules of an event's annotation, reporting an annotation of the wrong shape."""
@@ -289,12 +307,12 @@ class _Loader:
             )
             return []
         for key in value:
-            if key != "flush":
+            if key not in _ANNOTATION_ATTRS:
                 self.problem(
                     path,
                     value.line_of(key),
                     f"unknown attribute {key!r} in the {ANNOTATION} attribute of {what}"
-                    f"{did_you_mean(key, ['flush'])} (allowed: flush)",
+                    f"{did_you_mean(key, _ANNOTATION_ATTRS)} (allowed: flush, key)",
                 )
         if "flush" not in value:
             self.problem(

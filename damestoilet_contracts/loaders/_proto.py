@@ -22,6 +22,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.message import Message
 
 from damestoilet_contracts._errors import Problem, SourceLocation
+from damestoilet_contracts.loaders._key import build_key
 from damestoilet_contracts.loaders._proto_source import SourceInfo
 from damestoilet_contracts.loaders._protoc import compile_protos
 from damestoilet_contracts.loaders._rules import RawRule, build_rules, rules_fingerprint
@@ -237,6 +238,16 @@ class _Loader:
             raw_rules.append(RawRule(rule_location, _rule_attrs(rule)))
         rules, rule_problems = build_rules(declared.full_name, record, raw_rules, spelling="proto")
         problems.extend(rule_problems)
+        key: tuple[tuple[str, ...], ...] = ()
+        key_location = None
+        written_key = list(message.options.Extensions[_EVENT].key)
+        if written_key:
+            option_line = (source.position(option_path) or (location.line, 0))[0]
+            key_location = SourceLocation(location.path, option_line)
+            key, key_problems = build_key(
+                declared.full_name, record, written_key, key_location, spelling="proto"
+            )
+            problems.extend(key_problems)
         return EventType(
             full_name=declared.full_name,
             format="proto",
@@ -247,6 +258,8 @@ class _Loader:
             rules_fingerprint=rules_fingerprint(rules),
             doc=self._sources[declared.file.name].comment(declared.path),
             source=declared.file.name,
+            key=key,
+            key_location=key_location,
         )
 
     def _record(self, declared: _Declared, *, nullable: bool, stack: tuple[str, ...]) -> TypeRef:

@@ -16,6 +16,7 @@ from damestoilet_contracts.model._contract import (
     Scope,
     StormGuard,
 )
+from damestoilet_contracts.model._key import key_rule, partition_key_paths
 from damestoilet_contracts.model._plan import FlushOp, Plan
 from damestoilet_contracts.model._template import (
     DEFAULT_FANOUT_CAP,
@@ -51,6 +52,8 @@ __all__ = [
     "Template",
     "TypeRef",
     "format_template",
+    "key_rule",
     "parse_template",
+    "partition_key_paths",
     "render_value",
 ]

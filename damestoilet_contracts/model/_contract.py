@@ -117,6 +117,11 @@ class EventType:
     # Format-specific source material the generator needs (Avro: the parsed schema as JSON
     # text; Protobuf: the proto file name relative to the schema root).
     source: str = ""
+    #: The fields the partition key is made of, as the contract names them (``key``); empty:
+    #: the fields of the first rule's template (:func:`~model.partition_key_paths`).
+    key: tuple[tuple[str, ...], ...] = ()
+    #: Where ``key`` is written (None: not written).
+    key_location: SourceLocation | None = None
 
     @property
     def namespace(self) -> str:

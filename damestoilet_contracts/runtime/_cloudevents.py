@@ -9,6 +9,8 @@ message headers (NATS, Kafka, HTTP) shares. The attributes::
     dataschema       urn:damestoilet:schema:<fingerprint> (absent when the envelope has none)
     rulesfingerprint extension: the rules fingerprint (absent when empty)
     flushplan        extension: the compiled plan as compact JSON text (absent without a plan)
+    partitionkey     extension (Partitioning): the event's partition key (absent when empty);
+                     a Kafka record also carries it as its key
 
 Structured mode (``application/cloudevents+json``): one JSON object, the payload base64 in
 ``data_base64``. Binary mode: the payload is the message body, each attribute a header:
@@ -50,6 +52,8 @@ STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 PLAN_ATTRIBUTE = "flushplan"
 #: The extension attribute holding the rules fingerprint.
 RULES_ATTRIBUTE = "rulesfingerprint"
+#: The Partitioning extension's attribute: the event's partition key.
+PARTITION_KEY_ATTRIBUTE = "partitionkey"
 
 Binding = Literal["http", "nats", "kafka"]
 _PREFIX: dict[str, str] = {"http": "ce-", "nats": "ce-", "kafka": "ce_"}
@@ -85,6 +89,8 @@ def to_attributes(envelope: Envelope) -> dict[str, str]:
         attributes[RULES_ATTRIBUTE] = envelope.rulesfingerprint
     if envelope.plan is not None:
         attributes[PLAN_ATTRIBUTE] = envelope.plan.to_json()
+    if envelope.partitionkey:
+        attributes[PARTITION_KEY_ATTRIBUTE] = envelope.partitionkey
     return attributes
 
 
@@ -108,9 +114,12 @@ def from_attributes(attributes: Mapping[str, Any], data: bytes) -> Envelope:
     check_source(text["source"])
     dataschema = attributes.get("dataschema") or ""
     rules = attributes.get(RULES_ATTRIBUTE) or ""
+    key = attributes.get(PARTITION_KEY_ATTRIBUTE) or ""
     raw_plan = attributes.get(PLAN_ATTRIBUTE)
-    if not isinstance(dataschema, str) or not isinstance(rules, str):
-        raise EnvelopeError("CloudEvents attributes dataschema and rulesfingerprint are text")
+    if not isinstance(dataschema, str) or not isinstance(rules, str) or not isinstance(key, str):
+        raise EnvelopeError(
+            "CloudEvents attributes dataschema, rulesfingerprint and partitionkey are text"
+        )
     plan = None
     if raw_plan is not None:
         if not isinstance(raw_plan, str):
@@ -125,6 +134,7 @@ def from_attributes(attributes: Mapping[str, Any], data: bytes) -> Envelope:
         data=bytes(data),
         plan=plan,
         rulesfingerprint=rules,
+        partitionkey=key,
         **text,
     )
 

@@ -18,6 +18,7 @@ field per attribute::
     dataschema       the schema fingerprint
     rulesfingerprint the rules fingerprint (absent when empty)
     plan             the plan as compact JSON (absent when the producer sent none)
+    partitionkey     the event's partition key (absent when empty)
     data             the payload bytes
 
 One bytes blob, version 1 (NATS, Kafka): ``DSE`` + version byte 1, a 16-bit field count,
@@ -29,12 +30,15 @@ One bytes blob, version 2 (the stream field ``e``; :meth:`Envelope.to_bytes` wit
 UTF-8 JSON (no whitespace before or after it), then the payload bytes to the end. The JSON
 is an array, by position::
 
-    ["1.0", id, source, type, time, datacontenttype, dataschema, rulesfingerprint, stages]
+    ["1.0", id, source, type, time, datacontenttype, dataschema, rulesfingerprint, stages,
+     partitionkey]
 
 ``stages`` is null when the producer sent no plan, else a list of stages, each a list of
 ``[op, target, mode, [key, ...]]`` groups: consecutive ops of a stage that share op, target
 and mode share a group, so a key costs one JSON string (the plan's type is the envelope's).
-Elements after the ninth are ignored, so that v2 readers accept additive attributes. A
+``partitionkey`` (CloudEvents' Partitioning extension) is left out when empty; a reader from
+before it ignores it, as it ignores every element after the ninth: that is what lets v2
+readers accept additive attributes (elements after the tenth are ignored here). A
 positional array is parsed by the C JSON decoder in one call, with no attribute names to
 read or check.
 
@@ -88,6 +92,8 @@ _TEXT_ATTRIBUTES = (
     "datacontenttype",
     "dataschema",
 )
+#: Version-1 fields that may be absent (read as empty).
+_OPTIONAL_ATTRIBUTES = ("rulesfingerprint", "partitionkey")
 _HEAD = struct.Struct(">H")
 _NAME = struct.Struct(">H")
 _VALUE = struct.Struct(">I")
@@ -177,6 +183,9 @@ class Envelope:
     plan: Plan | None = None
     rulesfingerprint: str = ""
     specversion: str = field(default=SPEC_VERSION)
+    #: CloudEvents ``partitionkey`` (the Partitioning extension): the event's key on a bus
+    #: that partitions, such as Kafka; empty: none.
+    partitionkey: str = ""
 
     def __post_init__(self) -> None:
         # Runs once per event a coordinator reads: one straight test for the common case, the
@@ -191,8 +200,9 @@ class Envelope:
             and type(self.dataschema) is str_
             and type(self.rulesfingerprint) is str_
             and type(self.specversion) is str_
+            and type(self.partitionkey) is str_
         ):
-            for name in (*_TEXT_ATTRIBUTES, "rulesfingerprint"):
+            for name in (*_TEXT_ATTRIBUTES, "rulesfingerprint", "partitionkey"):
                 if not isinstance(getattr(self, name), str):
                     raise EnvelopeError(f"envelope attribute {name} must be text")
         if not (self.id and self.source and self.type and self.datacontenttype):
@@ -224,6 +234,7 @@ class Envelope:
         datacontenttype: str,
         dataschema: str = "",
         rulesfingerprint: str = "",
+        partitionkey: str = "",
     ) -> Envelope:
         """An envelope with a new UUIDv7 id and the current time (the id's millisecond).
 
@@ -242,6 +253,7 @@ class Envelope:
             data=data,
             plan=plan,
             rulesfingerprint=rulesfingerprint,
+            partitionkey=partitionkey,
         )
 
     @classmethod
@@ -249,10 +261,12 @@ class Envelope:
         """Wrap a generated event: a new UUIDv7 id, the current time, its plan and payload.
 
         ``source`` is the CloudEvents source (a URI reference naming the emitting service).
-        Raises :class:`PlanError` when the event cannot be planned, :class:`EnvelopeError`
-        when an attribute is empty.
+        The partition key is the event's ``partition_key()`` when its class has one (generated
+        classes do). Raises :class:`PlanError` when the event cannot be planned,
+        :class:`EnvelopeError` when an attribute is empty.
         """
         plan = event.flush_plan()
+        key = getattr(event, "partition_key", None)
         return cls.new(
             type=event.EVENT_TYPE,
             data=event.to_bytes(),
@@ -261,6 +275,7 @@ class Envelope:
             datacontenttype=event.CONTENT_TYPE,
             dataschema=event.SCHEMA_FINGERPRINT,
             rulesfingerprint=event.RULES_FINGERPRINT,
+            partitionkey=key() if callable(key) else "",
         )
 
     # -- CloudEvents ----------------------------------------------------------------------------
@@ -310,6 +325,8 @@ class Envelope:
             fields["rulesfingerprint"] = self.rulesfingerprint.encode()
         if self.plan is not None:
             fields["plan"] = self.plan.to_json().encode()
+        if self.partitionkey:
+            fields["partitionkey"] = self.partitionkey.encode()
         fields["data"] = self.data
         return fields
 
@@ -353,10 +370,10 @@ class Envelope:
                 f"envelope version {version[:20]!r} is not supported; this reader knows 1"
             )
         text: dict[str, str] = {}
-        for name in (*_TEXT_ATTRIBUTES, "rulesfingerprint"):
+        for name in (*_TEXT_ATTRIBUTES, "rulesfingerprint", "partitionkey"):
             raw = values.get(name)
             if raw is None:
-                if name == "rulesfingerprint":
+                if name in _OPTIONAL_ATTRIBUTES:
                     continue
                 raise EnvelopeError(f"envelope attribute {name} is missing")
             text[name] = _text(raw, f"attribute {name}")
@@ -430,6 +447,8 @@ class Envelope:
             self.rulesfingerprint,
             stages,
         ]
+        if self.partitionkey:
+            head.append(self.partitionkey)
         text = json.dumps(head, separators=(",", ":"), ensure_ascii=False).encode()
         return b"".join((_MAGIC_V2, _V2_HEAD.pack(len(text)), text, self.data))
 
@@ -452,6 +471,9 @@ class Envelope:
         if type(head) is not list or len(head) < 9:
             raise EnvelopeError("envelope attributes must be a JSON array of at least 9 items")
         spec, event_id, source, type_, time, content_type, schema, rules, stages = head[:9]
+        key = head[9] if len(head) > 9 else ""
+        if type(key) is not str:
+            raise EnvelopeError("envelope attribute partitionkey must be text")
         # positional, in field order: a keyword call costs more, once per event
         return cls(
             event_id,
@@ -464,6 +486,7 @@ class Envelope:
             None if stages is None else _plan_v2(type_, stages),
             rules,
             spec,
+            key,
         )
 
 

@@ -36,13 +36,11 @@ What it cannot see
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-import redis.asyncio
-import redis.asyncio.cluster
 import redis.cluster
 
 from damestoilet_contracts.model import ContractSet, Op
@@ -104,24 +102,6 @@ def members(
     low, high = lex_range(prefix)
     while True:
         found = client.zrangebylex(index, low, high, start=0, num=page)
-        batch = [to_bytes(m) for m in found]
-        if batch:
-            yield batch
-        if len(batch) < page:
-            return
-        low = b"(" + batch[-1]
-
-
-async def amembers(
-    client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster,
-    index: str,
-    prefix: str | bytes,
-    page: int,
-) -> AsyncIterator[list[bytes]]:
-    """The async :func:`members`."""
-    low, high = lex_range(prefix)
-    while True:
-        found = await client.zrangebylex(index, low, high, start=0, num=page)
         batch = [to_bytes(m) for m in found]
         if batch:
             yield batch

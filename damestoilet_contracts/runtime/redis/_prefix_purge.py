@@ -3,9 +3,10 @@ empty a page of the prefix index, and the matcher that lets one ``SCAN`` serve e
 a stage that is not indexed.
 
 Indexed targets (``prefix_index: true`` in ``flush-graph.yaml``)
-    The keys come from the prefix index (:mod:`runtime.redis._prefix_index`), a page at a time; a
-    delete removes the page from the index and unlinks it (standalone: in one ``MULTI``), a
-    soft purge marks the keys stale and leaves them in the index.
+    The keys come from the prefix index (:mod:`runtime.redis._prefix_index`), a page at a time,
+    every prefix of the stage in one pipeline per round (:class:`IndexSweep`); a delete removes
+    the pages from the index and unlinks them (standalone: in one ``MULTI``), a soft purge
+    marks the keys stale and leaves them in the index.
 
 Every other target
     One ``SCAN`` per stage (on every primary of a cluster), not one per prefix: ``MATCH`` is
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from damestoilet_contracts.runtime.redis import _layout as layout
+from damestoilet_contracts.runtime.redis._prefix_index import lex_range, to_bytes
 
 if TYPE_CHECKING:  # _purge imports this module
     from damestoilet_contracts.runtime.redis._purge import ScanOp
@@ -46,6 +48,64 @@ def index_page_calls(index: str, keys: Sequence[Key], chunk_size: int) -> list[t
         calls.append(("ZREM", index, *batch))
         calls.append(("UNLINK", *batch))
     return calls
+
+
+class IndexSweep:
+    """Reads the index pages of every indexed prefix of a stage, all prefixes at once: each
+    round is one pipeline of ``ZRANGEBYLEX`` (one per prefix and index set), and a prefix
+    whose page came back full is read on from its last member in the next round."""
+
+    def __init__(self, scans: Iterable[ScanOp], indexes: Sequence[str], page: int) -> None:
+        self.page = page
+        self._pending: list[tuple[ScanOp, str, bytes, bytes]] = [
+            (scan, index, *lex_range(scan.text)) for scan in scans for index in indexes
+        ]
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def calls(self) -> list[tuple[Any, ...]]:
+        """The ``ZRANGEBYLEX`` commands of this round."""
+        return [
+            ("ZRANGEBYLEX", index, low, high, "LIMIT", 0, self.page)
+            for _, index, low, high in self._pending
+        ]
+
+    def feed(self, replies: Sequence[Sequence[Key]]) -> list[tuple[ScanOp, str, list[bytes]]]:
+        """The keys each (op, index set) of this round found; plans the next round."""
+        found: list[tuple[ScanOp, str, list[bytes]]] = []
+        pending: list[tuple[ScanOp, str, bytes, bytes]] = []
+        for (scan, index, _, high), reply in zip(self._pending, replies, strict=True):
+            keys = [to_bytes(k) for k in reply]
+            if keys:
+                found.append((scan, index, keys))
+            if len(keys) >= self.page:
+                # read on after the last member: members removed meanwhile shift nothing
+                pending.append((scan, index, b"(" + keys[-1], high))
+        self._pending = pending
+        return found
+
+
+def split_found(
+    found: Sequence[tuple[ScanOp, str, list[bytes]]],
+) -> tuple[dict[str, list[bytes]], dict[int, list[bytes]]]:
+    """What a round of :class:`IndexSweep` found, as the keys to delete by index set and the
+    keys to soft-purge by grace window; a key found by a delete and a soft op (nested
+    prefixes) is deleted, and of two soft windows the shorter applies."""
+    hard: dict[str, dict[bytes, None]] = {}
+    soft: dict[bytes, int] = {}
+    for scan, index, keys in found:
+        if scan.soft:
+            for key in keys:
+                soft[key] = min(scan.grace_ms, soft.get(key, scan.grace_ms))
+        else:
+            hard.setdefault(index, {}).update(dict.fromkeys(keys))
+    deleted = {key for keys in hard.values() for key in keys}
+    by_grace: dict[int, list[bytes]] = {}
+    for key, grace_ms in soft.items():
+        if key not in deleted:
+            by_grace.setdefault(grace_ms, []).append(key)
+    return {index: list(keys) for index, keys in hard.items()}, by_grace
 
 
 class PrefixMatcher:

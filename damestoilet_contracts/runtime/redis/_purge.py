@@ -35,9 +35,11 @@ from damestoilet_contracts.runtime._storm import StormBudget
 from damestoilet_contracts.runtime.redis import _layout as layout
 from damestoilet_contracts.runtime.redis import _prefix_index as pidx
 from damestoilet_contracts.runtime.redis._prefix_purge import (
+    IndexSweep,
     MatchBuffer,
     PrefixMatcher,
     index_page_calls,
+    split_found,
     stronger,
 )
 
@@ -421,6 +423,11 @@ class PurgeTargetBase:
         """The prefix index sets this Redis has (one, or a cluster's shards)."""
         return pidx.index_keys(self.slot_of is not None)
 
+    @property
+    def page_size(self) -> int:
+        """Index members read per prefix and round: one ``UNLINK`` call's worth."""
+        return self.planner.chunk_size
+
 
 class RedisPurgeTarget(PurgeTargetBase):
     """Purges keys, prefixes and tags from a sync redis-py client (standalone or cluster)."""
@@ -476,16 +483,10 @@ class RedisPurgeTarget(PurgeTargetBase):
                 n = self._purge_keys(soft_keys, True, grace_ms)
                 keys += n
                 soft_marked += n
-            for scan in plan.prefixes:
-                if scan.indexed:
-                    n = self._purge_indexed(scan, budget)
-                    prefix_keys += n
-                    soft_marked += n if scan.soft else 0
-            scanned, scanned_soft = self._purge_scanned(
-                [s for s in plan.prefixes if not s.indexed], budget
-            )
-            prefix_keys += scanned
-            soft_marked += scanned_soft
+            for purge in (self._purge_indexed, self._purge_scanned):
+                n, soft = purge(plan.prefixes, budget)
+                prefix_keys += n
+                soft_marked += soft
             for scan in plan.tags:
                 n = self._purge_tag(scan, budget)
                 tag_keys += n
@@ -552,9 +553,9 @@ class RedisPurgeTarget(PurgeTargetBase):
         return [self.client]
 
     def _purge_scanned(self, scans: list[ScanOp], budget: StormBudget) -> tuple[int, int]:
-        """One ``SCAN`` (per primary) for every prefix of ``scans``; returns the keys purged
-        and how many of them were soft-marked."""
-        matcher = PrefixMatcher(scans)
+        """One ``SCAN`` (per primary) for every prefix of ``scans`` not read from the index;
+        returns the keys purged and how many of them were soft-marked."""
+        matcher = PrefixMatcher(s for s in scans if not s.indexed)
         if not matcher:
             return 0, 0
         buffer = MatchBuffer(matcher, self.buffer_size)
@@ -578,31 +579,50 @@ class RedisPurgeTarget(PurgeTargetBase):
                     break
         return purged, soft
 
-    def _purge_indexed(self, scan: ScanOp, budget: StormBudget) -> int:
-        purged = 0
-        for index in self.index_sets():
-            # each page leaves the index before the next is read: the cursor is the last member
-            for page in pidx.members(self.client, index, scan.text, self.buffer_size):
+    def _purge_indexed(self, scans: list[ScanOp], budget: StormBudget) -> tuple[int, int]:
+        """Every prefix of ``scans`` read from the index, all at once, a page per round;
+        returns the keys purged and how many of them were soft-marked."""
+        sweep = IndexSweep([s for s in scans if s.indexed], self.index_sets(), self.page_size)
+        purged = soft = 0
+        while sweep:
+            found = []
+            for scan, index, page in sweep.feed(self._send(sweep.calls())):
                 # spread keys stay readable for a while: keep them indexed, as soft ones
                 now, later = self.split(scan, page, budget)
                 purged += self._spread_keys(later, scan, budget)
                 if now:
-                    purged += self._purge_index_page(index, list(now), scan)
-        return purged
+                    found.append((scan, index, list(now)))
+            hard, softs = split_found(found)
+            if hard:
+                purged += self._purge_index_pages(hard)
+            for grace_ms, keys in softs.items():
+                # the keys stay readable (stale): kept in the index so a later delete finds them
+                n = self._purge_keys(keys, True, grace_ms)
+                purged, soft = purged + n, soft + n
+        return purged, soft
 
-    def _purge_index_page(self, index: str, keys: list[bytes], scan: ScanOp) -> int:
-        if scan.soft:
-            # the keys stay readable (stale): keep them indexed so a later delete finds them
-            return self._purge_keys(keys, True, scan.grace_ms)
+    def _send(self, calls: list[tuple[Any, ...]]) -> list[Any]:
+        pipe: Any = self.client.pipeline(transaction=False)
+        for call in calls:
+            pipe.execute_command(*call)
+        return list(pipe.execute())
+
+    def _purge_index_pages(self, pages: dict[str, list[bytes]]) -> int:
         if isinstance(self.client, redis.cluster.RedisCluster):
-            # the shard and the keys live on different slots: ZREM first, then unlink (a fill
+            # a shard and its keys live on different slots: ZREM first, then unlink (a fill
             # that re-joins in between is unlinked, or took its lease after the purge began)
-            for batch in chunks(keys, self.planner.chunk_size):
-                self.client.zrem(index, *batch)
-            return self._purge_keys(keys, False, 0)
+            self._send(
+                [
+                    ("ZREM", index, *batch)
+                    for index, keys in pages.items()
+                    for batch in chunks(keys, self.planner.chunk_size)
+                ]
+            )
+            return self._purge_keys([k for keys in pages.values() for k in keys], False, 0)
         pipe = self.client.pipeline(transaction=True)
-        for call in index_page_calls(index, keys, self.planner.chunk_size):
-            pipe.execute_command(*call)  # type: ignore[no-untyped-call]
+        for index, keys in pages.items():
+            for call in index_page_calls(index, keys, self.planner.chunk_size):
+                pipe.execute_command(*call)  # type: ignore[no-untyped-call]
         return sum(int(r) for r in pipe.execute()[1::2])
 
     def _purge_tag(self, scan: ScanOp, budget: StormBudget) -> int:

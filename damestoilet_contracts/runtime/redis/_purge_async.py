@@ -15,11 +15,12 @@ import redis.exceptions
 from damestoilet_contracts.model import FlushOp, StormGuard
 from damestoilet_contracts.runtime._storm import StormBudget
 from damestoilet_contracts.runtime.redis import _layout as layout
-from damestoilet_contracts.runtime.redis import _prefix_index as pidx
 from damestoilet_contracts.runtime.redis._prefix_purge import (
+    IndexSweep,
     MatchBuffer,
     PrefixMatcher,
     index_page_calls,
+    split_found,
 )
 from damestoilet_contracts.runtime.redis._purge import (
     DEFAULT_CHUNK_SIZE,
@@ -80,16 +81,10 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
                 n = await self._run(self.soft_calls(soft_keys, grace_ms))
                 keys += n
                 soft_marked += n
-            for scan in plan.prefixes:
-                if scan.indexed:
-                    n = await self._purge_indexed(scan, budget)
-                    prefix_keys += n
-                    soft_marked += n if scan.soft else 0
-            scanned, scanned_soft = await self._purge_scanned(
-                [s for s in plan.prefixes if not s.indexed], budget
-            )
-            prefix_keys += scanned
-            soft_marked += scanned_soft
+            for purge in (self._purge_indexed, self._purge_scanned):
+                n, soft = await purge(plan.prefixes, budget)
+                prefix_keys += n
+                soft_marked += soft
             for scan in plan.tags:
                 n = await self._purge_tag(scan, budget)
                 tag_keys += n
@@ -119,7 +114,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
 
     async def _purge_scanned(self, scans: list[ScanOp], budget: StormBudget) -> tuple[int, int]:
         # one scan_iter (SCAN to cursor 0; on a cluster, on every primary) for all prefixes
-        matcher = PrefixMatcher(scans)
+        matcher = PrefixMatcher(s for s in scans if not s.indexed)
         if not matcher:
             return 0, 0
         buffer = MatchBuffer(matcher, self.buffer_size)
@@ -144,27 +139,46 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
             soft += n if is_soft else 0
         return purged, soft
 
-    async def _purge_indexed(self, scan: ScanOp, budget: StormBudget) -> int:
-        purged = 0
-        for index in self.index_sets():
-            async for page in pidx.amembers(self.client, index, scan.text, self.buffer_size):
+    async def _purge_indexed(self, scans: list[ScanOp], budget: StormBudget) -> tuple[int, int]:
+        # see RedisPurgeTarget._purge_indexed
+        sweep = IndexSweep([s for s in scans if s.indexed], self.index_sets(), self.page_size)
+        purged = soft = 0
+        while sweep:
+            found = []
+            for scan, index, page in sweep.feed(await self._send(sweep.calls())):
                 now, later = self.split(scan, page, budget)  # spread keys stay indexed
                 purged += await self._spread_keys(later, scan, budget)
                 if now:
-                    purged += await self._purge_index_page(index, list(now), scan)
-        return purged
+                    found.append((scan, index, list(now)))
+            hard, softs = split_found(found)
+            if hard:
+                purged += await self._purge_index_pages(hard)
+            for grace_ms, keys in softs.items():
+                n = await self._run(self.purge_calls(keys, True, grace_ms))
+                purged, soft = purged + n, soft + n
+        return purged, soft
 
-    async def _purge_index_page(self, index: str, keys: list[bytes], scan: ScanOp) -> int:
-        # see RedisPurgeTarget._purge_index_page
-        if scan.soft:
-            return await self._run(self.purge_calls(keys, True, scan.grace_ms))
-        if isinstance(self.client, redis.asyncio.cluster.RedisCluster):
-            for batch in chunks(keys, self.planner.chunk_size):
-                await self.client.zrem(index, *batch)
-            return await self._run(self.purge_calls(keys, False, 0))
-        pipe = self.client.pipeline(transaction=True)
-        for call in index_page_calls(index, keys, self.planner.chunk_size):
+    async def _send(self, calls: list[tuple[Any, ...]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for call in calls:
             pipe.execute_command(*call)
+        return list(await pipe.execute())
+
+    async def _purge_index_pages(self, pages: dict[str, list[bytes]]) -> int:
+        if isinstance(self.client, redis.asyncio.cluster.RedisCluster):
+            await self._send(
+                [
+                    ("ZREM", index, *batch)
+                    for index, keys in pages.items()
+                    for batch in chunks(keys, self.planner.chunk_size)
+                ]
+            )
+            everything = [k for keys in pages.values() for k in keys]
+            return await self._run(self.purge_calls(everything, False, 0))
+        pipe = self.client.pipeline(transaction=True)
+        for index, keys in pages.items():
+            for call in index_page_calls(index, keys, self.planner.chunk_size):
+                pipe.execute_command(*call)
         return sum(int(r) for r in (await pipe.execute())[1::2])
 
     async def _purge_tag(self, scan: ScanOp, budget: StormBudget) -> int:

@@ -25,23 +25,23 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x64\x61mestoilet/v1/options.proto\x12\x0e\x64\x61mestoilet.v1\x1a google/protobuf/descriptor.proto\"\xf9\x02\n\tFlushRule\x12\x10\n\x03key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06prefix\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x10\n\x03tag\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x12\n\x05\x63\x61\x63he\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x13\n\x06target\x18\x05 \x01(\tH\x04\x88\x01\x01\x12\'\n\x04mode\x18\x06 \x01(\x0e\x32\x14.damestoilet.v1.ModeH\x05\x88\x01\x01\x12\x30\n\tif_absent\x18\x07 \x01(\x0e\x32\x18.damestoilet.v1.IfAbsentH\x06\x88\x01\x01\x12)\n\x05scope\x18\x08 \x01(\x0e\x32\x15.damestoilet.v1.ScopeH\x07\x88\x01\x01\x12)\n\x05storm\x18\t \x01(\x0e\x32\x15.damestoilet.v1.StormH\x08\x88\x01\x01\x42\x06\n\x04_keyB\t\n\x07_prefixB\x06\n\x04_tagB\x08\n\x06_cacheB\t\n\x07_targetB\x07\n\x05_modeB\x0c\n\n_if_absentB\x08\n\x06_scopeB\x08\n\x06_storm\"8\n\x0c\x45ventOptions\x12(\n\x05\x66lush\x18\x01 \x03(\x0b\x32\x19.damestoilet.v1.FlushRule*<\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bMODE_DELETE\x10\x01\x12\r\n\tMODE_SOFT\x10\x02*N\n\x08IfAbsent\x12\x19\n\x15IF_ABSENT_UNSPECIFIED\x10\x00\x12\x13\n\x0fIF_ABSENT_ERROR\x10\x01\x12\x12\n\x0eIF_ABSENT_SKIP\x10\x02*D\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSCOPE_EVENT\x10\x01\x12\x13\n\x0fSCOPE_NAMESPACE\x10\x02*@\n\x05Storm\x12\x15\n\x11STORM_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTORM_GUARD\x10\x01\x12\x0f\n\x0bSTORM_NEVER\x10\x02:N\n\x05\x65vent\x12\x1f.google.protobuf.MessageOptions\x18\xc9\x8e\x03 \x01(\x0b\x32\x1c.damestoilet.v1.EventOptionsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x64\x61mestoilet/v1/options.proto\x12\x0e\x64\x61mestoilet.v1\x1a google/protobuf/descriptor.proto\"\xf9\x02\n\tFlushRule\x12\x10\n\x03key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06prefix\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x10\n\x03tag\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x12\n\x05\x63\x61\x63he\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x13\n\x06target\x18\x05 \x01(\tH\x04\x88\x01\x01\x12\'\n\x04mode\x18\x06 \x01(\x0e\x32\x14.damestoilet.v1.ModeH\x05\x88\x01\x01\x12\x30\n\tif_absent\x18\x07 \x01(\x0e\x32\x18.damestoilet.v1.IfAbsentH\x06\x88\x01\x01\x12)\n\x05scope\x18\x08 \x01(\x0e\x32\x15.damestoilet.v1.ScopeH\x07\x88\x01\x01\x12)\n\x05storm\x18\t \x01(\x0e\x32\x15.damestoilet.v1.StormH\x08\x88\x01\x01\x42\x06\n\x04_keyB\t\n\x07_prefixB\x06\n\x04_tagB\x08\n\x06_cacheB\t\n\x07_targetB\x07\n\x05_modeB\x0c\n\n_if_absentB\x08\n\x06_scopeB\x08\n\x06_storm\"E\n\x0c\x45ventOptions\x12(\n\x05\x66lush\x18\x01 \x03(\x0b\x32\x19.damestoilet.v1.FlushRule\x12\x0b\n\x03key\x18\x02 \x03(\t*<\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bMODE_DELETE\x10\x01\x12\r\n\tMODE_SOFT\x10\x02*N\n\x08IfAbsent\x12\x19\n\x15IF_ABSENT_UNSPECIFIED\x10\x00\x12\x13\n\x0fIF_ABSENT_ERROR\x10\x01\x12\x12\n\x0eIF_ABSENT_SKIP\x10\x02*D\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSCOPE_EVENT\x10\x01\x12\x13\n\x0fSCOPE_NAMESPACE\x10\x02*@\n\x05Storm\x12\x15\n\x11STORM_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTORM_GUARD\x10\x01\x12\x0f\n\x0bSTORM_NEVER\x10\x02:N\n\x05\x65vent\x12\x1f.google.protobuf.MessageOptions\x18\xc9\x8e\x03 \x01(\x0b\x32\x1c.damestoilet.v1.EventOptionsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'damestoilet.v1.options_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODE']._serialized_start=520
-  _globals['_MODE']._serialized_end=580
-  _globals['_IFABSENT']._serialized_start=582
-  _globals['_IFABSENT']._serialized_end=660
-  _globals['_SCOPE']._serialized_start=662
-  _globals['_SCOPE']._serialized_end=730
-  _globals['_STORM']._serialized_start=732
-  _globals['_STORM']._serialized_end=796
+  _globals['_MODE']._serialized_start=533
+  _globals['_MODE']._serialized_end=593
+  _globals['_IFABSENT']._serialized_start=595
+  _globals['_IFABSENT']._serialized_end=673
+  _globals['_SCOPE']._serialized_start=675
+  _globals['_SCOPE']._serialized_end=743
+  _globals['_STORM']._serialized_start=745
+  _globals['_STORM']._serialized_end=809
   _globals['_FLUSHRULE']._serialized_start=83
   _globals['_FLUSHRULE']._serialized_end=460
   _globals['_EVENTOPTIONS']._serialized_start=462
-  _globals['_EVENTOPTIONS']._serialized_end=518
+  _globals['_EVENTOPTIONS']._serialized_end=531
 # @@protoc_insertion_point(module_scope)

@@ -69,7 +69,9 @@ class FlushRule(_message.Message):
     def __init__(self, key: _Optional[str] = ..., prefix: _Optional[str] = ..., tag: _Optional[str] = ..., cache: _Optional[str] = ..., target: _Optional[str] = ..., mode: _Optional[_Union[Mode, str]] = ..., if_absent: _Optional[_Union[IfAbsent, str]] = ..., scope: _Optional[_Union[Scope, str]] = ..., storm: _Optional[_Union[Storm, str]] = ...) -> None: ...
 
 class EventOptions(_message.Message):
-    __slots__ = ("flush",)
+    __slots__ = ("flush", "key")
     FLUSH_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     flush: _containers.RepeatedCompositeFieldContainer[FlushRule]
-    def __init__(self, flush: _Optional[_Iterable[_Union[FlushRule, _Mapping]]] = ...) -> None: ...
+    key: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, flush: _Optional[_Iterable[_Union[FlushRule, _Mapping]]] = ..., key: _Optional[_Iterable[str]] = ...) -> None: ...

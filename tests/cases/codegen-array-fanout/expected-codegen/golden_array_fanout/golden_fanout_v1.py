@@ -175,6 +175,10 @@ class BundleRepriced:
         stage_1 = (FlushOp("tag", "default", f"bundle:search:{self.bundle_id}", "delete"),)
         return Plan("golden.fanout.v1.BundleRepriced", (stage_0, stage_1))
 
+    def partition_key(self) -> str:
+        """The partition key, made of bundle_id: one entity, one partition."""
+        return self.bundle_id
+
     def to_bytes(self) -> bytes:
         """The Avro binary encoding of this event (schemaless: no header, no schema)."""
         buffer = io.BytesIO()

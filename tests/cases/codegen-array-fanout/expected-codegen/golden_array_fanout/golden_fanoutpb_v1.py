@@ -158,6 +158,10 @@ class TagsReplaced:
         stage_1 = (FlushOp("tag", "default", f"bundle:search:{self.bundle_id}", "delete"),)
         return Plan("golden.fanoutpb.v1.TagsReplaced", (stage_0, stage_1))
 
+    def partition_key(self) -> str:
+        """The partition key, made of item_id: one entity, one partition."""
+        return self.item_id
+
     def to_bytes(self) -> bytes:
         """The Protobuf wire encoding of this event (deterministic)."""
         return self._to_pb().SerializeToString(deterministic=True)

@@ -137,6 +137,10 @@ class TicketEscalated:
         stage_0 = tuple(dict.fromkeys(stage_0_ops))
         return Plan("golden.enums.v1.TicketEscalated", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of ticket_id: one entity, one partition."""
+        return self.ticket_id
+
     def to_bytes(self) -> bytes:
         """The Avro binary encoding of this event (schemaless: no header, no schema)."""
         buffer = io.BytesIO()

@@ -118,6 +118,12 @@ class RefundIssued:
         stage_0 = tuple(stage_0_ops)
         return Plan("golden.enumspb.v1.RefundIssued", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of refund_id, reason: one entity, one partition."""
+        k1 = self.refund_id
+        k2 = self.reason.name
+        return f"{k1}:{k2}"
+
     def to_bytes(self) -> bytes:
         """The Protobuf wire encoding of this event (deterministic)."""
         return self._to_pb().SerializeToString(deterministic=True)

@@ -143,6 +143,10 @@ class PaymentCaptured:
         stage_0 = tuple(stage_0_ops)
         return Plan("golden.logical.v1.PaymentCaptured", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of payment_id: one entity, one partition."""
+        return str(self.payment_id)
+
     def to_bytes(self) -> bytes:
         """The Avro binary encoding of this event (schemaless: no header, no schema)."""
         buffer = io.BytesIO()

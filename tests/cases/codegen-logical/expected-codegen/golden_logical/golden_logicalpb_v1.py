@@ -103,6 +103,10 @@ class ReservationHeld:
         stage_0 = (FlushOp("key", "default", f"reservation:{self.reservation_id}", "delete"),)
         return Plan("golden.logicalpb.v1.ReservationHeld", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of reservation_id: one entity, one partition."""
+        return self.reservation_id
+
     def to_bytes(self) -> bytes:
         """The Protobuf wire encoding of this event (deterministic)."""
         return self._to_pb().SerializeToString(deterministic=True)

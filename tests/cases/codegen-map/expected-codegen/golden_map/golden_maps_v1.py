@@ -178,6 +178,10 @@ class InventorySnapshot:
         stage_0 = (FlushOp("key", "default", f"snapshot:{self.snapshot_id}", "delete"),)
         return Plan("golden.maps.v1.InventorySnapshot", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of snapshot_id: one entity, one partition."""
+        return self.snapshot_id
+
     def to_bytes(self) -> bytes:
         """The Avro binary encoding of this event (schemaless: no header, no schema)."""
         buffer = io.BytesIO()

@@ -143,6 +143,10 @@ class PriceTable:
         stage_0 = (FlushOp("key", "default", f"table:{self.table_id}", "delete"),)
         return Plan("golden.mapspb.v1.PriceTable", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of table_id: one entity, one partition."""
+        return self.table_id
+
     def to_bytes(self) -> bytes:
         """The Protobuf wire encoding of this event (deterministic)."""
         return self._to_pb().SerializeToString(deterministic=True)

@@ -234,6 +234,10 @@ class ShipmentDispatched:
         stage_0 = tuple(stage_0_ops)
         return Plan("golden.nested.v1.ShipmentDispatched", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of shipment_id: one entity, one partition."""
+        return self.shipment_id
+
     def to_bytes(self) -> bytes:
         """The Avro binary encoding of this event (schemaless: no header, no schema)."""
         buffer = io.BytesIO()

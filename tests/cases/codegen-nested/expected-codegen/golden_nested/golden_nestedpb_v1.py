@@ -179,6 +179,10 @@ class ParcelMoved:
         stage_0 = tuple(stage_0_ops)
         return Plan("golden.nestedpb.v1.ParcelMoved", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of parcel_id: one entity, one partition."""
+        return self.parcel_id
+
     def to_bytes(self) -> bytes:
         """The Protobuf wire encoding of this event (deterministic)."""
         return self._to_pb().SerializeToString(deterministic=True)

@@ -196,6 +196,10 @@ class ProfileChanged:
         stage_0 = tuple(stage_0_ops)
         return Plan("golden.optional.v1.ProfileChanged", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of user_id: one entity, one partition."""
+        return self.user_id
+
     def to_bytes(self) -> bytes:
         """The Avro binary encoding of this event (schemaless: no header, no schema)."""
         buffer = io.BytesIO()

@@ -187,6 +187,10 @@ class SettingsChanged:
         stage_0 = tuple(stage_0_ops)
         return Plan("golden.optionalpb.v1.SettingsChanged", (stage_0,))
 
+    def partition_key(self) -> str:
+        """The partition key, made of account_id: one entity, one partition."""
+        return self.account_id
+
     def to_bytes(self) -> bytes:
         """The Protobuf wire encoding of this event (deterministic)."""
         return self._to_pb().SerializeToString(deterministic=True)

@@ -31,7 +31,7 @@ _sym_db = _symbol_database.Default()
 from damestoilet_contracts.proto.damestoilet.v1 import options_pb2 as damestoilet_dot_v1_dot_options__pb2  # noqa: F401
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgolden/fanoutpb/v1/tags.proto\x12\x12golden.fanoutpb.v1\x1a\x1c\x64\x61mestoilet/v1/options.proto\"\xe0\x01\n\x0cTagsReplaced\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0c\n\x04tags\x18\x02 \x03(\t\x12\x10\n\x08versions\x18\x03 \x03(\x03\x12)\n\x06\x63olors\x18\x04 \x03(\x0e\x32\x19.golden.fanoutpb.v1.Color\x12\x11\n\tbundle_id\x18\x05 \x01(\t:a\xca\xf4\x18]\n\x1b\n\x19item:{item_id}:tag:{tags}\n/\n$item:{item_id}:v:{versions}:{colors}*\x07pricing\n\r\"\x0b\x62undle.page*=\n\x05\x43olor\x12\x15\n\x11\x43OLOR_UNSPECIFIED\x10\x00\x12\r\n\tCOLOR_RED\x10\x01\x12\x0e\n\nCOLOR_BLUE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgolden/fanoutpb/v1/tags.proto\x12\x12golden.fanoutpb.v1\x1a\x1c\x64\x61mestoilet/v1/options.proto\"\xe9\x01\n\x0cTagsReplaced\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0c\n\x04tags\x18\x02 \x03(\t\x12\x10\n\x08versions\x18\x03 \x03(\x03\x12)\n\x06\x63olors\x18\x04 \x03(\x0e\x32\x19.golden.fanoutpb.v1.Color\x12\x11\n\tbundle_id\x18\x05 \x01(\t:j\xca\xf4\x18\x66\n\x1b\n\x19item:{item_id}:tag:{tags}\n/\n$item:{item_id}:v:{versions}:{colors}*\x07pricing\n\r\"\x0b\x62undle.page\x12\x07item_id*=\n\x05\x43olor\x12\x15\n\x11\x43OLOR_UNSPECIFIED\x10\x00\x12\r\n\tCOLOR_RED\x10\x01\x12\x0e\n\nCOLOR_BLUE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,9 +39,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'golden.fanoutpb.v1.tags_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TAGSREPLACED']._loaded_options = None
-  _globals['_TAGSREPLACED']._serialized_options = b'\312\364\030]\n\033\n\031item:{item_id}:tag:{tags}\n/\n$item:{item_id}:v:{versions}:{colors}*\007pricing\n\r\"\013bundle.page'
-  _globals['_COLOR']._serialized_start=310
-  _globals['_COLOR']._serialized_end=371
+  _globals['_TAGSREPLACED']._serialized_options = b'\312\364\030f\n\033\n\031item:{item_id}:tag:{tags}\n/\n$item:{item_id}:v:{versions}:{colors}*\007pricing\n\r\"\013bundle.page\022\007item_id'
+  _globals['_COLOR']._serialized_start=319
+  _globals['_COLOR']._serialized_end=380
   _globals['_TAGSREPLACED']._serialized_start=84
-  _globals['_TAGSREPLACED']._serialized_end=308
+  _globals['_TAGSREPLACED']._serialized_end=317
 # @@protoc_insertion_point(module_scope)
