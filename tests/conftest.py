@@ -13,7 +13,14 @@ import redis.cluster
 
 from tests.servers import redis_cluster, redis_server
 
-pytest_plugins = ["tests.fixtures_kafka", "tests.fixtures_varnish"]
+pytest_plugins = [
+    # The project's own pytest plugin (the pytest11 entry point; listed for a checkout whose
+    # install predates it), and pytester to run a user's test file against it.
+    "damestoilet_contracts.testing.plugin",
+    "pytester",
+    "tests.fixtures_kafka",
+    "tests.fixtures_varnish",
+]
 
 # Eight sessions share two cores: a single example can take 300 ms where it takes 1 ms alone,
 # which hypothesis's per-example deadline (200 ms) reports as a failure. Properties, not

@@ -20,6 +20,7 @@ PACKAGES = [
     "damestoilet_contracts.bench",
     "damestoilet_contracts.demo",
     "damestoilet_contracts.describe",
+    "damestoilet_contracts.testing",
 ]
 
 

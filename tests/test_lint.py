@@ -158,3 +158,33 @@ def test_plan_refuses_bad_input_on_stderr_with_exit_1(
 def test_plan_cap_below_one_is_a_usage_error(reference_case: Path) -> None:
     args = ["plan", "schemas", TYPE, "--json", json.dumps(PAYLOAD), "--cap", "0"]
     assert CliRunner().invoke(main, args).exit_code == 2
+
+
+def test_lint_formats_json_and_github_annotations() -> None:
+    case = CASES / "avro-near-miss-annotation" / "schemas"
+    runner = CliRunner()
+    as_json = runner.invoke(main, ["lint", str(case), "--format", "json"])
+    assert as_json.exit_code == 1
+    problems = json.loads(as_json.stdout)
+    assert [p["line"] for p in problems] == [9, 5, 5]
+    assert problems[2]["path"].endswith("blog.v1.PostPublished.avsc")
+    assert "did you mean 'damestoilet'?" in problems[2]["message"]
+    github = runner.invoke(main, ["lint", str(case), "--format", "github"])
+    assert github.exit_code == 1
+    first = github.stdout.splitlines()[0]
+    assert first.startswith(f"::error file={case}/avro/blog.v1.PostDeleted.avsc,line=9,")
+    assert first.endswith("move the damestoilet attribute to the record")
+    clean = runner.invoke(
+        main, ["lint", str(CASES / "plan-three-stages" / "schemas"), "--format", "json"]
+    )
+    assert (clean.exit_code, json.loads(clean.stdout)) == (0, [])
+
+
+def test_github_annotations_escape_what_the_runner_reads() -> None:
+    from damestoilet_contracts._errors import Problem, SourceLocation
+    from damestoilet_contracts.cli._lint import _github
+
+    problem = Problem(SourceLocation("a,b:c.avsc", 3, 2), "50% wrong\nsecond line")
+    assert _github(problem) == (
+        "::error file=a%2Cb%3Ac.avsc,line=3,col=2,title=damestoilet lint::50%25 wrong%0Asecond line"
+    )

@@ -38,6 +38,10 @@ from damestoilet_contracts.cli._asyncapi import asyncapi  # noqa: E402
 
 COMMANDS.append(asyncapi)
 
+from damestoilet_contracts.cli._graph import graph  # noqa: E402
+
+COMMANDS.append(graph)
+
 from damestoilet_contracts.cli._agent import agent  # noqa: E402
 
 COMMANDS.append(agent)

@@ -12,5 +12,13 @@ from damestoilet_contracts.describe._asyncapi import (
     asyncapi_document,
     parse_bus,
 )
+from damestoilet_contracts.describe._graph import FlushPicture, flush_picture
 
-__all__ = ["ASYNCAPI_VERSION", "Bus", "asyncapi_document", "parse_bus"]
+__all__ = [
+    "ASYNCAPI_VERSION",
+    "Bus",
+    "FlushPicture",
+    "asyncapi_document",
+    "flush_picture",
+    "parse_bus",
+]
