@@ -16,7 +16,9 @@ branch per stage, and leaves that also subclass the built-in exception that fits
     ├── DeliveryError               an event cannot be emitted, read or acknowledged
     │   ├── EnvelopeError           (ValueError) bytes or fields are not a valid envelope
     │   ├── DeliveryTimeoutError    (TimeoutError) the bus did not answer in time
-    │   └── EmitterClosedError      (RuntimeError) an emitter was used after close()
+    │   ├── EmitterClosedError      (RuntimeError) an emitter was used after close()
+    │   └── OutboxError             the outbox table is missing or misshapen, or a connection
+    │                               cannot hold it (the message names the fix)
     └── PurgeError                  a purge target failed to purge a key, prefix or tag
 
 Messages say what was wrong, where (``path:line`` for schemas) and what to do about it.
@@ -120,6 +122,10 @@ class DeliveryTimeoutError(DeliveryError, TimeoutError):
 
 class EmitterClosedError(DeliveryError, RuntimeError):
     """An emitter was used after ``close()``/``aclose()``: nothing was sent."""
+
+
+class OutboxError(DeliveryError):
+    """The outbox table is missing or of the wrong shape, or a connection cannot hold it."""
 
 
 class PurgeError(DamestoiletError):

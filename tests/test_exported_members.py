@@ -16,6 +16,7 @@ PACKAGES = [
     "damestoilet_contracts.lint",
     "damestoilet_contracts.generator",
     "damestoilet_contracts.runtime",
+    "damestoilet_contracts.outbox",
     "damestoilet_contracts.runtime.varnish",
     "damestoilet_contracts.bench",
     "damestoilet_contracts.demo",

@@ -58,6 +58,14 @@ from damestoilet_contracts.cli._demo import demo  # noqa: E402
 
 COMMANDS.append(demo)
 
+from damestoilet_contracts.cli._outbox import outbox  # noqa: E402
+
+COMMANDS.append(outbox)
+
+from damestoilet_contracts.cli._relay import relay  # noqa: E402
+
+COMMANDS.append(relay)
+
 from damestoilet_contracts.cli._varnish import varnish  # noqa: E402
 
 COMMANDS.append(varnish)
