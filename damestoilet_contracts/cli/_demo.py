@@ -19,6 +19,13 @@ from damestoilet_contracts.demo import run_demo
     help="A Redis to use (a scratch one) [default: start a local redis-server].",
 )
 @click.option(
+    "--bus",
+    "bus_url",
+    metavar="URL",
+    help="Carry the events on this bus instead of a Redis stream, e.g. nats://127.0.0.1:4222 "
+    "(a running nats-server with JetStream) [default: the Redis].",
+)
+@click.option(
     "--keep", is_flag=True, help="Leave the generated code and, with --redis, the demo's keys."
 )
 @click.option(
@@ -31,7 +38,13 @@ from damestoilet_contracts.demo import run_demo
     default=None,
     help="Run the CDN story through a local varnishd [default: when varnishd is installed].",
 )
-def demo(redis_url: str | None, keep: bool, schemas: Path | None, varnish: bool | None) -> None:
+def demo(
+    redis_url: str | None,
+    bus_url: str | None,
+    keep: bool,
+    schemas: Path | None,
+    varnish: bool | None,
+) -> None:
     """Show the toolkit end to end: start a local Redis (unless --redis), generate code from
     the contracts, start a coordinator, fill product, price, listing, search and CDN-page
     caches through the read-through cache, emit a price change, and print what the
@@ -47,6 +60,7 @@ def demo(redis_url: str | None, keep: bool, schemas: Path | None, varnish: bool 
     Examples:
       damestoilet demo
       damestoilet demo --redis redis://127.0.0.1:6379/0 --keep
+      damestoilet demo --bus nats://127.0.0.1:4222
       damestoilet demo --no-varnish
     """
     try:
@@ -55,6 +69,7 @@ def demo(redis_url: str | None, keep: bool, schemas: Path | None, varnish: bool 
             redis_url=redis_url,
             keep=keep,
             echo=click.echo,
+            bus_url=bus_url,
             varnish=varnish,
         )
     except DamestoiletError as exc:

@@ -29,10 +29,11 @@ from damestoilet_contracts.runtime import (
     Coordinator,
     CoordinatorConfig,
     Emitter,
-    PurgeStats,
     PurgeTarget,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
+    TargetRouter,
 )
 from damestoilet_contracts.runtime.varnish import VarnishPurgeTarget, render_vcl
 
@@ -67,26 +68,27 @@ class CdnResult:
         )
 
 
-class _Routed:
-    """Routes each op to the purge target of its target name, recording the calls."""
+class _Recorded:
+    """A backend of the router, recording each call: (stage, target name, keys)."""
 
-    def __init__(self, routes: Mapping[str, PurgeTarget], result: CdnResult) -> None:
-        self.routes = routes
-        self.result = result
-        self.stage = 0
+    def __init__(self, name: str, inner: PurgeTarget, result: CdnResult, stage: list[int]):
+        self.name, self.inner, self.result, self.stage = name, inner, result, stage
 
-    def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
-        self.stage += 1
-        by_name: dict[str, list[FlushOp]] = {}
-        for op in ops:
-            by_name.setdefault(op.target, []).append(op)
-        total = PurgeStats()
-        for name, group in by_name.items():
-            stats = self.routes[name].purge_stage(group)
-            self.result.calls.append((self.stage, name, [op.key for op in group]))
-            if isinstance(stats, PurgeStats):
-                total += stats
-        return total
+    def purge_stage(self, ops: Sequence[FlushOp]) -> object:
+        stats = self.inner.purge_stage(ops)
+        self.result.calls.append((self.stage[0], self.name, [op.key for op in ops]))
+        return stats
+
+
+class _Staged:
+    """The router, counting the stages it is given."""
+
+    def __init__(self, router: TargetRouter, stage: list[int]) -> None:
+        self.router, self.stage = router, stage
+
+    def purge_stage(self, ops: Sequence[FlushOp]) -> object:
+        self.stage[0] += 1
+        return self.router.purge_stage(ops)
 
 
 def _page(image: bytes) -> bytes:
@@ -138,7 +140,17 @@ def run_cdn_story(
             echo(f"          {path:<24} {_describe(response.content)}  ({_hit(response)}: "
                  "the article's stale image)")  # fmt: skip
 
-        router = _Routed({"default": RedisPurgeTarget(client, grace=grace), "cdn": varnish}, result)
+        stage = [0]
+        redis_target = RedisPurgeTarget(client, grace=grace)
+        router = _Staged(
+            TargetRouter(
+                {
+                    "default": _Recorded("default", redis_target, result, stage),
+                    "cdn": _Recorded("cdn", varnish, result, stage),
+                }
+            ),
+            stage,
+        )
         bus = RedisStreamBus(client, stream=CDN_STREAM, group=CDN_GROUP, consumer="demo")
         config = CoordinatorConfig(stream=CDN_STREAM, group=CDN_GROUP, consumer="demo", block_ms=50)
         event = events.AssetReplaced(asset_id=ASSET, variant_ids=[VARIANT], product_id=PRODUCT)
@@ -147,7 +159,7 @@ def run_cdn_story(
             event_id = emitter.emit(event)
         echo(f"[cdn 3/4] emit: assets.v1.AssetReplaced {ASSET} (event id {event_id}); a "
              "coordinator routes target default to Redis, target cdn to Varnish:")  # fmt: skip
-        Coordinator(bus, router, client, config).run(stop_when_idle=True)
+        Coordinator(bus, router, RedisDoneStore(client), config).run(stop_when_idle=True)
         took = (time.monotonic() - started) * 1000
         for stage, name, keys in result.calls:
             where = "Redis  " if name == "default" else "Varnish"
