@@ -140,16 +140,16 @@ def run_cdn_story(
             echo(f"          {path:<24} {_describe(response.content)}  ({_hit(response)}: "
                  "the article's stale image)")  # fmt: skip
 
-        stage = [0]
+        counter = [0]
         redis_target = RedisPurgeTarget(client, grace=grace)
         router = _Staged(
             TargetRouter(
                 {
-                    "default": _Recorded("default", redis_target, result, stage),
-                    "cdn": _Recorded("cdn", varnish, result, stage),
+                    "default": _Recorded("default", redis_target, result, counter),
+                    "cdn": _Recorded("cdn", varnish, result, counter),
                 }
             ),
-            stage,
+            counter,
         )
         bus = RedisStreamBus(client, stream=CDN_STREAM, group=CDN_GROUP, consumer="demo")
         config = CoordinatorConfig(stream=CDN_STREAM, group=CDN_GROUP, consumer="demo", block_ms=50)
