@@ -80,12 +80,12 @@ def fill(url: str, entries: int) -> None:
 async def run_once(url: str, args: argparse.Namespace, guard: StormGuard | None) -> Run:
     run = Run("guard on" if guard else "guard off")
     version = {"data": b"v1"}
-    client = redis.asyncio.Redis.from_url(url, max_connections=256)
+    client = redis.asyncio.Redis.from_url(url, max_connections=4096)
     cache = AsyncCache(client, ttl=3600, lease_wait=5.0)
     start = time.monotonic()
     in_flight: set[asyncio.Task[None]] = set()
     rng = random.Random(7)
-    limit = asyncio.Semaphore(512)
+    limit = asyncio.Semaphore(200)  # below the pool size: a read waits here, not on the pool
 
     async def source() -> bytes:
         data = version["data"]  # what the database holds when the query starts

@@ -13,7 +13,8 @@
 """Generated contract events: typed classes, encodings, flush plans and flush handlers.
 
 Import the event classes from here; ``HANDLERS`` maps an event type to a function that decodes
-a payload and returns its flush plan, ``EVENTS`` maps it to its class.
+a payload and returns its flush plan, ``EVENTS`` maps it to its class, ``FLUSH_SPECS`` to the
+operations its plans may hold.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from __future__ import annotations
 from .assets_v1 import AssetReplaced
 from .carts_v1 import CartLine, CartUpdated
 from .catalog_v1 import CategoryRenamed, ProductPriceChanged, ProductStockChanged
-from .handlers import EVENTS, HANDLERS
+from .handlers import EVENTS, FLUSH_SPECS, HANDLERS
 from .orders_v1 import OrderStatus, OrderStatusChanged
 from .pricing_v1 import PromotionStarted
 from .users_v1 import Address, UserProfileUpdated
 
 __all__ = [
     "EVENTS",
+    "FLUSH_SPECS",
     "HANDLERS",
     "Address",
     "AssetReplaced",

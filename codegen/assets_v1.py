@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import ClassVar, Final
 
 from google.protobuf.message import DecodeError
@@ -46,7 +47,7 @@ class AssetReplaced:
     CONTENT_TYPE: ClassVar[str] = "application/x-protobuf"
 
     asset_id: str
-    variant_ids: tuple[str, ...]
+    variant_ids: Sequence[str]
     product_id: str
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import ClassVar, Final
 
 from google.protobuf.message import DecodeError
@@ -78,7 +79,7 @@ class CartUpdated:
 
     cart_id: str
     customer_id: str
-    lines: tuple[CartLine, ...]
+    lines: Sequence[CartLine]
     #: Absent when no coupon is applied.
     coupon_code: str | None = None
 

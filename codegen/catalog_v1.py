@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import io
+from collections.abc import Sequence
 from typing import Any, ClassVar, Final, cast
 
 import fastavro
@@ -208,7 +209,7 @@ class ProductPriceChanged:
     CONTENT_TYPE: ClassVar[str] = "avro/binary"
 
     product_id: str
-    store_ids: tuple[str, ...]
+    store_ids: Sequence[str]
     category_id: str
     price_cents: int
 

@@ -28,7 +28,7 @@ from .orders_v1 import OrderStatusChanged
 from .pricing_v1 import PromotionStarted
 from .users_v1 import UserProfileUpdated
 
-__all__ = ["EVENTS", "HANDLERS"]
+__all__ = ["EVENTS", "FLUSH_SPECS", "HANDLERS"]
 
 
 def _plan_asset_replaced(payload: bytes) -> Plan:
@@ -96,5 +96,59 @@ EVENTS: Mapping[str, type[ContractEvent]] = MappingProxyType(
         "orders.v1.OrderStatusChanged": OrderStatusChanged,
         "pricing.v1.PromotionStarted": PromotionStarted,
         "users.v1.UserProfileUpdated": UserProfileUpdated,
+    }
+)
+
+#: Event type full name -> the (op, target, mode, key template) its plans may hold: what
+#: `damestoilet coordinator --handlers` checks plans from the bus against (docs/trust.md).
+FLUSH_SPECS: Mapping[str, tuple[tuple[str, str, str, str], ...]] = MappingProxyType(
+    {
+        "assets.v1.AssetReplaced": (
+            ("key", "default", "delete", "assets:asset:{asset_id}"),
+            ("key", "cdn", "delete", "/assets/{asset_id}/{variant_ids}"),
+            ("key", "cdn", "delete", "/products/{product_id}"),
+        ),
+        "carts.v1.CartUpdated": (
+            ("key", "default", "delete", "cart:{cart_id}"),
+            ("key", "default", "delete", "cart:summary:{customer_id}"),
+            ("key", "default", "delete", "coupon:{coupon_code}:carts"),
+        ),
+        "catalog.v1.CategoryRenamed": (
+            ("key", "default", "delete", "catalog:category:{category_id}"),
+            ("prefix", "default", "delete", "catalog:listing:{category_id}:"),
+            ("prefix", "cdn", "delete", "/categories/{category_id}/"),
+        ),
+        "catalog.v1.ProductPriceChanged": (
+            ("key", "default", "delete", "catalog:product:{product_id}"),
+            ("key", "pricing", "delete", "pricing:{store_ids}:{product_id}"),
+            ("prefix", "default", "delete", "catalog:listing:{category_id}:"),
+            ("tag", "default", "soft", "category:{category_id}"),
+            ("tag", "default", "delete", "search:product:{product_id}"),
+            ("key", "cdn", "delete", "/products/{product_id}"),
+        ),
+        "catalog.v1.ProductStockChanged": (
+            ("key", "default", "delete", "stock:{product_id}:{warehouse_id}"),
+            ("key", "default", "delete", "catalog:product:{product_id}"),
+            ("tag", "default", "delete", "search:product:{product_id}"),
+            ("key", "cdn", "delete", "/products/{product_id}"),
+        ),
+        "orders.v1.OrderStatusChanged": (
+            ("key", "default", "delete", "order:{order_id}"),
+            ("key", "default", "delete", "orders:customer:{customer_id}:{status}"),
+            ("tag", "default", "delete", "customer:{customer_id}:orders"),
+        ),
+        "pricing.v1.PromotionStarted": (
+            ("key", "default", "delete", "promo:{promotion_id}"),
+            ("key", "pricing", "delete", "pricing:{store_ids}:{product_id}"),
+            ("key", "default", "delete", "catalog:product:{product_id}"),
+            ("tag", "default", "delete", "search:product:{product_id}"),
+            ("key", "cdn", "delete", "/products/{product_id}"),
+        ),
+        "users.v1.UserProfileUpdated": (
+            ("key", "default", "delete", "user:profile:{user_id}"),
+            ("key", "default", "delete", "user:by-email:{email}"),
+            ("tag", "default", "soft", "user:{user_id}"),
+            ("key", "default", "delete", "geo:{address.country}:users"),
+        ),
     }
 )

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import ClassVar, Final
 
 from google.protobuf.message import DecodeError
@@ -48,7 +49,7 @@ class PromotionStarted:
 
     promotion_id: str
     product_id: str
-    store_ids: tuple[str, ...]
+    store_ids: Sequence[str]
     exclusive: bool
     starts_at_ms: int
 

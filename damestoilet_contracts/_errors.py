@@ -21,7 +21,8 @@ branch per stage, and leaves that also subclass the built-in exception that fits
     │   │                           cannot hold it (the message names the fix)
     │   └── BackendError            a bus, publisher or done store failed or is unreachable
     ├── PurgeError                  a purge target failed to purge a key, prefix or tag
-    │   └── UnboundTargetError      (LookupError) a plan names a target nothing is bound to
+    │   ├── UnboundTargetError      (LookupError) a plan names a target nothing is bound to
+    │   └── PurgeInterruptedError   a stop interrupted a stage between round trips
     └── ConfigError                 (ValueError) a backend URL, scheme or binding is wrong
         └── MissingExtraError       (ImportError) a backend's client library is not installed
 
@@ -151,3 +152,7 @@ class ConfigError(DamestoiletError, ValueError):
 
 class MissingExtraError(ConfigError, ImportError):
     """A backend's client library is not installed; the message names the extra to install."""
+
+
+class PurgeInterruptedError(PurgeError):
+    """A stop interrupted a stage between two round trips; the stage is redone later."""

@@ -149,7 +149,7 @@ class BusPromises:
         # equal jitter: at least half of 0.2 s, then half of 0.4 s, before the 3rd delivery
         assert elapsed >= 0.3
         [letter] = self.dead_letters(bus_url, stream)
-        assert "failed 3 deliveries" in letter.reason
+        assert "failed 3 attempts" in letter.reason
         assert "WRONGTYPE" in letter.reason
         assert letter.deliveries == 3
         assert self.backlog(bus_url, config).pending == 0

@@ -3,6 +3,7 @@ dead letters, retries, reclaim, pending re-read."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -190,7 +191,7 @@ def test_entry_reaching_max_deliveries_is_dead_lettered_with_last_error(
     worker = _coordinator(redis_client, config, target=target)
     worker.run(stop_when_idle=True)
     [dead] = _dlq(redis_client)
-    assert dead[b"dlq_reason"] == b"failed 3 deliveries; last error: PurgeError: injected failure 3"
+    assert dead[b"dlq_reason"] == b"failed 3 attempts; last error: PurgeError: injected failure 3"
     assert dead[b"dlq_deliveries"] == b"3"
     assert Envelope.from_fields(dead).id == event_id
     assert target.calls == 3
@@ -217,7 +218,7 @@ def test_one_failing_event_does_not_hold_back_the_rest_of_its_batch(
     worker.run(stop_when_idle=True)
     assert redis_client.exists("good") == 0
     assert [d[b"dlq_reason"] for d in _dlq(redis_client)] == [
-        b"failed 1 deliveries; last error: PurgeError: bad key"
+        b"failed 1 attempts; last error: PurgeError: bad key"
     ]
     assert _pending(redis_client) == 0
 
@@ -324,7 +325,8 @@ def test_pending_entry_trimmed_from_the_stream_is_dead_lettered(
 def test_entry_delivered_too_often_is_dead_lettered_without_purging(
     redis_client: redis.Redis,
 ) -> None:
-    """A poison entry that crashed coordinators repeatedly is not tried once more."""
+    """A poison entry that crashed coordinators repeatedly (``crash_deliveries`` reads
+    without an ack or a failure) is not tried once more."""
     redis_client.set("a", 1)
     _emitter(redis_client).emit(KeysChanged(keys=["a"]))
     bus = RedisStreamBus(redis_client, stream=STREAM, group=FAST.group, consumer="c1")
@@ -332,7 +334,9 @@ def test_entry_delivered_too_often_is_dead_lettered_without_purging(
     bus.read_new(10, 0)
     for _ in range(5):
         bus.read_pending("0", 10)  # each re-read counts a delivery: 6 in all
-    _coordinator(redis_client).run(stop_when_idle=True)
+    _coordinator(redis_client, dataclasses.replace(FAST, crash_deliveries=5)).run(
+        stop_when_idle=True
+    )
     [dead] = _dlq(redis_client)
     assert dead[b"dlq_reason"].startswith(b"delivered 7 times without being acknowledged")
     assert redis_client.exists("a") == 1
@@ -435,7 +439,7 @@ def test_real_redis_error_that_persists_is_dead_lettered_with_redis_message(
     config = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20, max_deliveries=2)
     _coordinator(redis_client, config).run(stop_when_idle=True)
     [dead] = _dlq(redis_client)
-    assert dead[b"dlq_reason"].startswith(b"failed 2 deliveries; last error: PurgeError")
+    assert dead[b"dlq_reason"].startswith(b"failed 2 attempts; last error: PurgeError")
     assert b"WRONGTYPE" in dead[b"dlq_reason"]
     assert _pending(redis_client) == 0
 

@@ -77,5 +77,5 @@ def test_async_coordinator_retries_then_dead_letters_with_the_reason(
     assert worker.stats.retries == 2
     assert worker.stats.dead_lettered == 1
     [(_, dead)] = redis_client.xrange(f"{STREAM}:dlq")
-    assert b"failed 3 deliveries" in dead[b"dlq_reason"]
+    assert b"failed 3 attempts" in dead[b"dlq_reason"]
     assert b"WRONGTYPE" in dead[b"dlq_reason"]

@@ -572,3 +572,27 @@ def test_generate_refuses_what_lint_refuses_and_writes_nothing(tmp_path: Path) -
     assert result.exit_code == 1
     assert "names target 'pricng'" in result.output
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_array_fields_take_any_sequence_for_mypy_and_hold_a_tuple(tmp_path: Path) -> None:
+    """``store_ids=["s1"]`` type-checks (the field is a Sequence), and the event keeps a tuple
+    (frozen, hashable); a str is still refused at run time."""
+    use = tmp_path / "use_lists.py"
+    use.write_text(
+        "from codegen import ProductPriceChanged\n\n"
+        'event = ProductPriceChanged(product_id="p", store_ids=["s1", "s2"], category_id="c",'
+        " price_cents=1)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--config-file", str(ROOT / "pyproject.toml"),
+         "--cache-dir", str(tmp_path / "mypy-cache"), str(use)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    event = ProductPriceChanged(product_id="p", store_ids=["s1"], category_id="c", price_cents=1)
+    assert event.store_ids == ("s1",)
+    assert hash(event) == hash(
+        ProductPriceChanged(product_id="p", store_ids=("s1",), category_id="c", price_cents=1)
+    )
+    with pytest.raises(TypeError, match="store_ids must be a tuple"):
+        ProductPriceChanged(product_id="p", store_ids="s1", category_id="c", price_cents=1)

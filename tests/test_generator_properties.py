@@ -21,7 +21,7 @@ import sys
 import types
 import typing
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ def _values(hint: Any, proto: bool) -> st.SearchStrategy[Any]:
     if origin in (types.UnionType, typing.Union):
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
         return st.one_of(st.none(), *(_values(a, proto) for a in inner))
-    if origin is tuple:
+    if origin is tuple or origin is Sequence:
         return st.lists(_values(typing.get_args(hint)[0], proto), max_size=3).map(tuple)
     if origin is Mapping:
         return st.dictionaries(TEXT, _values(typing.get_args(hint)[1], proto), max_size=3)

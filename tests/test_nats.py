@@ -94,9 +94,15 @@ def test_the_consumer_allows_one_delivery_more_than_the_coordinator_does(
     redis_url: str, redis_client: redis.Redis, nats_url: str, nats_subject: str
 ) -> None:
     """JetStream leaves a message past max_deliver in place with only an advisory: the
-    coordinator must see that last delivery to dead-letter it itself."""
+    coordinator must see the delivery after its crash guard (``crash_deliveries``: failed
+    attempts are counted apart) to dead-letter it itself."""
     config = CoordinatorConfig(
-        stream=nats_subject, consumer="c1", block_ms=50, max_deliveries=4, claim_min_idle_ms=7000
+        stream=nats_subject,
+        consumer="c1",
+        block_ms=50,
+        max_deliveries=4,
+        crash_deliveries=9,
+        claim_min_idle_ms=7000,
     )
     with Coordinator.from_url(redis_url, config, bus_url=nats_url) as worker:
         worker.open()
@@ -105,7 +111,7 @@ def test_the_consumer_allows_one_delivery_more_than_the_coordinator_does(
             return await js.consumer_info(_stream_name(nats_subject), "damestoilet-coordinator")
 
         consumer = _js(nats_url, info)
-    assert consumer.config.max_deliver == 5
+    assert consumer.config.max_deliver == 10
     assert consumer.config.ack_wait == 7.0
 
 
@@ -203,6 +209,58 @@ def test_dlq_list_and_replay_work_on_jetstream(
     assert redis_client.exists("member") == 0
     again = CliRunner().invoke(main, ["dlq", "list", "--bus", nats_url, "--stream", nats_subject])
     assert again.output.strip() == ""
+
+
+def test_a_letter_is_written_once_per_group_and_dlq_drop_deletes_it(
+    redis_url: str, redis_client: redis.Redis, nats_url: str, nats_subject: str
+) -> None:
+    """A kill between the letter and the ack settles the same message dead twice: the
+    letter's own ``Nats-Msg-Id`` makes JetStream drop the second copy."""
+    from damestoilet_contracts.runtime._seams import Dead, Settlement
+    from damestoilet_contracts.runtime.nats._bus import BlockingJetStreamBus
+
+    with Emitter.from_url(nats_url, source="//t", stream=nats_subject) as emitter:
+        emitter.emit_many([KeysChanged(keys=["k1"])])
+    bus = BlockingJetStreamBus.from_url(nats_url, stream=nats_subject, group="g1")
+    try:
+        bus.open(CoordinatorConfig(stream=nats_subject, group="g1").policy())
+        [delivery] = bus.fetch(10, 2.0)
+        inner = bus.inner
+        bus.run(inner._dead_letter([Dead(delivery, "first")]))  # the kill came before the ack
+        bus.settle(Settlement(dead=[Dead(delivery, "again")]))
+    finally:
+        bus.close()
+    listed = CliRunner().invoke(
+        main, ["dlq", "list", "--bus", nats_url, "--stream", nats_subject, "--json"]
+    )
+    assert listed.exit_code == 0, listed.output
+    [letter] = [json.loads(line) for line in listed.output.splitlines()]
+    assert letter["reason"] == "first"
+
+    missing = CliRunner().invoke(
+        main, ["dlq", "drop", "--bus", nats_url, "--stream", nats_subject, "--id", "99"]
+    )
+    assert missing.exit_code == 1 and "not in dead-letter stream" in missing.output
+    dropped = CliRunner().invoke(
+        main, ["dlq", "drop", "--bus", nats_url, "--stream", nats_subject, "--all"]
+    )
+    assert dropped.exit_code == 0, dropped.output
+    assert dropped.output.splitlines()[0] == letter["dlq_id"]
+    again = CliRunner().invoke(main, ["dlq", "list", "--bus", nats_url, "--stream", nats_subject])
+    assert again.output.strip() == ""
+
+
+def test_signing_keys_with_a_nats_bus_refuse_to_start_rather_than_dead_letter_everything(
+    redis_url: str, nats_url: str, nats_subject: str
+) -> None:
+    from damestoilet_contracts._errors import ConfigError
+    from damestoilet_contracts.runtime import SigningKeys
+
+    keys = SigningKeys(b"k" * 32)
+    with pytest.raises(ConfigError, match="Redis stream bus only"):
+        Coordinator.from_url(redis_url, bus_url=nats_url, signing=keys)
+    with pytest.raises(ConfigError, match="Redis stream bus only"):
+        Emitter.from_url(nats_url, source="//t", stream=nats_subject, signing=keys)
 
 
 def test_a_missing_nats_client_names_the_extra_to_install(

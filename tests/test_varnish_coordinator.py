@@ -127,9 +127,7 @@ def test_a_varnish_that_is_down_is_retried_then_dead_lettered_with_the_reason(
 
     [(_, fields)] = redis_client.xrange(f"{STREAM}:dlq")
     reason = fields[b"dlq_reason"].decode()
-    assert reason.startswith(
-        "failed 3 deliveries; last error: PurgeError: Varnish http://127.0.0.1:"
-    )
+    assert reason.startswith("failed 3 attempts; last error: PurgeError: Varnish http://127.0.0.1:")
     assert "did not answer PURGE /assets/a9/v1" in reason
     assert Envelope.from_fields(fields).id == event_id
     assert len(calls) == 3  # tried once per delivery, never the stage after the failed one

@@ -14,8 +14,8 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from damestoilet_contracts.bench._workload import (
     measure,
 )
 from damestoilet_contracts.lint import load_linted
+from damestoilet_contracts.runtime._redact import redact
 
 #: Reports progress: the strategy's label and the share of its run done (0..1).
 Progress = Callable[[str, float], None]
@@ -61,6 +62,9 @@ class StrategyResult:
     errors: int
     #: Length of the measured window (s).
     measured_s: float
+    #: Per command (``INFO commandstats`` name, ``cmdstat_get``), the calls and microseconds
+    #: of Redis CPU over the measured window: where ``redis_cpu_s`` went, beyond the network.
+    commands: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def redis_core_share(self) -> float:
@@ -181,7 +185,7 @@ def run_compare(
                     )
                     results.append(_run_one(strategy_cls, env, workload, progress))
         except redis.RedisError as exc:
-            raise DamestoiletError(f"the benchmark lost Redis at {url}: {exc}") from exc
+            raise DamestoiletError(redact(f"the benchmark lost Redis at {url}: {exc}")) from exc
         except RuntimeError as exc:  # a purger process that would not start
             raise DamestoiletError(str(exc)) from exc
         finally:
@@ -195,11 +199,13 @@ def _clients(url: str, settings: CompareSettings) -> Iterator[tuple[redis.Redis,
     try:
         cache = redis.Redis.from_url(url, max_connections=settings.readers + 16)
     except ValueError as exc:
-        raise DamestoiletError(f"not a Redis URL: {url!r}: {exc}") from exc
+        raise DamestoiletError(redact(f"not a Redis URL: {url!r}: {exc}")) from exc
     db = int(cache.connection_pool.connection_kwargs.get("db", 0))
     if db >= 15:
         cache.close()
-        raise DamestoiletError(f"use a database below 15 in {url}: the next holds the source")
+        raise DamestoiletError(
+            redact(f"use a database below 15 in {url}: the next holds the source")
+        )
     # the same server and credentials, the next database (a URL's /db wins over db=)
     pool = cache.connection_pool
     source = redis.Redis(
@@ -228,6 +234,25 @@ def _server(redis_url: str | None) -> Iterator[str]:
 def _cpu(client: redis.Redis) -> float:
     info = client.info("cpu")
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def _commands(client: redis.Redis) -> dict[str, tuple[int, int]]:
+    """``INFO commandstats`` as calls and microseconds per command."""
+    stats = client.info("commandstats")
+    return {name: (int(row["calls"]), int(row["usec"])) for name, row in stats.items()}
+
+
+def command_delta(
+    before: Mapping[str, tuple[int, int]], after: Mapping[str, tuple[int, int]]
+) -> dict[str, tuple[int, int]]:
+    """The calls and microseconds each command took between two :func:`_commands` readings
+    (commands run inside a script are counted in both the script and themselves)."""
+    out = {}
+    for name, (calls, usec) in after.items():
+        calls0, usec0 = before.get(name, (0, 0))
+        if usec > usec0:
+            out[name] = (calls - calls0, usec - usec0)
+    return out
 
 
 def _run_one(
@@ -270,9 +295,9 @@ def _run_one(
         measured_from = t0 + s.warmup
         end = t0 + s.total_s
         _wait_until(measured_from, strategy_cls.label, t0, s.total_s, progress)
-        cpu0 = _cpu(env.cache)
+        commands0, cpu0 = _commands(env.cache), _cpu(env.cache)
         _wait_until(end, strategy_cls.label, t0, s.total_s, progress)
-        cpu1 = _cpu(env.cache)
+        cpu1, commands1 = _cpu(env.cache), _commands(env.cache)
         stop.set()
         for t in threads:
             t.join(10)
@@ -295,6 +320,7 @@ def _run_one(
         measures.reads / s.duration_s,
         sum(errors),
         s.duration_s,
+        command_delta(commands0, commands1),
     )
 
 

@@ -8,12 +8,15 @@ from pathlib import Path
 import click
 
 from damestoilet_contracts._errors import DamestoiletError
+from damestoilet_contracts.cli._handlers import find_handlers
 from damestoilet_contracts.cli._worker import (
     check_bindings,
     configure_logging,
     metrics_served,
+    resolve_flush_specs,
     resolve_grace,
     resolve_prefix_index,
+    resolve_signing,
     resolve_storm,
     worker_options,
 )
@@ -22,8 +25,8 @@ from damestoilet_contracts.runtime import (
     CoordinatorConfig,
     FlushAgent,
     agent_group,
-    load_handlers,
 )
+from damestoilet_contracts.runtime._redact import redact
 
 
 def _targets(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
@@ -58,6 +61,8 @@ def agent(
     consumer: str | None,
     dlq_stream: str | None,
     handlers_package: str | None,
+    schemas_dir: Path | None,
+    signing_key_files: tuple[Path, ...],
     flush_graph: Path | None,
     grace: dict[str, float],
     max_deliveries: int,
@@ -116,7 +121,7 @@ def agent(
             )
             raise SystemExit(1)
     try:
-        handlers = load_handlers(handlers_package) if handlers_package else None
+        handlers = find_handlers(handlers_package) if handlers_package else None
         worker = FlushAgent.from_url(
             redis_url,
             targets,
@@ -128,12 +133,14 @@ def agent(
             grace=resolve_grace(flush_graph, grace),
             target_urls=target_urls,
             done_url=done_url,
+            flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
+            signing=resolve_signing(signing_key_files),
             prefix_index=resolve_prefix_index(flush_graph),
             storm=resolve_storm(flush_graph),
         )
         worker.ensure_group()
     except (DamestoiletError, ValueError) as exc:
-        click.echo(f"agent cannot start: {exc}", err=True)
+        click.echo(redact(f"agent cannot start: {exc}"), err=True)
         raise SystemExit(1) from exc
     with metrics_served(worker.stats, metrics_port, metrics_addr):
         worker.run(stop_when_idle=until_idle, handle_signals=True)

@@ -73,3 +73,7 @@ COMMANDS.append(varnish)
 from damestoilet_contracts.cli._index_audit import index_audit  # noqa: E402
 
 COMMANDS.append(index_audit)
+
+from damestoilet_contracts.cli._trim import trim  # noqa: E402
+
+COMMANDS.append(trim)

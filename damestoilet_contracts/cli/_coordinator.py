@@ -7,12 +7,15 @@ from pathlib import Path
 import click
 
 from damestoilet_contracts._errors import DamestoiletError
+from damestoilet_contracts.cli._handlers import find_handlers
 from damestoilet_contracts.cli._worker import (
     check_bindings,
     configure_logging,
     metrics_served,
+    resolve_flush_specs,
     resolve_grace,
     resolve_prefix_index,
+    resolve_signing,
     resolve_storm,
     worker_options,
 )
@@ -20,8 +23,8 @@ from damestoilet_contracts.runtime import (
     DEFAULT_GROUP,
     Coordinator,
     CoordinatorConfig,
-    load_handlers,
 )
+from damestoilet_contracts.runtime._redact import redact
 
 
 @click.command("coordinator")
@@ -47,6 +50,8 @@ def coordinator(
     consumer: str | None,
     dlq_stream: str | None,
     handlers_package: str | None,
+    schemas_dir: Path | None,
+    signing_key_files: tuple[Path, ...],
     flush_graph: Path | None,
     grace: dict[str, float],
     max_deliveries: int,
@@ -70,12 +75,18 @@ def coordinator(
     dead-lettered with the reason, and a --flush-graph naming one refuses to start.
 
     Logs one JSON object per line on stderr. SIGTERM or SIGINT finishes the batch in hand,
-    settles it and exits 0. Exit 1 when the handlers package or the flush graph cannot be
-    loaded, a target of the graph is unbound, or a backend cannot be reached at start.
+    settles it and exits 0. Exit 1 when the handlers package, the contracts or the flush
+    graph cannot be loaded, a target of the graph is unbound, or a backend cannot be reached
+    at start.
+
+    A plan on the stream is data from the network: production runs should give --schemas
+    DIR or a generated --handlers PKG, so that every plan is checked against the contracts
+    before anything is deleted (docs/trust.md).
 
     \b
     Examples:
       damestoilet coordinator --redis redis://127.0.0.1:6379/0
+      damestoilet coordinator --redis redis://127.0.0.1:6379/0 --schemas schemas
       damestoilet coordinator --redis redis://cache:6379/0 --bus redis://bus:6379/0 \\
         --handlers myservice_codegen --flush-graph schemas/flush-graph.yaml --metrics-port 9464
       damestoilet coordinator --bus nats://127.0.0.1:4222 \\
@@ -101,13 +112,15 @@ def coordinator(
     )
     check_bindings(flush_graph, redis_url, target_urls)
     try:
-        handlers = load_handlers(handlers_package) if handlers_package else None
+        handlers = find_handlers(handlers_package) if handlers_package else None
         worker = Coordinator.from_url(
             redis_url,
             config,
             bus_url=bus_url,
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
+            flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
+            signing=resolve_signing(signing_key_files),
             prefix_index=resolve_prefix_index(flush_graph),
             storm=resolve_storm(flush_graph),
             cluster=cluster,
@@ -117,7 +130,7 @@ def coordinator(
         )
         worker.open()
     except (DamestoiletError, ValueError) as exc:
-        click.echo(f"coordinator cannot start: {exc}", err=True)
+        click.echo(redact(f"coordinator cannot start: {exc}"), err=True)
         raise SystemExit(1) from exc
     with worker, metrics_served(worker.stats, metrics_port, metrics_addr):
         worker.run(handle_signals=True)

@@ -12,10 +12,12 @@ import click
 
 from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.cli._payload import payload_encoder
+from damestoilet_contracts.cli._worker import resolve_signing
 from damestoilet_contracts.compiler import compile_event, evaluate
 from damestoilet_contracts.lint import load_linted
 from damestoilet_contracts.model import DEFAULT_FANOUT_CAP
 from damestoilet_contracts.runtime import DEFAULT_STREAM, Emitter, Envelope
+from damestoilet_contracts.runtime._redact import redact
 
 #: Events sent per pipeline when reading one JSON object per line.
 _CHUNK = 1000
@@ -47,10 +49,10 @@ _SHOWN_ERRORS = 20
 )
 @click.option(
     "--maxlen",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=0),
     default=1_000_000,
     show_default=True,
-    help="Approximate cap of the stream's length.",
+    help="Approximate cap of the stream's length; 0: no cap (trim with `damestoilet trim`).",
 )
 @click.option(
     "--cap",
@@ -58,6 +60,12 @@ _SHOWN_ERRORS = 20
     default=DEFAULT_FANOUT_CAP,
     show_default=True,
     help="Most keys one event may fan out to.",
+)
+@click.option(
+    "--signing-key-file",
+    "signing_key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sign every entry with this key (HMAC-SHA256) [default: $DAMESTOILET_SIGNING_KEY].",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the envelope ids.")
 def emit(
@@ -71,6 +79,7 @@ def emit(
     source: str,
     maxlen: int,
     cap: int,
+    signing_key_file: Path | None,
     quiet: bool,
 ) -> None:
     """Emit TYPE events of SCHEMA_DIR onto the stream: each payload is planned, encoded
@@ -137,12 +146,17 @@ def emit(
     sent = 0
     try:
         with Emitter.from_url(
-            url, source=source, stream=stream, maxlen=maxlen, cluster=cluster
+            url,
+            source=source,
+            stream=stream,
+            maxlen=maxlen or None,
+            cluster=cluster,
+            signing=resolve_signing([signing_key_file] if signing_key_file else []),
         ) as emitter:
             for start in range(0, len(envelopes), _CHUNK):
                 sent += _send(emitter, envelopes[start : start + _CHUNK], quiet)
     except (DamestoiletError, ValueError) as exc:
-        click.echo(f"cannot emit to {url}: {exc}; {sent} event(s) were emitted", err=True)
+        click.echo(redact(f"cannot emit to {url}: {exc}; {sent} event(s) were emitted"), err=True)
         raise SystemExit(1) from exc
     if payload_text == "-":
         click.echo(f"emitted {sent} event(s) onto {stream}", err=True)

@@ -14,6 +14,7 @@ import redis
 from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.cli._schema_handlers import schema_handlers
 from damestoilet_contracts.runtime import DEFAULT_STREAM
+from damestoilet_contracts.runtime._redact import redact
 from damestoilet_contracts.runtime._registry import scheme_of
 from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
 from damestoilet_contracts.runtime.redis._bus import connect
@@ -137,9 +138,16 @@ def verify(
         )
         report = verifier.run(stream, sample=sample, delay=delay)
     except (DamestoiletError, redis.RedisError, ValueError) as exc:
-        click.echo(f"verify failed: {exc}", err=True)
+        click.echo(redact(f"verify failed: {exc}"), err=True)
         raise SystemExit(1) from exc
     click.echo(json.dumps(report.to_dict()) if as_json else _text(report))
+    if report.lost_total:
+        click.echo(
+            f"{report.lost_total} event(s) were trimmed from the stream before a group read "
+            "them: their keys were never purged (docs/trust.md, sizing maxlen)",
+            err=True,
+        )
+        raise SystemExit(1)
     if min_nines is None:
         if report.inconsistent:
             count = report.inconsistent
@@ -166,6 +174,10 @@ def _text(report: VerifyReport) -> str:
         lines.append(f"  skipped {count}: {reason}")
     if report.unknown:
         lines.append(f"  left out {report.unknown}: a key of unknown age (--plain skip)")
+    for group, lost in sorted(report.lost.items()):
+        if lost:
+            many = "an unknown number of" if lost < 0 else str(lost)
+            lines.append(f"  lost {many} event(s) to trimming before group {group} read them")
     share, nines = report.share, report.nines
     if share is None or nines is None:
         lines.append("no sample to judge")

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.model import FlushGraph, StormGuard
-from damestoilet_contracts.runtime import DEFAULT_STREAM, CoordinatorStats, serve_metrics
+from damestoilet_contracts.runtime import (
+    DEFAULT_STREAM,
+    CoordinatorStats,
+    FlushSpec,
+    SigningKeys,
+    load_flush_specs,
+    serve_metrics,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,7 +101,25 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         "--handlers",
         "handlers_package",
         metavar="PKG",
-        help="Package whose HANDLERS plan events that arrive without a plan.",
+        help="Package whose HANDLERS plan events that arrive without a plan: an import name "
+        "(found from the current directory too) or the path of the package folder; a "
+        "generated package's FLUSH_SPECS also check every plan, as --schemas does.",
+    ),
+    click.option(
+        "--schemas",
+        "schemas_dir",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Check every plan against these contracts before deleting anything (types, "
+        "targets, modes, key templates, fan-out cap). Production runs should give this or "
+        "a generated --handlers package; without either only damestoilet:* keys are guarded.",
+    ),
+    click.option(
+        "--signing-key-file",
+        "signing_key_files",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Require entries signed with this key (HMAC-SHA256); repeat it to accept a second "
+        "key during a rotation [default: $DAMESTOILET_SIGNING_KEY, and ..._PREVIOUS].",
     ),
     click.option(
         "--flush-graph",
@@ -145,7 +171,12 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         help="Seconds an event id stays marked done for this group (duplicates skipped).",
     ),
     click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics."),
-    click.option("--metrics-addr", default="0.0.0.0", show_default=True, help="Metrics address."),
+    click.option(
+        "--metrics-addr",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address to serve metrics on; 0.0.0.0 exposes them beyond this host.",
+    ),
     click.option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"]),
@@ -158,9 +189,10 @@ _OPTIONS: list[Callable[[Any], Any]] = [
 
 def worker_options(command: F) -> F:
     """Add the options every worker command takes, in --help order (parameters
-    ``redis_url, bus_url, target_urls, done_url, cluster, bus_cluster, stream, consumer, dlq_stream,
-    handlers_package, flush_graph, grace, max_deliveries, batch, block_ms, claim_idle_ms,
-    done_ttl, metrics_port, metrics_addr, log_level``)."""
+    ``redis_url, bus_url, target_urls, done_url, cluster, bus_cluster, stream, consumer,
+    dlq_stream, handlers_package, schemas_dir, signing_key_files, flush_graph, grace,
+    max_deliveries, batch, block_ms, claim_idle_ms, done_ttl, metrics_port, metrics_addr,
+    log_level``)."""
     for option in reversed(_OPTIONS):
         command = option(command)
     return command
@@ -213,6 +245,44 @@ def resolve_grace(flush_graph: Path | None, grace: dict[str, float]) -> dict[str
     return windows
 
 
+def resolve_flush_specs(
+    schemas_dir: Path | None, handlers_package: str | None
+) -> dict[str, tuple[FlushSpec, ...]] | None:
+    """What plans are checked against: the contracts of ``schemas_dir``, else the
+    ``FLUSH_SPECS`` of ``handlers_package``, else None (a warning on stderr says so).
+
+    Raises :class:`click.ClickException` (exit 1) listing the contracts' problems, or when
+    the package cannot be imported.
+    """
+    if schemas_dir is not None:
+        from damestoilet_contracts.compiler import flush_specs
+        from damestoilet_contracts.loaders import load_contracts
+
+        try:
+            return flush_specs(load_contracts(schemas_dir))
+        except DamestoiletError as exc:
+            raise click.ClickException(f"{schemas_dir}: contracts do not load:\n{exc}") from exc
+    if handlers_package is not None:
+        try:
+            specs = load_flush_specs(handlers_package)
+        except DamestoiletError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if specs is not None:
+            return specs
+        click.echo(
+            f"warning: {handlers_package} has no FLUSH_SPECS (generated before they existed); "
+            "regenerate it or give --schemas to check plans against the contracts",
+            err=True,
+        )
+        return None
+    click.echo(
+        "warning: plans from the stream run unchecked but for damestoilet:* keys; give "
+        "--schemas DIR or a generated --handlers PKG in production (docs/trust.md)",
+        err=True,
+    )
+    return None
+
+
 def resolve_storm(flush_graph: Path | None) -> Mapping[str, StormGuard]:
     """The storm guards ``flush_graph`` declares per target (``storm_max_keys``; none without
     a graph). Raises :class:`click.ClickException` when the graph is wrong."""
@@ -249,3 +319,13 @@ def check_bindings(
             f"{flush_graph} names target(s) {', '.join(unbound)} that no purge backend is "
             f"bound to: add {hint}, or --redis URL as the default backend"
         )
+
+
+def resolve_signing(files: Sequence[Path]) -> SigningKeys | None:
+    """The signing keys of ``files`` (the first signs, all are accepted), else those of the
+    environment, else None. Raises :class:`click.ClickException` (exit 1) for a key that
+    cannot be read or is too short."""
+    try:
+        return SigningKeys.from_files(files) if files else SigningKeys.from_env()
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"signing key: {exc}") from exc

@@ -7,6 +7,7 @@ renders them for one payload into a :class:`~damestoilet_contracts.model.Plan`.
 from __future__ import annotations
 
 from damestoilet_contracts.compiler._evaluate import evaluate, plan_for
+from damestoilet_contracts.compiler._specs import FlushSpec, flush_specs
 from damestoilet_contracts.compiler._stages import (
     OpSpec,
     PlanSpec,
@@ -17,11 +18,13 @@ from damestoilet_contracts.compiler._stages import (
 )
 
 __all__ = [
+    "FlushSpec",
     "OpSpec",
     "PlanSpec",
     "compile_event",
     "evaluate",
     "find_cycles",
+    "flush_specs",
     "format_cycle",
     "plan_for",
     "reached_nodes",

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from damestoilet_contracts._errors import CodegenError
 from damestoilet_contracts._version import __version__
-from damestoilet_contracts.compiler import compile_event
+from damestoilet_contracts.compiler import compile_event, flush_specs
 from damestoilet_contracts.generator import _names
 from damestoilet_contracts.generator._code import (
     Imports,
@@ -86,10 +86,10 @@ def build_package(
     ]
     exports = _exports(named)
     handlers = _handlers(named, exports)
-    public = _names.all_order([e.alias for e in exports] + ["EVENTS", "HANDLERS"])
+    public = _names.all_order([e.alias for e in exports] + ["EVENTS", "FLUSH_SPECS", "HANDLERS"])
     init_imports = relative_import_lines(
         [(e.module, e.name, e.alias) for e in exports]
-        + [("handlers", "EVENTS", "EVENTS"), ("handlers", "HANDLERS", "HANDLERS")]
+        + [("handlers", name, name) for name in ("EVENTS", "FLUSH_SPECS", "HANDLERS")]
     )
     handler_lines = relative_import_lines((h.module, h.class_name, h.alias) for h in handlers)
     return PackageView(
@@ -102,6 +102,7 @@ def build_package(
         init_imports=tuple(init_imports),
         handler_import_lines=tuple(handler_lines),
         source_fingerprints=tuple(source_fingerprints(contracts).items()),
+        flush_specs=tuple(flush_specs(contracts).items()),
     )
 
 

@@ -25,7 +25,7 @@ class TypeNames:
 
 
 def annotation(type_: TypeRef, names: TypeNames, imports: Imports) -> str:
-    """The Python annotation of ``type_``: ``str``, ``tuple[int, ...]``, ``Address | None``."""
+    """The Python annotation of ``type_``: ``str``, ``Sequence[int]``, ``Address | None``."""
     text = _bare_annotation(type_, names, imports)
     return f"{text} | None" if type_.nullable else text
 
@@ -56,7 +56,9 @@ def _bare_annotation(type_: TypeRef, names: TypeNames, imports: Imports) -> str:
     if kind in (Kind.RECORD, Kind.ENUM):
         return class_of(type_, names, imports)
     if kind is Kind.ARRAY:
-        return f"tuple[{annotation(_items(type_), names, imports)}, ...]"
+        # Sequence, so that a list type-checks (tags=["x"]); the event stores a tuple.
+        imports.abc.add("Sequence")
+        return f"Sequence[{annotation(_items(type_), names, imports)}]"
     if kind is Kind.MAP:
         imports.abc.add("Mapping")
         return f"Mapping[str, {annotation(_items(type_), names, imports)}]"

@@ -131,4 +131,6 @@ class PackageView:
     public: tuple[str, ...]  # __all__ of the package, in RUF022 order
     init_imports: tuple[str, ...]  # import lines of __init__.py, in isort order
     handler_import_lines: tuple[str, ...]  # import lines of the event classes in handlers.py
+    # type name -> (op, target, mode, template) its plans may hold, sorted by type name
+    flush_specs: tuple[tuple[str, tuple[tuple[str, str, str, str], ...]], ...]
     source_fingerprints: tuple[tuple[str, str], ...]  # schema path -> its events' rules hash

@@ -17,6 +17,7 @@ from damestoilet_contracts.runtime._cloudevents import (
 from damestoilet_contracts.runtime._coordinator import (
     Coordinator,
     CoordinatorConfig,
+    load_flush_specs,
     load_handlers,
 )
 from damestoilet_contracts.runtime._coordinator_async import AsyncCoordinator
@@ -30,6 +31,7 @@ from damestoilet_contracts.runtime._event import (
 )
 from damestoilet_contracts.runtime._l1 import L1Cache
 from damestoilet_contracts.runtime._metrics import CoordinatorStats, serve_metrics
+from damestoilet_contracts.runtime._plan_check import FlushSpec, KeyPattern, PlanChecker
 from damestoilet_contracts.runtime._registry import open_backend
 from damestoilet_contracts.runtime._registry import register as register_backend
 from damestoilet_contracts.runtime._router import AsyncTargetRouter, TargetRouter
@@ -54,6 +56,7 @@ from damestoilet_contracts.runtime._seams import (
     Settlement,
     dlq_stream_name,
 )
+from damestoilet_contracts.runtime._signing import SigningKeys
 from damestoilet_contracts.runtime._uri import SCHEMA_URN_PREFIX, schema_uri
 from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
 from damestoilet_contracts.runtime.redis._bus import RedisStreamBus
@@ -63,6 +66,7 @@ from damestoilet_contracts.runtime.redis._done import AsyncRedisDoneStore, Redis
 from damestoilet_contracts.runtime.redis._publisher import AsyncRedisPublisher, RedisPublisher
 from damestoilet_contracts.runtime.redis._purge import PurgeStats, RedisPurgeTarget
 from damestoilet_contracts.runtime.redis._purge_async import AsyncRedisPurgeTarget
+from damestoilet_contracts.runtime.redis._trust import trim_acknowledged
 
 __all__ = [
     "AVRO_CONTENT_TYPE",
@@ -100,9 +104,12 @@ __all__ = [
     "Envelope",
     "FlushAgent",
     "FlushHandler",
+    "FlushSpec",
     "HandlerRegistry",
     "JsonSerializer",
+    "KeyPattern",
     "L1Cache",
+    "PlanChecker",
     "Publisher",
     "PurgeHook",
     "PurgeStats",
@@ -114,6 +121,7 @@ __all__ = [
     "Retry",
     "Serializer",
     "Settlement",
+    "SigningKeys",
     "TargetRouter",
     "Verifier",
     "VerifyReport",
@@ -121,6 +129,7 @@ __all__ = [
     "dlq_stream_name",
     "from_binary",
     "from_structured",
+    "load_flush_specs",
     "load_handlers",
     "open_backend",
     "register_backend",
@@ -128,5 +137,6 @@ __all__ = [
     "serve_metrics",
     "to_binary",
     "to_structured",
+    "trim_acknowledged",
     "uuid7",
 ]

@@ -32,6 +32,7 @@ from damestoilet_contracts._errors import BackendError
 from damestoilet_contracts.model import FlushOp, StormGuard
 from damestoilet_contracts.runtime._coordinator import Coordinator, CoordinatorConfig
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
+from damestoilet_contracts.runtime._plan_check import FlushSpec
 from damestoilet_contracts.runtime._router import TargetRouter
 from damestoilet_contracts.runtime._seams import (
     DEFAULT_GROUP,
@@ -41,6 +42,7 @@ from damestoilet_contracts.runtime._seams import (
     PurgeTarget,
     default_consumer,
 )
+from damestoilet_contracts.runtime._signing import SigningKeys
 
 #: Called with each purged op of the agent's targets, after the op's stage was purged.
 PurgeHook = Callable[[FlushOp], object]
@@ -113,6 +115,8 @@ class FlushAgent:
         handlers: HandlerRegistry | None = None,
         grace: Mapping[str, float] | None = None,
         stats: CoordinatorStats | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
         prefix_index: Collection[str] = (),
         storm: Mapping[str, StormGuard] | None = None,
     ) -> None:
@@ -125,9 +129,10 @@ class FlushAgent:
         :func:`agent_group` of ``targets`` (with ``ephemeral``: that plus ``:<consumer>``).
         ``on_purge`` hooks get each purged op of ``targets``; ``purge=False`` calls them
         without purging Redis; ``ephemeral`` makes the group this process's own (see the
-        module docstring). ``handlers``, ``grace``, ``prefix_index`` and ``storm`` are those of
-        :meth:`Coordinator.from_url`; :meth:`from_url` builds an agent on any bus and purge
-        backends. Raises ValueError for empty targets.
+        module docstring). ``handlers``, ``grace``, ``prefix_index``, ``storm``,
+        ``flush_specs`` and ``signing`` are those of :meth:`Coordinator.from_url`;
+        :meth:`from_url` builds an agent on any bus and purge backends. Raises ValueError
+        for empty targets.
         """
         from damestoilet_contracts.runtime.redis._bus import RedisStreamBus
         from damestoilet_contracts.runtime.redis._done import RedisDoneStore
@@ -149,7 +154,18 @@ class FlushAgent:
             if purge
             else None
         )
-        self._assemble(names, config, bus, inner, RedisDoneStore(client), on_purge, handlers, stats)
+        self._assemble(
+            names,
+            config,
+            bus,
+            inner,
+            RedisDoneStore(client),
+            on_purge,
+            handlers,
+            stats,
+            flush_specs,
+            signing,
+        )
 
     @staticmethod
     def _config(
@@ -174,6 +190,8 @@ class FlushAgent:
         on_purge: Sequence[PurgeHook],
         handlers: HandlerRegistry | None,
         stats: CoordinatorStats | None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
     ) -> None:
         self.targets = names
         self.config = config
@@ -189,7 +207,15 @@ class FlushAgent:
                 return name not in names or router.is_bound(name)
 
         self.coordinator = Coordinator(
-            bus, self.target, done, config, handlers=handlers, stats=stats, bound=bound
+            bus,
+            self.target,
+            done,
+            config,
+            handlers=handlers,
+            stats=stats,
+            bound=bound,
+            flush_specs=flush_specs,
+            signing=signing,
         )
 
     @classmethod
@@ -209,6 +235,8 @@ class FlushAgent:
         grace: Mapping[str, float] | None = None,
         target_urls: Mapping[str, str] | None = None,
         done_url: str | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
         prefix_index: Collection[str] = (),
         storm: Mapping[str, StormGuard] | None = None,
     ) -> FlushAgent:
@@ -244,6 +272,8 @@ class FlushAgent:
             on_purge,
             handlers,
             None,
+            flush_specs,
+            signing,
         )
         return agent
 

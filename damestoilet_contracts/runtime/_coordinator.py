@@ -17,7 +17,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -29,6 +29,7 @@ from damestoilet_contracts.runtime._core import (
     BatchCore,
     BatchSteps,
     CheckDone,
+    CountFailures,
     KeepAlive,
     MarkDone,
     PurgeStage,
@@ -36,6 +37,7 @@ from damestoilet_contracts.runtime._core import (
     log,
 )
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
+from damestoilet_contracts.runtime._plan_check import FlushSpec, PlanChecker
 from damestoilet_contracts.runtime._router import TargetRouter
 from damestoilet_contracts.runtime._seams import (
     DEFAULT_DONE_TTL_S,
@@ -49,7 +51,9 @@ from damestoilet_contracts.runtime._seams import (
     PurgeTarget,
     Retry,
     Settlement,
+    dlq_stream_name,
 )
+from damestoilet_contracts.runtime._signing import SigningKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +72,14 @@ class CoordinatorConfig:
     batch: int = 500
     #: How long one read waits for new entries (ms); also bounds how fast a stop is noticed.
     block_ms: int = 1000
-    #: Deliveries after which a failing entry is dead-lettered.
+    #: Failed purge attempts after which an entry is dead-lettered. Only a purge that ran
+    #: and failed counts: a restart, a kill or a reclaim delivers an entry again (the bus
+    #: counts a delivery) without trying it.
     max_deliveries: int = 5
+    #: Deliveries of one entry without a settle (coordinators died while it was in hand)
+    #: after which it is taken for one that kills them and dead-lettered unread; well above
+    #: any crash loop an operator would let run.
+    crash_deliveries: int = 50
     #: Backoff before the n-th retry: ``min(retry_max_s, retry_base_s * 2**(n-1))``, jittered
     #: into the upper half of that.
     retry_base_s: float = 0.1
@@ -88,6 +98,8 @@ class CoordinatorConfig:
     def __post_init__(self) -> None:
         if self.batch < 1 or self.max_deliveries < 1 or self.done_ttl_s < 1:
             raise ValueError("batch, max_deliveries and done_ttl_s must be at least 1")
+        if self.crash_deliveries < 1:
+            raise ValueError("crash_deliveries must be at least 1")
         if self.block_ms < 0 or self.claim_min_idle_ms < 0:
             raise ValueError("block_ms and claim_min_idle_ms must not be negative")
         if self.retry_base_s < 0 or self.retry_max_s < self.retry_base_s:
@@ -98,7 +110,7 @@ class CoordinatorConfig:
         return ConsumePolicy(
             redeliver_after_ms=self.claim_min_idle_ms,
             reclaim_interval_s=self.claim_interval_s,
-            max_deliveries=self.max_deliveries,
+            max_deliveries=self.crash_deliveries,
             ephemeral=self.ephemeral,
         )
 
@@ -107,6 +119,8 @@ class CoordinatorConfig:
         handlers: HandlerRegistry,
         stats: CoordinatorStats,
         bound: Callable[[str], bool] | None,
+        checker: PlanChecker | None = None,
+        signing: SigningKeys | None = None,
     ) -> BatchCore:
         """The batch core deciding for a coordinator of this configuration."""
         return BatchCore(
@@ -119,7 +133,54 @@ class CoordinatorConfig:
             bound=bound,
             # A long batch tells the bus it is alive well before anyone would reclaim it.
             keepalive_s=max(0.5, min(10.0, self.claim_min_idle_ms / 3000)),
+            crash_deliveries=self.crash_deliveries,
+            checker=checker,
+            signing=signing,
         )
+
+
+def load_flush_specs(package: str) -> dict[str, tuple[FlushSpec, ...]] | None:
+    """The ``FLUSH_SPECS`` of a generated handlers package (None when it has none: generated
+    before they existed). Raises :class:`DamestoiletError` when it cannot be imported."""
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise DamestoiletError(
+            f"cannot import handlers package {package!r}: {exc}; is it installed and on PYTHONPATH?"
+        ) from exc
+    specs = getattr(module, "FLUSH_SPECS", None)
+    if not isinstance(specs, Mapping):
+        return None
+    return {
+        str(name): tuple(
+            (str(op), str(target), str(mode), str(template)) for op, target, mode, template in items
+        )
+        for name, items in specs.items()
+    }
+
+
+def own_streams(bus: object) -> list[str]:
+    """The names a plan must never touch because ``bus`` lives in them: its stream and its
+    dead-letter stream."""
+    name = str(getattr(bus, "name", "") or getattr(bus, "stream", ""))
+    dlq = getattr(bus, "dlq_stream", None) or getattr(bus, "dlq_subject", None)
+    return [n for n in (name, str(dlq) if dlq else dlq_stream_name(name)) if n]
+
+
+def interruptible(target: object) -> Iterator[Any]:
+    """The purge targets behind ``target`` (through routers and hooks) that can stop between
+    round trips: they have an ``interrupt`` event."""
+    seen: set[int] = set()
+    todo = [target]
+    while todo:
+        t = todo.pop()
+        if t is None or id(t) in seen:
+            continue
+        seen.add(id(t))
+        if hasattr(t, "interrupt"):
+            yield t
+        todo += list(getattr(t, "bound", {}).values())
+        todo += [getattr(t, "default", None), getattr(t, "inner", None)]
 
 
 def load_handlers(package: str) -> dict[str, Callable[[bytes], Plan]]:
@@ -155,25 +216,45 @@ class Coordinator:
         handlers: HandlerRegistry | None = None,
         stats: CoordinatorStats | None = None,
         bound: Callable[[str], bool] | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
     ) -> None:
-        """Read from ``bus``, purge through ``target``, remember done ids in ``done``.
+        """Read from ``bus``, purge through ``target``, remember done ids in ``done`` (a
+        :class:`DoneStore`; a redis-py client is wrapped in a ``RedisDoneStore``).
 
         ``handlers`` plan envelopes that arrive without a plan (type name -> callable taking
         the payload bytes, returning a :class:`Plan`). ``bound`` says whether a target name
         has a backend (default: the router's ``is_bound`` when ``target`` is a
         :class:`TargetRouter`, else every name has); a plan naming an unbound target is
-        dead-lettered with the reason.
+        dead-lettered with the reason. ``flush_specs`` (event type -> ``(op, target, mode,
+        template)`` its plans may hold, from ``compiler.flush_specs`` or a generated
+        package's ``FLUSH_SPECS``) has every plan checked against the contracts before
+        anything is deleted; without them, plans are only kept out of the coordinator's own
+        keys (see :class:`PlanChecker`). With ``signing``, an entry that is unsigned or
+        signed with no accepted key is dead-lettered unread. Raises TemplateError for a
+        malformed template in ``flush_specs``.
         """
         self.bus = bus
         self.target = target
+        if type(done).__module__.split(".")[0] == "redis":
+            # a redis-py client, as before the seams: its done store
+            from damestoilet_contracts.runtime.redis._done import RedisDoneStore
+
+            done = RedisDoneStore(done)
         self.done = done
         self.config = config or CoordinatorConfig()
         self.handlers: HandlerRegistry = dict(handlers or {})
         counters = stats or CoordinatorStats()
         if bound is None and isinstance(target, TargetRouter):
             bound = target.is_bound
-        self.core = self.config.core(self.handlers, counters, bound)
+        self.checker = PlanChecker(flush_specs, protected=own_streams(bus))
+        self.signing = signing
+        self.core = self.config.core(self.handlers, counters, bound, self.checker, signing)
         self._stop = threading.Event()
+        for purger in interruptible(target):
+            # a target that can stop between round trips gets the stop event: a long stage
+            # (a prefix over millions of keys) never holds SIGTERM hostage
+            purger.interrupt = self._stop
         self._opened = False
         self._next_info = 0.0
 
@@ -192,6 +273,8 @@ class Coordinator:
         done_url: str | None = None,
         prefix_index: Collection[str] = (),
         storm: Mapping[str, StormGuard] | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
     ) -> Coordinator:
         """A coordinator from URLs (see :func:`~runtime._wiring.open_sync` for the rules):
         ``redis_url`` the default purge target (None: only ``targets``, name -> URL),
@@ -200,9 +283,12 @@ class Coordinator:
         soft-purge windows (s); ``prefix_index`` names the targets whose prefixes are read
         from the prefix index; ``storm`` maps targets to their storm guard (see
         :mod:`runtime._storm`); ``cluster`` / ``bus_cluster`` say a Redis URL names a cluster
-        node. Raises :class:`ConfigError` or ValueError for a wrong URL or binding."""
-        from damestoilet_contracts.runtime._wiring import open_sync
+        node; ``flush_specs`` and ``signing`` are those of the constructor. Raises
+        :class:`ConfigError` or ValueError for a wrong URL or binding (signing on a bus that
+        is not a Redis stream, too)."""
+        from damestoilet_contracts.runtime._wiring import check_signing, open_sync
 
+        check_signing(signing, bus_url or redis_url)
         config = config or CoordinatorConfig()
         wired = open_sync(
             config,
@@ -216,7 +302,15 @@ class Coordinator:
             prefix_index=prefix_index,
             storm=storm,
         )
-        return cls(wired.bus, wired.target, wired.done, config, handlers=handlers)
+        return cls(
+            wired.bus,
+            wired.target,
+            wired.done,
+            config,
+            handlers=handlers,
+            flush_specs=flush_specs,
+            signing=signing,
+        )
 
     @property
     def stats(self) -> CoordinatorStats:
@@ -295,6 +389,8 @@ class Coordinator:
         if self._stop.is_set():
             return True
         deliveries = self.bus.fetch(self.config.batch, self.config.block_ms / 1000)
+        for lost in self.bus.take_lost():
+            self.core.report_lost(lost)
         if deliveries:
             self.process(deliveries)
         return not deliveries
@@ -333,6 +429,8 @@ class Coordinator:
         if type(request) is MarkDone:
             self.done.mark(request.group, request.ids, request.ttl_s)
             return None
+        if type(request) is CountFailures:
+            return self.bus.record_failures(request.deliveries)
         assert type(request) is KeepAlive
         self.bus.in_progress(request.deliveries)
         return None

@@ -10,15 +10,16 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from damestoilet_contracts._errors import BackendError
 from damestoilet_contracts.model import StormGuard
-from damestoilet_contracts.runtime._coordinator import CoordinatorConfig
+from damestoilet_contracts.runtime._coordinator import CoordinatorConfig, own_streams
 from damestoilet_contracts.runtime._core import (
     BatchSteps,
     CheckDone,
+    CountFailures,
     KeepAlive,
     MarkDone,
     PurgeStage,
@@ -26,6 +27,7 @@ from damestoilet_contracts.runtime._core import (
     log,
 )
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
+from damestoilet_contracts.runtime._plan_check import FlushSpec, PlanChecker
 from damestoilet_contracts.runtime._router import AsyncTargetRouter
 from damestoilet_contracts.runtime._seams import (
     AsyncBus,
@@ -37,6 +39,7 @@ from damestoilet_contracts.runtime._seams import (
     Retry,
     Settlement,
 )
+from damestoilet_contracts.runtime._signing import SigningKeys
 
 
 class AsyncCoordinator:
@@ -52,17 +55,27 @@ class AsyncCoordinator:
         handlers: HandlerRegistry | None = None,
         stats: CoordinatorStats | None = None,
         bound: Callable[[str], bool] | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
     ) -> None:
-        """The arguments are those of :class:`Coordinator`, asyncio backends in place of sync."""
+        """The arguments are those of :class:`Coordinator`, asyncio backends in place of sync.
+        (A stop here lets the stage in hand finish: the asyncio purge targets have no
+        ``interrupt`` between round trips yet.)"""
         self.bus = bus
         self.target = target
+        if type(done).__module__.split(".")[0] == "redis":
+            from damestoilet_contracts.runtime.redis._done import AsyncRedisDoneStore
+
+            done = AsyncRedisDoneStore(done)
         self.done = done
         self.config = config or CoordinatorConfig()
         self.handlers: HandlerRegistry = dict(handlers or {})
         counters = stats or CoordinatorStats()
         if bound is None and isinstance(target, AsyncTargetRouter):
             bound = target.is_bound
-        self.core = self.config.core(self.handlers, counters, bound)
+        self.checker = PlanChecker(flush_specs, protected=own_streams(bus))
+        self.signing = signing
+        self.core = self.config.core(self.handlers, counters, bound, self.checker, signing)
         self._stop = asyncio.Event()
         self._opened = False
         self._next_info = 0.0
@@ -82,10 +95,13 @@ class AsyncCoordinator:
         done_url: str | None = None,
         prefix_index: Collection[str] = (),
         storm: Mapping[str, StormGuard] | None = None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
     ) -> AsyncCoordinator:
         """See :meth:`Coordinator.from_url`; every backend is its asyncio twin."""
-        from damestoilet_contracts.runtime._wiring import open_async
+        from damestoilet_contracts.runtime._wiring import check_signing, open_async
 
+        check_signing(signing, bus_url or redis_url)
         config = config or CoordinatorConfig()
         wired = open_async(
             config,
@@ -99,7 +115,15 @@ class AsyncCoordinator:
             prefix_index=prefix_index,
             storm=storm,
         )
-        return cls(wired.bus, wired.target, wired.done, config, handlers=handlers)
+        return cls(
+            wired.bus,
+            wired.target,
+            wired.done,
+            config,
+            handlers=handlers,
+            flush_specs=flush_specs,
+            signing=signing,
+        )
 
     @property
     def stats(self) -> CoordinatorStats:
@@ -173,6 +197,8 @@ class AsyncCoordinator:
         if self._stop.is_set():
             return True
         deliveries = await self.bus.fetch(self.config.batch, self.config.block_ms / 1000)
+        for lost in self.bus.take_lost():
+            self.core.report_lost(lost)
         if deliveries:
             await self.process(deliveries)
         return not deliveries
@@ -209,6 +235,8 @@ class AsyncCoordinator:
         if type(request) is MarkDone:
             await self.done.mark(request.group, request.ids, request.ttl_s)
             return None
+        if type(request) is CountFailures:
+            return await self.bus.record_failures(request.deliveries)
         assert type(request) is KeepAlive
         await self.bus.in_progress(request.deliveries)
         return None

@@ -9,17 +9,25 @@ style of h11, or httpx's ``BaseClient`` owning the decisions).
 
 Per batch, in this order (docs/runtime.md, the coordinator):
 
-1. decode every delivery; a malformed one, one the bus lost, or one delivered more often than
-   ``max_deliveries`` without a settle is dead at once, with the reason;
-2. ask the done store which event ids this group already purged: duplicates, settled done;
-3. take each plan from its envelope, or from a flush handler of its type; none: dead;
-   a plan naming a target nothing is bound to: dead, with the target's name;
+1. every delivery on its own (poison is per entry, never per batch): one the bus lost, or
+   one delivered more often than ``crash_deliveries`` without a settle (it may be what kills
+   consumers) is dead unread; with signing keys, an unsigned or badly signed one is dead
+   unread; one that does not decode (only :class:`EnvelopeError`, or any decoder bug) is
+   dead with the reason;
+2. the same event twice in the batch is purged once (the copies are duplicates); the done
+   store says which event ids this group already purged: duplicates, settled done;
+3. take each plan from its envelope, or from a flush handler of its type; none: dead; a plan
+   the :class:`PlanChecker` refuses (not what the contracts allow, or touching the
+   coordinator's own keys): dead, with the reason; a plan naming a target nothing is bound
+   to: dead, with the target's name;
 4. purge stage 1 of every event of the batch, then stage 2, ... (one request per stage, so
    each event keeps its order and the batch shares round trips); if that fails, purge event
-   by event to find which;
+   by event to find which; a stop that interrupts a stage (:class:`PurgeInterruptedError`)
+   leaves the rest unsettled, to be delivered again;
 5. mark the purged ids done, only after their purge;
-6. settle: purged and duplicates done, failures retried after a backoff or dead once their
-   deliveries reach ``max_deliveries``.
+6. count a failed attempt for each failure (:class:`CountFailures`: a restart or a reclaim
+   is no attempt); settle: purged and duplicates done, failures retried after a backoff or
+   dead once their attempts reach ``max_deliveries``.
 """
 
 from __future__ import annotations
@@ -32,18 +40,22 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from damestoilet_contracts._errors import DamestoiletError, EnvelopeError
+from damestoilet_contracts._errors import DamestoiletError, EnvelopeError, PurgeInterruptedError
 from damestoilet_contracts.model import FlushOp, Plan
 from damestoilet_contracts.runtime._cloudevents import from_binary
 from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
+from damestoilet_contracts.runtime._plan_check import PlanChecker
+from damestoilet_contracts.runtime._redact import redact
 from damestoilet_contracts.runtime._seams import (
     Dead,
     Delivery,
     HandlerRegistry,
+    Lost,
     Retry,
     Settlement,
 )
+from damestoilet_contracts.runtime._signing import SigningKeys
 
 logger = logging.getLogger("damestoilet.coordinator")
 
@@ -97,7 +109,15 @@ class KeepAlive:
     deliveries: list[Delivery]
 
 
-Request: TypeAlias = CheckDone | PurgeStage | MarkDone | KeepAlive
+@dataclass(frozen=True, slots=True)
+class CountFailures:
+    """Count one failed purge attempt for each of ``deliveries`` on the bus; answer with
+    their counts so far (a list of int, in order)."""
+
+    deliveries: list[Delivery]
+
+
+Request: TypeAlias = CheckDone | PurgeStage | MarkDone | KeepAlive | CountFailures
 #: What :meth:`BatchCore.batch` is: requests out, answers in, the settlement at the end.
 BatchSteps: TypeAlias = Generator[Request, Any, "BatchResult"]
 
@@ -116,8 +136,11 @@ class BatchResult:
     settlement: Settlement
     done: list[_Work] = field(default_factory=list)
     duplicates: list[_Work] = field(default_factory=list)
-    retried: list[tuple[_Work, Retry]] = field(default_factory=list)
+    #: Each retry with its failed attempts so far.
+    retried: list[tuple[_Work, Retry, int]] = field(default_factory=list)
     dead: list[tuple[Dead, Envelope | None]] = field(default_factory=list)
+    #: Stopped mid-stage: left unsettled (neither a failure nor done), delivered again.
+    interrupted: list[_Work] = field(default_factory=list)
 
 
 class BatchCore:
@@ -135,11 +158,20 @@ class BatchCore:
         bound: Callable[[str], bool] | None = None,
         keepalive_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        crash_deliveries: int = 50,
+        checker: PlanChecker | None = None,
+        signing: SigningKeys | None = None,
     ) -> None:
-        """``bound`` says whether a target name has a purge backend (None: every name has);
-        ``keepalive_s``: a batch in hand longer than this asks for :class:`KeepAlive`."""
+        """``max_deliveries`` failed attempts dead-letter an event; ``crash_deliveries``
+        deliveries without a settle do, unread. ``bound`` says whether a target name has a
+        purge backend (None: every name has); ``keepalive_s``: a batch in hand longer than
+        this asks for :class:`KeepAlive`; ``checker`` refuses plans (default: one that only
+        guards the ``damestoilet:`` namespace); with ``signing``, unsigned entries are dead."""
         self.group = group
         self.max_deliveries = max_deliveries
+        self.crash_deliveries = crash_deliveries
+        self.checker = checker or PlanChecker()
+        self.signing = signing
         self.done_ttl_s = done_ttl_s
         self.backoff = backoff
         self.handlers = handlers
@@ -153,31 +185,32 @@ class BatchCore:
         """The steps of one batch (see the module docstring)."""
         dead: list[tuple[Dead, Envelope | None]] = []
         work = self._decode(deliveries, dead)
-        duplicates: list[_Work] = []
+        work, duplicates = _twins(work)
         if work:
             seen: set[int] = yield CheckDone(self.group, [w.envelope.id for w in work])
             if seen:
-                duplicates = [w for i, w in enumerate(work) if i in seen]
+                duplicates += [w for i, w in enumerate(work) if i in seen]
                 work = [w for i, w in enumerate(work) if i not in seen]
         work = self._plan(work, dead)
-        done, failed = yield from self._purge(work)
+        done, failed, interrupted = yield from self._purge(work)
         if done:
             yield MarkDone(self.group, [w.envelope.id for w in done], self.done_ttl_s)
-        retried: list[tuple[_Work, Retry]] = []
-        for w, reason in failed:
-            deliveries_so_far = w.delivery.deliveries
-            if deliveries_so_far >= self.max_deliveries:
-                why = f"failed {deliveries_so_far} deliveries; last error: {reason}"
-                dead.append((Dead(w.delivery, why), w.envelope))
-            else:
-                delay = self.backoff.compute(deliveries_so_far, self.random)
-                retried.append((w, Retry(w.delivery, delay, reason)))
+        retried: list[tuple[_Work, Retry, int]] = []
+        if failed:
+            attempts: list[int] = yield CountFailures([w.delivery for w, _ in failed])
+            for (w, reason), tried in zip(failed, attempts, strict=True):
+                if tried >= self.max_deliveries:
+                    why = f"failed {tried} attempts; last error: {reason}"
+                    dead.append((Dead(w.delivery, why), w.envelope))
+                else:
+                    delay = self.backoff.compute(tried, self.random)
+                    retried.append((w, Retry(w.delivery, delay, reason), tried))
         settlement = Settlement(
             done=[w.delivery for w in done] + [w.delivery for w in duplicates],
-            retry=[r for _, r in retried],
+            retry=[r for _, r, _ in retried],
             dead=[d for d, _ in dead],
         )
-        return BatchResult(settlement, done, duplicates, retried, dead)
+        return BatchResult(settlement, done, duplicates, retried, dead, interrupted)
 
     # -- the batch, step by step ----------------------------------------------------------------
 
@@ -185,30 +218,41 @@ class BatchCore:
         self, deliveries: Sequence[Delivery], dead: list[tuple[Dead, Envelope | None]]
     ) -> list[_Work]:
         work = []
-        max_deliveries = self.max_deliveries
+        crash_deliveries = self.crash_deliveries
+        signing = self.signing
         for delivery in deliveries:
             if delivery.headers is None and not delivery.fields:
                 reason = "entry was trimmed from the stream before it was processed"
                 dead.append((Dead(delivery, reason), None))
                 continue
+            if delivery.deliveries > crash_deliveries:
+                # Read this often and never settled: it may be what kills coordinators, so
+                # it is not even decoded (a letter names it by its bus id).
+                reason = (
+                    f"delivered {delivery.deliveries} times without being acknowledged "
+                    f"(crash_deliveries {crash_deliveries})"
+                )
+                dead.append((Dead(delivery, reason), None))
+                continue
+            if signing is not None:
+                refused = signing.check(delivery.fields)
+                if refused is not None:
+                    dead.append((Dead(delivery, f"signature: {refused}"), None))
+                    continue
             try:
                 envelope = decode(delivery)
             except EnvelopeError as exc:
                 dead.append((Dead(delivery, f"malformed envelope: {exc}"), None))
                 continue
-            if delivery.deliveries > max_deliveries:
-                # Taken more often than allowed without a settle: it may crash coordinators.
-                reason = (
-                    f"delivered {delivery.deliveries} times without being acknowledged "
-                    f"(max_deliveries {max_deliveries})"
-                )
-                dead.append((Dead(delivery, reason), envelope))
+            except Exception as exc:  # a decoder bug must not settle the batch-mates
+                dead.append((Dead(delivery, f"malformed envelope: {_reason(exc)}"), None))
                 continue
             work.append(_Work(delivery, envelope))
         return work
 
     def _plan(self, work: list[_Work], dead: list[tuple[Dead, Envelope | None]]) -> list[_Work]:
         planned = []
+        check = self.checker.check
         for w in work:
             env = w.envelope
             plan = env.plan
@@ -226,6 +270,10 @@ class BatchCore:
                     reason = f"handler for {env.type} failed: {type(exc).__name__}: {exc}"
                     dead.append((Dead(w.delivery, reason), env))
                     continue
+            refused = check(plan)
+            if refused is not None:
+                dead.append((Dead(w.delivery, f"plan refused: {refused}"), env))
+                continue
             if self.bound is not None:
                 unbound = self._unbound(plan)
                 if unbound:
@@ -242,9 +290,9 @@ class BatchCore:
 
     def _purge(
         self, work: list[_Work]
-    ) -> Generator[Request, Any, tuple[list[_Work], list[tuple[_Work, str]]]]:
+    ) -> Generator[Request, Any, tuple[list[_Work], list[tuple[_Work, str]], list[_Work]]]:
         if not work:
-            return [], []
+            return [], [], []
         last_alive = self.clock()
         plans = [_stages(w) for w in work]
         depth = max(map(len, plans))
@@ -258,18 +306,20 @@ class BatchCore:
                 yield KeepAlive([w.delivery for w in work])
                 last_alive = self.clock()
             result = yield PurgeStage(ops)
+            if isinstance(result, PurgeInterruptedError):
+                return [], [], work
             if isinstance(result, BaseException):
                 error = result
                 break
             self.stats.add_purge(result)
         if error is None:
-            return work, []
+            return work, [], []
         if len(work) == 1:
-            return [], [(work[0], _reason(error))]
+            return [], [(work[0], _reason(error))], []
         # Which event failed? Purges are idempotent, so each event is simply purged again.
         done: list[_Work] = []
         failed: list[tuple[_Work, str]] = []
-        for w in work:
+        for i, w in enumerate(work):
             reason = None
             for stage in _stages(w):
                 if not stage:
@@ -278,6 +328,8 @@ class BatchCore:
                     yield KeepAlive([w.delivery for w in work])
                     last_alive = self.clock()
                 result = yield PurgeStage(list(stage))
+                if isinstance(result, PurgeInterruptedError):
+                    return done, failed, work[i:]
                 if isinstance(result, BaseException):
                     reason = _reason(result)
                     break
@@ -286,12 +338,14 @@ class BatchCore:
                 done.append(w)
             else:
                 failed.append((w, reason))
-        return done, failed
+        return done, failed, []
 
     # -- after the settle -----------------------------------------------------------------------
 
     def record(self, result: BatchResult) -> None:
         """Count and log a batch whose settlement the bus carried out."""
+        if result.interrupted:
+            log("interrupted", count=len(result.interrupted), reason="stopping; left unsettled")
         stats = self.stats
         now = time.time()
         stats.events += len(result.done)
@@ -309,14 +363,47 @@ class BatchCore:
         if logging_events:
             for w in result.duplicates:
                 log_event("duplicate", w.envelope, w.delivery)
-        for w, retry in result.retried:
+        for w, retry, tried in result.retried:
             stats.retries += 1
             log_event(
-                "retry", w.envelope, w.delivery, error=retry.reason, delay_s=round(retry.delay_s, 3)
+                "retry",
+                w.envelope,
+                w.delivery,
+                error=retry.reason,
+                attempts=tried,
+                delay_s=round(retry.delay_s, 3),
             )
         for d, env in result.dead:
             stats.dead_lettered += 1
             log_event("dead_lettered", env, d.delivery, reason=d.reason, level=logging.WARNING)
+
+    def report_lost(self, lost: Lost) -> None:
+        """Log a gap the bus found (never silent: an ERROR line with the gap's ids; the count
+        reaches the stats through the bus's backlog)."""
+        log(
+            "lost",
+            level=logging.ERROR,
+            count=lost.count if lost.count >= 0 else "unknown",
+            after=lost.after,
+            before=lost.before,
+            reason="trimmed from the stream before the group read them; raise the stream's "
+            "maxlen or trim by the slowest group (docs/trust.md)",
+        )
+
+
+def _twins(work: list[_Work]) -> tuple[list[_Work], list[_Work]]:
+    # The same event twice in one batch (a replay, a producer retry): purged once, the later
+    # copies counted as duplicates.
+    first: dict[str, _Work] = {}
+    twins: list[_Work] = []
+    for w in work:
+        if w.envelope.id in first:
+            twins.append(w)
+        else:
+            first[w.envelope.id] = w
+    if not twins:
+        return work, []
+    return list(first.values()), twins
 
 
 def decode(delivery: Delivery) -> Envelope:
@@ -352,7 +439,7 @@ def _reason(exc: BaseException) -> str:
 def log(msg: str, *, level: int = logging.INFO, **fields: Any) -> None:
     """Log one JSON line ``{"msg": msg, **fields}`` when ``level`` is on."""
     if logger.isEnabledFor(level):
-        logger.log(level, json.dumps({"msg": msg, **fields}, default=str))
+        logger.log(level, redact(json.dumps({"msg": msg, **fields}, default=str)))
 
 
 def log_event(
@@ -373,4 +460,4 @@ def log_event(
             "deliveries": delivery.deliveries,
             **fields,
         }
-        logger.log(level, json.dumps(record, default=str))
+        logger.log(level, redact(json.dumps(record, default=str)))

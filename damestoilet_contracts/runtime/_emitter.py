@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from damestoilet_contracts._errors import EmitterClosedError
+from damestoilet_contracts._errors import ConfigError, EmitterClosedError
 from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._event import ContractEvent
 from damestoilet_contracts.runtime._registry import open_backend
@@ -23,7 +23,28 @@ from damestoilet_contracts.runtime._seams import (
     AsyncPublisher,
     Publisher,
 )
+from damestoilet_contracts.runtime._signing import SigningKeys
 from damestoilet_contracts.runtime._uri import check_source
+
+_UNSIGNED = (
+    "signing is implemented for the Redis stream bus only (an `s` field of each entry); "
+    "emit onto a redis:// bus, or leave --signing-key-file and $DAMESTOILET_SIGNING_KEY unset"
+)
+
+
+def _publisher_options(
+    url: str, stream: str, maxlen: int | None, cluster: bool, signing: SigningKeys | None
+) -> dict[str, Any]:
+    options: dict[str, Any] = {"stream": stream}
+    if cluster:
+        options["cluster"] = True
+    if maxlen != DEFAULT_MAXLEN:
+        options["maxlen"] = maxlen
+    if signing is not None:
+        if not url.lower().startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(_UNSIGNED)
+        options["signing"] = signing
+    return options
 
 
 def _is_redis_client(obj: object) -> bool:
@@ -34,7 +55,14 @@ def _is_redis_client(obj: object) -> bool:
 class _EmitterBase:
     """What both emitters share: source and envelope building (no I/O)."""
 
-    def __init__(self, *, source: str, stream: str, maxlen: int | None) -> None:
+    def __init__(
+        self,
+        *,
+        source: str,
+        stream: str,
+        maxlen: int | None,
+        signing: SigningKeys | None = None,
+    ) -> None:
         if not source:
             raise ValueError("an emitter needs a source naming the emitting service")
         check_source(source)  # a CloudEvents URI-reference: refused here, not at the first emit
@@ -42,6 +70,7 @@ class _EmitterBase:
         self.source = source
         self.maxlen = maxlen
         self._closed = False
+        self.signing = signing
 
     @property
     def closed(self) -> bool:
@@ -71,17 +100,21 @@ class Emitter(_EmitterBase):
         stream: str = DEFAULT_STREAM,
         maxlen: int | None = DEFAULT_MAXLEN,
         owns_client: bool = False,
+        signing: SigningKeys | None = None,
     ) -> None:
         """Emit through ``publisher``; ``source`` is the CloudEvents source. A redis-py
         client in its place is wrapped in a Redis stream publisher onto ``stream``, capped
-        near ``maxlen`` entries (None: no cap). ``owns_client``: close it on close()."""
-        super().__init__(source=source, stream=stream, maxlen=maxlen)
+        near ``maxlen`` entries (None: no cap), signing every entry with ``signing`` (an
+        ``s`` field, docs/trust.md). ``owns_client``: close it on close()."""
+        super().__init__(source=source, stream=stream, maxlen=maxlen, signing=signing)
         if _is_redis_client(publisher):
             from damestoilet_contracts.runtime.redis._publisher import RedisPublisher
 
             publisher = RedisPublisher(
-                publisher, stream=stream, maxlen=maxlen, owns_client=owns_client
+                publisher, stream=stream, maxlen=maxlen, owns_client=owns_client, signing=signing
             )
+        elif signing is not None and getattr(publisher, "signing", None) is not signing:
+            raise ConfigError(_UNSIGNED)
         self.publisher: Publisher = publisher
         self._owns_client = owns_client
 
@@ -94,18 +127,22 @@ class Emitter(_EmitterBase):
         stream: str = DEFAULT_STREAM,
         maxlen: int | None = DEFAULT_MAXLEN,
         cluster: bool = False,
+        signing: SigningKeys | None = None,
     ) -> Emitter:
         """An emitter with its own publisher for ``url``: ``redis://host:port/db`` (with
         ``cluster``, any node of a Redis Cluster; ``maxlen`` caps the stream) or
         ``nats://host:port`` (``stream`` is the subject). Raises :class:`ConfigError` for an
         unknown scheme, :class:`MissingExtraError` when its client library is missing."""
-        options: dict[str, Any] = {"stream": stream}
-        if cluster:
-            options["cluster"] = True
-        if maxlen != DEFAULT_MAXLEN:
-            options["maxlen"] = maxlen
+        options = _publisher_options(url, stream, maxlen, cluster, signing)
         publisher = open_backend("publisher", url, **options)
-        return cls(publisher, source=source, stream=stream, maxlen=maxlen, owns_client=True)
+        return cls(
+            publisher,
+            source=source,
+            stream=stream,
+            maxlen=maxlen,
+            owns_client=True,
+            signing=signing,
+        )
 
     def emit(self, event: ContractEvent) -> str:
         """Emit one event; returns its envelope id. Raises :class:`PlanError`, or
@@ -155,15 +192,18 @@ class AsyncEmitter(_EmitterBase):
         stream: str = DEFAULT_STREAM,
         maxlen: int | None = DEFAULT_MAXLEN,
         owns_client: bool = False,
+        signing: SigningKeys | None = None,
     ) -> None:
         """Like :class:`Emitter`, over an asyncio publisher (or a ``redis.asyncio`` client)."""
-        super().__init__(source=source, stream=stream, maxlen=maxlen)
+        super().__init__(source=source, stream=stream, maxlen=maxlen, signing=signing)
         if _is_redis_client(publisher):
             from damestoilet_contracts.runtime.redis._publisher import AsyncRedisPublisher
 
             publisher = AsyncRedisPublisher(
-                publisher, stream=stream, maxlen=maxlen, owns_client=owns_client
+                publisher, stream=stream, maxlen=maxlen, owns_client=owns_client, signing=signing
             )
+        elif signing is not None and getattr(publisher, "signing", None) is not signing:
+            raise ConfigError(_UNSIGNED)
         self.publisher: AsyncPublisher = publisher
         self._owns_client = owns_client
 
@@ -176,16 +216,20 @@ class AsyncEmitter(_EmitterBase):
         stream: str = DEFAULT_STREAM,
         maxlen: int | None = DEFAULT_MAXLEN,
         cluster: bool = False,
+        signing: SigningKeys | None = None,
     ) -> AsyncEmitter:
         """An emitter with its own asyncio publisher for ``url`` (see
         :meth:`Emitter.from_url`)."""
-        options: dict[str, Any] = {"stream": stream}
-        if cluster:
-            options["cluster"] = True
-        if maxlen != DEFAULT_MAXLEN:
-            options["maxlen"] = maxlen
+        options = _publisher_options(url, stream, maxlen, cluster, signing)
         publisher = open_backend("async_publisher", url, **options)
-        return cls(publisher, source=source, stream=stream, maxlen=maxlen, owns_client=True)
+        return cls(
+            publisher,
+            source=source,
+            stream=stream,
+            maxlen=maxlen,
+            owns_client=True,
+            signing=signing,
+        )
 
     async def emit(self, event: ContractEvent) -> str:
         """Emit one event; returns its envelope id."""

@@ -42,14 +42,20 @@ readers accept additive attributes (elements after the tenth are ignored here). 
 positional array is parsed by the C JSON decoder in one call, with no attribute names to
 read or check.
 
-Decoding anything either returns an :class:`Envelope` or raises :class:`EnvelopeError`.
-Fields a decoder does not know are ignored, so that v1 readers accept additive attributes.
+Decoding anything either returns an :class:`Envelope` or raises :class:`EnvelopeError`,
+whatever the bytes: a v1 blob inside the ``e`` field is read, but a blob inside that blob is
+refused (never recursed into); attributes, targets and keys must be text without NUL,
+control characters or lone surrogates (so that they encode back to UTF-8); and every form is
+bounded (:data:`MAX_ENVELOPE_BYTES`, :data:`MAX_HEAD_BYTES`, :data:`MAX_ATTRIBUTE_CHARS`,
+:data:`MAX_KEY_CHARS`, :data:`MAX_PLAN_OPS`). Fields a decoder does not know are ignored, so
+that v1 readers accept additive attributes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import threading
 import time as _time
@@ -83,6 +89,17 @@ _V2_STREAM_KEYS = (STREAM_FIELD.encode(), STREAM_FIELD)
 _V1_KEYS = (b"v", "v")
 _OPS = ("key", "prefix", "tag")
 _MODES = ("delete", "soft", "hard")
+#: The v2 head's first eight elements, by position.
+_V2_ATTRIBUTES = (
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "datacontenttype",
+    "dataschema",
+    "rulesfingerprint",
+)
 _TEXT_ATTRIBUTES = (
     "specversion",
     "id",
@@ -97,6 +114,21 @@ _OPTIONAL_ATTRIBUTES = ("rulesfingerprint", "partitionkey")
 _HEAD = struct.Struct(">H")
 _NAME = struct.Struct(">H")
 _VALUE = struct.Struct(">I")
+
+#: The largest envelope a decoder reads, in any form (bytes).
+MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
+#: The largest v2 JSON head or v1 ``plan`` field (bytes).
+MAX_HEAD_BYTES = 1024 * 1024
+#: The longest attribute (``id``, ``source``, ``type``, ...), in characters.
+MAX_ATTRIBUTE_CHARS = 1024
+#: The longest key, prefix, tag or target name of a plan, in characters.
+MAX_KEY_CHARS = 4096
+#: The most operations one envelope's plan may hold.
+MAX_PLAN_OPS = 100_000
+#: What no attribute, target or key may contain: NUL and other C0 controls, DEL, and lone
+#: surrogates (which JSON's ``\\ud800`` escapes produce and which cannot be encoded back).
+_BAD_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class _UUID7:
@@ -334,8 +366,12 @@ class Envelope:
     def from_fields(cls, fields: Mapping[Any, Any]) -> Envelope:
         """Decode stream entry fields (names and values as bytes or str).
 
-        Raises :class:`EnvelopeError` when they are not a version-1 envelope.
+        Raises :class:`EnvelopeError` when they are not a version-1 or version-2 envelope.
         """
+        return cls._from_fields(fields, blob_allowed=True)
+
+    @classmethod
+    def _from_fields(cls, fields: Mapping[Any, Any], *, blob_allowed: bool) -> Envelope:
         if not isinstance(fields, Mapping):
             raise EnvelopeError(f"envelope fields must be a mapping, not {type(fields).__name__}")
         # Version 2, the common case: one field `e`. An entry with `v` is version 1 whatever
@@ -349,7 +385,11 @@ class Envelope:
             if blob is not None:
                 if any(key in fields for key in _V1_KEYS):
                     break
-                return cls.from_bytes(_bytes(blob))
+                if not blob_allowed:
+                    # A blob's fields holding another blob: refused, never recursed into (a
+                    # few thousand levels would exhaust the stack).
+                    raise EnvelopeError("an envelope blob holds another blob; one level only")
+                return cls._from_bytes(_bytes(blob), nested=True)
         try:
             # The common case, as redis-py returns entries: bytes names and values.
             values = {name.decode(): value for name, value in fields.items()}
@@ -376,17 +416,22 @@ class Envelope:
                 if name in _OPTIONAL_ATTRIBUTES:
                     continue
                 raise EnvelopeError(f"envelope attribute {name} is missing")
-            text[name] = _text(raw, f"attribute {name}")
+            text[name] = _attribute(_text(raw, f"attribute {name}"), name)
         data = values.get("data")
         if data is None:
             raise EnvelopeError("envelope data is missing")
+        if len(data) > MAX_ENVELOPE_BYTES:
+            raise EnvelopeError(f"envelope data is larger than {MAX_ENVELOPE_BYTES} bytes")
         plan = None
         raw_plan = values.get("plan")
         if raw_plan is not None:
+            if len(raw_plan) > MAX_HEAD_BYTES:
+                raise EnvelopeError(f"flush plan is larger than {MAX_HEAD_BYTES} bytes")
             try:
                 plan = Plan.from_json(raw_plan)
             except RecursionError as exc:
                 raise EnvelopeError("flush plan is nested too deeply") from exc
+            _check_plan_text(plan)
         return cls(data=data, plan=plan, **text)
 
     # -- single blob ------------------------------------------------------------------------
@@ -406,9 +451,15 @@ class Envelope:
     @classmethod
     def from_bytes(cls, blob: bytes) -> Envelope:
         """Decode one bytes value written by :meth:`to_bytes`; raises :class:`EnvelopeError`."""
+        return cls._from_bytes(blob, nested=False)
+
+    @classmethod
+    def _from_bytes(cls, blob: bytes, *, nested: bool) -> Envelope:
         if not isinstance(blob, bytes | bytearray | memoryview):
             raise EnvelopeError(f"an envelope blob must be bytes, not {type(blob).__name__}")
         view = bytes(blob)
+        if len(view) > MAX_ENVELOPE_BYTES:
+            raise EnvelopeError(f"envelope blob is larger than {MAX_ENVELOPE_BYTES} bytes")
         if view[:4] == _MAGIC_V2:
             return cls._from_v2(view)
         if view[:3] != _MAGIC:
@@ -428,7 +479,8 @@ class Envelope:
             fields[name] = value
         if offset != len(view):
             raise EnvelopeError(f"envelope blob has {len(view) - offset} trailing bytes")
-        return cls.from_fields(fields)
+        # The fields of a blob read from an entry's `e` may not hold a blob again.
+        return cls._from_fields(fields, blob_allowed=not nested)
 
     # -- version 2 ------------------------------------------------------------------------------
 
@@ -456,10 +508,14 @@ class Envelope:
     def _from_v2(cls, blob: bytes) -> Envelope:
         if len(blob) < 8:
             raise EnvelopeError("envelope blob is truncated in its header")
+        if len(blob) > MAX_ENVELOPE_BYTES:
+            raise EnvelopeError(f"envelope blob is larger than {MAX_ENVELOPE_BYTES} bytes")
         (size,) = _V2_HEAD.unpack_from(blob, 4)
         end = 8 + size
         if end > len(blob):
             raise EnvelopeError("envelope blob is truncated in its attributes")
+        if size > MAX_HEAD_BYTES:
+            raise EnvelopeError(f"envelope attributes are larger than {MAX_HEAD_BYTES} bytes")
         try:
             text = blob[8:end].decode()
             # raw_decode skips json.loads' wrapper (about half its cost on a small array)
@@ -474,6 +530,19 @@ class Envelope:
         key = head[9] if len(head) > 9 else ""
         if type(key) is not str:
             raise EnvelopeError("envelope attribute partitionkey must be text")
+        for value in (event_id, source, type_, time, content_type, schema, rules, spec, key):
+            if type(value) is str and len(value) > MAX_ATTRIBUTE_CHARS:
+                raise EnvelopeError(f"an envelope attribute is longer than {MAX_ATTRIBUTE_CHARS}")
+        if "\\" in text:
+            # Only a JSON escape yields a control character or a lone surrogate (strict
+            # JSON refuses raw ones), so text without a backslash needs no scan.
+            for name, value in zip(_V2_ATTRIBUTES, head[:8], strict=True):
+                if type(value) is str:
+                    _attribute(value, name)
+            if key:
+                _attribute(key, "partitionkey")
+            if stages is not None:
+                _check_text_deep(stages)
         # positional, in field order: a keyword call costs more, once per event
         return cls(
             event_id,
@@ -507,6 +576,7 @@ def _plan_v2(type_: Any, stages: Any) -> Plan:
     if type(stages) is not list:
         raise EnvelopeError("malformed flush plan: stages must be a list")
     out: list[tuple[FlushOp, ...]] = []
+    count = 0
     for stage in stages:
         if type(stage) is not list:
             raise EnvelopeError("malformed flush plan: each stage must be a list")
@@ -519,12 +589,69 @@ def _plan_v2(type_: Any, stages: Any) -> Plan:
             # only for those strings
             if not (op in _OPS and mode in _MODES and type(target) is str and type(keys) is list):
                 raise EnvelopeError(f"malformed flush plan: bad operation group {group!r}")
+            if len(target) > MAX_KEY_CHARS:
+                raise EnvelopeError(f"malformed flush plan: a target is over {MAX_KEY_CHARS} chars")
             for key in keys:
-                if type(key) is not str or not key:
-                    raise EnvelopeError(f"malformed flush plan: bad key {key!r} in {op} group")
+                if type(key) is not str or not key or len(key) > MAX_KEY_CHARS:
+                    raise EnvelopeError(
+                        f"malformed flush plan: bad key {_preview(key)} in {op} group "
+                        f"(keys are 1 to {MAX_KEY_CHARS} characters of text)"
+                    )
+            count += len(keys)
+            if count > MAX_PLAN_OPS:
+                raise EnvelopeError(f"flush plan has more than {MAX_PLAN_OPS} operations")
             ops += [FlushOp(op, target, key, mode) for key in keys]
         out.append(tuple(ops))
     return Plan(type_, tuple(out))
+
+
+def _preview(value: object) -> str:
+    """A short, printable ``repr`` of hostile input for an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _attribute(value: str, name: str) -> str:
+    if len(value) > MAX_ATTRIBUTE_CHARS:
+        raise EnvelopeError(f"envelope attribute {name} is longer than {MAX_ATTRIBUTE_CHARS}")
+    # A partition key routes, it names no key of ours: any text that encodes back will do.
+    bad = _SURROGATE if name == "partitionkey" else _BAD_TEXT
+    if bad.search(value):
+        raise EnvelopeError(
+            f"envelope attribute {name} holds a control character or a lone surrogate: "
+            f"{_preview(value)}"
+        )
+    return value
+
+
+def _check_plan_text(plan: Plan) -> None:
+    """Refuse a v1 plan whose targets or keys are too long, too many or not clean text."""
+    ops = plan.ops
+    if len(ops) > MAX_PLAN_OPS:
+        raise EnvelopeError(f"flush plan has more than {MAX_PLAN_OPS} operations")
+    for o in ops:
+        for what, value in (("target", o.target), ("key", o.key)):
+            if len(value) > MAX_KEY_CHARS or _BAD_TEXT.search(value):
+                raise EnvelopeError(
+                    f"malformed flush plan: bad {what} {_preview(value)} (1 to "
+                    f"{MAX_KEY_CHARS} characters, no control characters or lone surrogates)"
+                )
+
+
+def _check_text_deep(value: object) -> None:
+    """Refuse a control character or lone surrogate in any string of a v2 ``stages`` value
+    (iteratively: the value's depth is bounded by the JSON decoder, not by this walk)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if type(item) is str:
+            if _BAD_TEXT.search(item):
+                raise EnvelopeError(
+                    "malformed flush plan: a target or key holds a control character or a "
+                    f"lone surrogate: {_preview(item)}"
+                )
+        elif type(item) is list:
+            todo += item
 
 
 def _chunk(view: bytes, offset: int, length: struct.Struct) -> tuple[bytes, int]:

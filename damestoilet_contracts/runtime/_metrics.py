@@ -78,7 +78,8 @@ class CoordinatorStats:
     dead_lettered: int = 0
     retries: int = 0
     duplicates_skipped: int = 0
-    #: Pending entries the stream trimmed before they were processed (raise MAXLEN).
+    #: Entries the stream trimmed before they were processed (raise MAXLEN): never read by
+    #: the group, or read but trimmed while pending.
     lost: int = 0
     #: The group's lag (entries not yet delivered) and pending count, from XINFO GROUPS.
     lag: int | None = None
@@ -132,7 +133,7 @@ class _Collector:
             prefix + "duplicates_skipped", "Events skipped as already done.", s.duplicates_skipped
         )
         yield CounterMetricFamily(
-            prefix + "lost", "Pending entries trimmed from the stream unprocessed.", s.lost
+            prefix + "lost", "Entries trimmed from the stream before they were processed.", s.lost
         )
         if s.lag is not None:
             yield GaugeMetricFamily(
@@ -147,7 +148,9 @@ class _Collector:
         )
 
 
-def serve_metrics(stats: CoordinatorStats, port: int, addr: str = "0.0.0.0") -> Callable[[], None]:
+def serve_metrics(
+    stats: CoordinatorStats, port: int, addr: str = "127.0.0.1"
+) -> Callable[[], None]:
     """Serve ``stats`` as Prometheus metrics on ``addr:port`` in a background thread.
 
     Returns a function that stops the server. Raises ImportError with what to install when

@@ -41,7 +41,9 @@ DLQ_STREAM = "dlq_stream"
 DLQ_ID = "dlq_id"
 DLQ_DELIVERIES = "dlq_deliveries"
 DLQ_TIME = "dlq_time"
-DLQ_FIELDS = (DLQ_REASON, DLQ_STREAM, DLQ_ID, DLQ_DELIVERIES, DLQ_TIME)
+#: The consumer group that dead-lettered it (letters written before this field have none).
+DLQ_GROUP = "dlq_group"
+DLQ_FIELDS = (DLQ_REASON, DLQ_STREAM, DLQ_ID, DLQ_DELIVERIES, DLQ_TIME, DLQ_GROUP)
 
 
 def default_consumer() -> str:
@@ -121,12 +123,24 @@ class ConsumePolicy:
     redeliver_after_ms: int = 60_000
     #: How often to look for such deliveries, where the backend must look itself (s).
     reclaim_interval_s: float = 30.0
-    #: The engine dead-letters a delivery whose count passes this; a backend that stops
-    #: redelivering by itself must still deliver once more than this.
-    max_deliveries: int = 5
+    #: The engine dead-letters, unread, a delivery whose count passes this (read that often
+    #: and never settled: it may be what kills consumers); a backend that stops redelivering
+    #: by itself must still deliver once more than this. Failed purge attempts are counted
+    #: apart (:meth:`Bus.record_failures`).
+    max_deliveries: int = 50
     #: The group is this process's own (an in-process cache's listener): it starts at the
     #: end of the stream, since a new cache holds nothing older, and is deleted on close.
     ephemeral: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """Entries trimmed from the stream before the group read them: ``count`` of them (-1:
+    some, how many is unknown), between ids ``after`` and ``before`` (both exclusive)."""
+
+    count: int
+    after: str
+    before: str
 
 
 class Bus(Protocol):
@@ -161,6 +175,17 @@ class Bus(Protocol):
 
     def retries_waiting(self) -> bool:
         """Whether this consumer has retries scheduled and not yet delivered again."""
+        ...
+
+    def record_failures(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """Count one failed purge attempt for each of ``deliveries``; their counts so far.
+        Only a purge that ran and failed is an attempt: a restart, a kill or a reclaim that
+        delivers a message again is none. :meth:`settle` forgets the counts it settles."""
+        ...
+
+    def take_lost(self) -> list[Lost]:
+        """Messages the bus found lost (trimmed, expired) before delivery since the last
+        call; the engine logs each gap as an ERROR."""
         ...
 
     def close(self) -> None:
@@ -199,6 +224,14 @@ class AsyncBus(Protocol):
 
     def retries_waiting(self) -> bool:
         """See :meth:`Bus.retries_waiting`."""
+        ...
+
+    async def record_failures(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """See :meth:`Bus.record_failures`."""
+        ...
+
+    def take_lost(self) -> list[Lost]:
+        """See :meth:`Bus.take_lost`."""
         ...
 
     async def aclose(self) -> None:

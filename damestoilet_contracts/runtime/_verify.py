@@ -60,6 +60,7 @@ from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._seams import DEFAULT_STREAM, HandlerRegistry
 from damestoilet_contracts.runtime.redis import _layout as layout
 from damestoilet_contracts.runtime.redis._bus import SyncRedis
+from damestoilet_contracts.runtime.redis._trust import lost_by_group
 
 #: What to do with a key whose age Redis cannot tell.
 PlainPolicy = Literal["stale", "skip"]
@@ -169,6 +170,14 @@ class VerifyReport:
     stale_samples: list[Sample] = field(default_factory=list)
     #: Seconds between the newest sampled event and the check.
     waited_s: float = 0.0
+    #: Entries each consumer group of the stream lost to trimming before it read them (a
+    #: negative count: losses seen whose size is unknown); see docs/trust.md.
+    lost: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def lost_total(self) -> int:
+        """Entries lost to trimming, over every group (losses of unknown size count 1)."""
+        return sum(n if n > 0 else 1 for n in self.lost.values() if n)
 
     @property
     def samples(self) -> int:
@@ -209,6 +218,7 @@ class VerifyReport:
             "nines_at_least": self.nines_at_least,
             "keys": dict(sorted(self.keys.items())),
             "waited_s": round(self.waited_s, 3),
+            "lost": dict(sorted(self.lost.items())),
             "stale_samples": [s.to_dict() for s in self.stale_samples],
         }
 
@@ -288,6 +298,8 @@ class Verifier:
             sleep(wait)
         report = self.check(entries, stream=stream)
         report.waited_s = max(0.0, time.time() - newest) if newest else 0.0
+        for group, lost in lost_by_group(self.stream_client, stream).items():
+            report.lost[group] = lost.total if lost.total or not lost.unknown else -lost.unknown
         return report
 
     def check(

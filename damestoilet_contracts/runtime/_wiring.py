@@ -71,6 +71,16 @@ def _done_url(
     )
 
 
+def check_signing(signing: object | None, bus_url: str | None) -> None:
+    """Refuse signing keys with a bus that is not a Redis stream: only Redis entries carry
+    the ``s`` field, so every message would be dead-lettered as unsigned."""
+    if signing is not None and bus_url is not None and scheme_of(bus_url) not in _REDIS_SCHEMES:
+        raise ConfigError(
+            f"signing is implemented for the Redis stream bus only, not {scheme_of(bus_url)}://; "
+            "leave --signing-key-file and $DAMESTOILET_SIGNING_KEY unset for this bus"
+        )
+
+
 def _cluster(url: str, cluster: bool) -> dict[str, Any]:
     return {"cluster": True} if cluster and scheme_of(url) in _REDIS_SCHEMES else {}
 

@@ -31,6 +31,7 @@ from damestoilet_contracts.runtime._seams import (
     DEFAULT_GROUP,
     DEFAULT_STREAM,
     DLQ_DELIVERIES,
+    DLQ_GROUP,
     DLQ_ID,
     DLQ_REASON,
     DLQ_STREAM,
@@ -39,6 +40,7 @@ from damestoilet_contracts.runtime._seams import (
     ConsumePolicy,
     Dead,
     Delivery,
+    Lost,
     Settlement,
     default_consumer,
 )
@@ -84,6 +86,11 @@ class JetStreamBus:
         self._sub: Any = None
         # Stream sequence -> when (time.monotonic) its nak delay ends: retries not yet back.
         self._naked: dict[str, float] = {}
+        # Stream sequence -> failed purge attempts counted by this process. JetStream's own
+        # delivery count also counts redeliveries after a crash, which are no attempts; this
+        # one is lost with the process (a restart tries again from 0, never dead-letters an
+        # event sooner) and crash loops are bounded by the delivery count instead.
+        self._attempts: dict[str, int] = {}
 
     @classmethod
     async def connect(
@@ -181,8 +188,10 @@ class JetStreamBus:
                 await self._dead_letter(settlement.dead)
             for delivery in settlement.done:
                 await delivery.handle.ack()
+                self._attempts.pop(delivery.id, None)
             for dead in settlement.dead:
                 await dead.delivery.handle.ack()
+                self._attempts.pop(dead.delivery.id, None)
             now = time.monotonic()
             for retry in settlement.retry:
                 await retry.delivery.handle.nak(delay=retry.delay_s or None)
@@ -195,7 +204,10 @@ class JetStreamBus:
         for d in dead:
             msg = d.delivery.handle
             headers = dict(msg.headers or {})
-            headers.pop("Nats-Msg-Id", None)  # the dead letter is its own message
+            # The letter is its own message, with an id of its own: a kill between the letter
+            # and the ack re-sends it within the duplicate window, and JetStream drops it.
+            headers["Nats-Msg-Id"] = f"dlq:{self.group}:{d.delivery.id}"
+            headers[DLQ_GROUP] = self.group
             headers[DLQ_REASON] = d.reason.replace("\r", " ").replace("\n", " ")
             headers[DLQ_STREAM] = self._subject
             headers[DLQ_ID] = d.delivery.id
@@ -219,6 +231,20 @@ class JetStreamBus:
         async with translated(f"reading consumer {self.durable} failed"):
             info = await self._js.consumer_info(self.stream_name, self.durable)
         return Backlog(int(info.num_pending or 0), int(info.num_ack_pending or 0))
+
+    async def record_failures(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """Count one failed purge attempt for each of ``deliveries`` (in this process)."""
+        out = []
+        for d in deliveries:
+            n = self._attempts.get(d.id, 0) + 1
+            self._attempts[d.id] = n
+            out.append(n)
+        return out
+
+    def take_lost(self) -> list[Lost]:
+        """Nothing: a JetStream stream's limits drop messages without telling a consumer
+        (``num_pending`` shrinks); size ``max_msgs``/``max_age`` for the slowest group."""
+        return []
 
     def retries_waiting(self) -> bool:
         """Whether a nak'd message has not come back yet (allowing a second past its delay)."""
@@ -278,6 +304,12 @@ class _LazyJetStreamBus:
 
     def retries_waiting(self) -> bool:
         return self._bus is not None and self._bus.retries_waiting()
+
+    async def record_failures(self, deliveries: Sequence[Delivery]) -> list[int]:
+        return await (await self._ensure()).record_failures(deliveries)
+
+    def take_lost(self) -> list[Lost]:
+        return []
 
     async def aclose(self) -> None:
         if self._bus is not None:
@@ -352,6 +384,15 @@ class BlockingJetStreamBus:
     def retries_waiting(self) -> bool:
         """See :meth:`JetStreamBus.retries_waiting`."""
         return self._bus.retries_waiting()
+
+    def record_failures(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """See :meth:`JetStreamBus.record_failures`."""
+        out: list[int] = self._loop.run(self._bus.record_failures(deliveries))
+        return out
+
+    def take_lost(self) -> list[Lost]:
+        """See :meth:`JetStreamBus.take_lost`."""
+        return self._bus.take_lost()
 
     def close(self) -> None:
         """Close the consumer (deleting an ephemeral one) and the connection, then the loop."""

@@ -15,6 +15,7 @@ from damestoilet_contracts.runtime._blocking import LoopThread
 from damestoilet_contracts.runtime._seams import (
     DLQ_DELIVERIES,
     DLQ_FIELDS,
+    DLQ_GROUP,
     DLQ_ID,
     DLQ_REASON,
     DLQ_STREAM,
@@ -65,6 +66,7 @@ async def _list(js: Any, dlq_subject: str, count: int | None) -> list[tuple[Dead
             deliveries=_number(headers.get(DLQ_DELIVERIES)),
             time_ms=_number(headers.get(DLQ_TIME)),
             fields=shown,
+            group=headers.get(DLQ_GROUP, ""),
         )
         original = {k: v for k, v in headers.items() if k not in DLQ_FIELDS}
         out.append((letter, (original, bytes(raw.data or b""))))
@@ -99,17 +101,7 @@ async def replay_dead_letters_async(
     try:
         js = nc.jetstream()
         async with translated(f"replaying {dlq_subject} failed"):
-            letters = await _list(js, dlq_subject, None)
-            if ids is not None:
-                wanted = list(dict.fromkeys(ids))
-                by_id = {letter.dlq_id: (letter, o) for letter, o in letters}
-                missing = [i for i in wanted if i not in by_id]
-                if missing:
-                    raise DeliveryError(
-                        f"not in dead-letter stream {dlq_subject}: {', '.join(missing)}; "
-                        "see `damestoilet dlq list`"
-                    )
-                letters = [by_id[i] for i in wanted]
+            letters = _select(await _list(js, dlq_subject, None), dlq_subject, ids)
             out = []
             for letter, original in letters:
                 target = stream or letter.stream
@@ -127,6 +119,40 @@ async def replay_dead_letters_async(
             for letter, _ in letters:
                 await js.delete_msg(stream_name(dlq_subject), int(letter.dlq_id))
             return out
+    finally:
+        await nc.close()
+
+
+def _select(
+    letters: list[tuple[DeadLetter, Any]], dlq_subject: str, ids: Sequence[str] | None
+) -> list[tuple[DeadLetter, Any]]:
+    if ids is None:
+        return letters
+    wanted = list(dict.fromkeys(ids))
+    by_id = {letter.dlq_id: (letter, o) for letter, o in letters}
+    missing = [i for i in wanted if i not in by_id]
+    if missing:
+        raise DeliveryError(
+            f"not in dead-letter stream {dlq_subject}: {', '.join(missing)}; "
+            "see `damestoilet dlq list`"
+        )
+    return [by_id[i] for i in wanted]
+
+
+async def drop_dead_letters_async(
+    url: str, dlq_subject: str, ids: Sequence[str] | None = None
+) -> list[str]:
+    """Delete dead letters for good: ``ids`` (their sequences; None: all). Returns the ids
+    deleted; raises :class:`DeliveryError` naming ids not in the dead-letter stream (nothing
+    is deleted)."""
+    nc = await connect(url)
+    try:
+        js = nc.jetstream()
+        async with translated(f"dropping from {dlq_subject} failed"):
+            letters = _select(await _list(js, dlq_subject, None), dlq_subject, ids)
+            for letter, _ in letters:
+                await js.delete_msg(stream_name(dlq_subject), int(letter.dlq_id))
+            return [letter.dlq_id for letter, _ in letters]
     finally:
         await nc.close()
 
@@ -152,8 +178,8 @@ def replay_dead_letters(
 
 
 class JetStreamDeadLetters:
-    """Dead letters of a JetStream bus, behind the neutral ``entries`` / ``replay`` verbs that
-    ``damestoilet dlq`` uses on every bus."""
+    """Dead letters of a JetStream bus, behind the neutral ``entries`` / ``replay`` /
+    ``drop`` verbs that ``damestoilet dlq`` uses on every bus."""
 
     def __init__(self, url: str) -> None:
         """Dead letters of the NATS server at ``url``."""
@@ -173,6 +199,15 @@ class JetStreamDeadLetters:
     ) -> list[tuple[str, str]]:
         """See :func:`replay_dead_letters_async`."""
         return replay_dead_letters(self.url, dlq_stream, ids, stream=stream)
+
+    def drop(self, dlq_stream: str, ids: Sequence[str] | None = None) -> list[str]:
+        """See :func:`drop_dead_letters_async`."""
+        loop = LoopThread("damestoilet-nats-dlq")
+        try:
+            out: list[str] = loop.run(drop_dead_letters_async(self.url, dlq_stream, ids))
+            return out
+        finally:
+            loop.stop()
 
     def close(self) -> None:
         """Nothing to release: each call uses its own connection."""

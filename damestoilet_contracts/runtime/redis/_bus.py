@@ -29,6 +29,7 @@ from damestoilet_contracts.runtime._seams import (
     DEFAULT_MAXLEN,
     DEFAULT_STREAM,
     DLQ_DELIVERIES,
+    DLQ_GROUP,
     DLQ_ID,
     DLQ_REASON,
     DLQ_STREAM,
@@ -37,11 +38,13 @@ from damestoilet_contracts.runtime._seams import (
     ConsumePolicy,
     Dead,
     Delivery,
+    Lost,
     Settlement,
     default_consumer,
     dlq_stream_name,
 )
 from damestoilet_contracts.runtime.redis._done import translate_errors
+from damestoilet_contracts.runtime.redis._trust import LostTotal, StreamTrust
 
 logger = logging.getLogger("damestoilet.coordinator")
 
@@ -119,6 +122,10 @@ class RedisStreamBus:
         self._queued: list[Delivery] = []
         self._next_claim = 0.0
         self._lost = 0
+        self._trust = StreamTrust(self._client, stream, group, self.dlq_stream)
+        self._gaps: list[Lost] = []
+        # Ids whose failed attempts were counted by this process (settle forgets them).
+        self._failed: set[str] = set()
 
     @classmethod
     def from_url(
@@ -166,6 +173,9 @@ class RedisStreamBus:
     def open(self, policy: ConsumePolicy) -> None:
         """Create the stream and the group (an ephemeral group at the end of the stream)."""
         self.policy = policy
+        # A (re)start first re-reads this consumer's own pending entries: what a crash, a
+        # stop mid-stage or an error left in hand.
+        self._reread, self._pending_after = True, "0"
         with translate_errors(f"cannot open stream {self._stream!r}"):
             if policy.ephemeral:
                 self.ensure_group(start="$")
@@ -244,11 +254,18 @@ class RedisStreamBus:
         for retry in settlement.retry:
             self._retries[retry.delivery.id] = now + retry.delay_s
         ids = [d.id for d in settlement.done] + [d.delivery.id for d in settlement.dead]
+        settled = list(settlement.done) + [d.delivery for d in settlement.dead]
+        # Only a redelivered entry, or one that failed here, can have an attempt count.
+        counted = [d.id for d in settled if d.deliveries > 1 or d.id in self._failed]
         with translate_errors(f"settling entries of {self._stream!r} failed"):
             if settlement.dead:
-                # Written before the ack: a crash in between dead-letters twice, loses nothing.
+                # Written before the ack, once per entry and group (a kill in between finds
+                # the letter already written).
                 self.dead_letter([(d.delivery, d.reason) for d in settlement.dead])
             self.ack(ids)
+            if counted:
+                self.forget_failures(counted)
+        self._failed.difference_update(counted)
 
     def in_progress(self, deliveries: Sequence[Delivery]) -> None:
         """Reset the idle time of ``deliveries`` (``XCLAIM ... JUSTID``, no delivery counted),
@@ -309,11 +326,40 @@ class RedisStreamBus:
                 raise
 
     def read_new(self, count: int, block_ms: int) -> list[Delivery]:
-        """Up to ``count`` undelivered entries (``XREADGROUP >``), blocking up to ``block_ms``."""
-        reply = self._client.xreadgroup(
-            self.group, self.consumer, {self._stream: ">"}, count=count, block=block_ms or None
-        )
-        return [Delivery(_text(i), f or {}, 1) for i, f in _entries(reply)]
+        """Up to ``count`` undelivered entries (``XREADGROUP >``), blocking up to ``block_ms``.
+
+        Entries trimmed from the stream before the group read them are counted as the read
+        passes them (see :meth:`take_lost`), checked in one MULTI with the read.
+        """
+        entries, lost = self._trust.read(self.consumer, count, block_ms)
+        if lost is not None:
+            self._gaps.append(lost)
+            if lost.count > 0:
+                self._lost += lost.count
+        return [Delivery(i, f, 1) for i, f in entries]
+
+    def take_lost(self) -> list[Lost]:
+        """What reads found trimmed before delivery since the last call (and forget it)."""
+        lost, self._gaps = self._gaps, []
+        return lost
+
+    def lost_total(self) -> LostTotal:
+        """Every loss to trimming this group has counted, from Redis (all its consumers)."""
+        return self._trust.lost_total()
+
+    def record_failures(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """Count one failed purge attempt for each of ``deliveries`` (a hash kept beside the
+        stream, so a restart keeps the count); returns their counts so far."""
+        if not deliveries:
+            return []
+        ids = [d.id for d in deliveries]
+        self._failed.update(ids)
+        with translate_errors(f"counting attempts on {self._stream!r} failed"):
+            return self._trust.record_failures(ids)
+
+    def forget_failures(self, ids: Sequence[str]) -> None:
+        """Drop the failed-attempt counts of settled ``ids``."""
+        self._trust.forget_failures(ids)
 
     def read_pending(self, after: str, count: int) -> list[Delivery]:
         """Up to ``count`` own pending entries after id ``after`` (``XREADGROUP`` from an id).
@@ -363,14 +409,19 @@ class RedisStreamBus:
 
     def dead_letter(self, entries: Sequence[tuple[Delivery, str]]) -> None:
         """Append each entry to the dead-letter stream (uncapped): original fields plus
-        ``dlq_reason``, ``dlq_stream``, ``dlq_id``, ``dlq_deliveries`` and ``dlq_time``."""
+        ``dlq_reason``, ``dlq_stream``, ``dlq_id``, ``dlq_group``, ``dlq_deliveries`` and
+        ``dlq_time``; once per entry and group, even when a kill came before the ack."""
         if not entries:
             return
-        pipe = self._client.pipeline(transaction=False)
         dead = [Dead(entry, reason) for entry, reason in entries]
-        for fields in dead_letter_fields(self._stream, dead):
-            pipe.xadd(self.dlq_stream, fields)
-        pipe.execute()
+        self._trust.dead_letter(
+            [
+                (d.delivery.id, fields)
+                for d, fields in zip(
+                    dead, dead_letter_fields(self._stream, dead, self.group), strict=True
+                )
+            ]
+        )
 
     def group_info(self) -> GroupInfo:
         """The group's ``lag`` and ``pending`` from ``XINFO GROUPS``."""
@@ -408,9 +459,9 @@ def _entries(reply: Any) -> list[tuple[bytes, Mapping[bytes, bytes] | None]]:
     return [entry for _, batch in reply for entry in batch]
 
 
-def dead_letter_fields(stream: str, dead: Sequence[Dead]) -> list[dict[Any, bytes]]:
+def dead_letter_fields(stream: str, dead: Sequence[Dead], group: str) -> list[dict[Any, bytes]]:
     """The dead-letter entry of each of ``dead``: its fields plus ``dlq_reason``,
-    ``dlq_stream``, ``dlq_id``, ``dlq_deliveries`` and ``dlq_time`` (ms)."""
+    ``dlq_stream``, ``dlq_id``, ``dlq_group``, ``dlq_deliveries`` and ``dlq_time`` (ms)."""
     now = str(int(time.time() * 1000)).encode()
     out = []
     for d in dead:
@@ -418,6 +469,7 @@ def dead_letter_fields(stream: str, dead: Sequence[Dead]) -> list[dict[Any, byte
         fields[DLQ_REASON] = d.reason.encode(errors="replace")
         fields[DLQ_STREAM] = stream.encode()
         fields[DLQ_ID] = d.delivery.id.encode()
+        fields[DLQ_GROUP] = group.encode()
         fields[DLQ_DELIVERIES] = str(d.delivery.deliveries).encode()
         fields[DLQ_TIME] = now
         out.append(fields)

@@ -20,6 +20,7 @@ from damestoilet_contracts.runtime._seams import (
     Backlog,
     ConsumePolicy,
     Delivery,
+    Lost,
     Settlement,
     default_consumer,
     dlq_stream_name,
@@ -32,6 +33,7 @@ from damestoilet_contracts.runtime.redis._bus import (
     raise_backend,
 )
 from damestoilet_contracts.runtime.redis._done import translate_errors
+from damestoilet_contracts.runtime.redis._trust import AsyncStreamTrust
 
 
 class AsyncRedisStreamBus:
@@ -61,6 +63,9 @@ class AsyncRedisStreamBus:
         self._queued: list[Delivery] = []
         self._next_claim = 0.0
         self._lost = 0
+        self._trust = AsyncStreamTrust(self._client, stream, group, self.dlq_stream)
+        self._gaps: list[Lost] = []
+        self._failed: set[str] = set()
 
     @classmethod
     def from_url(
@@ -96,6 +101,9 @@ class AsyncRedisStreamBus:
     async def open(self, policy: ConsumePolicy) -> None:
         """See :meth:`RedisStreamBus.open`."""
         self.policy = policy
+        # A (re)start first re-reads this consumer's own pending entries: what a crash, a
+        # stop mid-stage or an error left in hand.
+        self._reread, self._pending_after = True, "0"
         with translate_errors(f"cannot open stream {self._stream!r}"):
             await self._ensure_group("$" if policy.ephemeral else "0")
 
@@ -164,10 +172,12 @@ class AsyncRedisStreamBus:
         if self._retries:
             wait = min(self._retries.values()) - time.monotonic()
             block_ms = max(0, min(block_ms, int(wait * 1000)))
-        reply = await self._client.xreadgroup(
-            self.group, self.consumer, {self._stream: ">"}, count=count, block=block_ms or None
-        )
-        return [Delivery(_text(i), f or {}, 1) for i, f in _entries(reply)]
+        new, lost = await self._trust.read(self.consumer, count, block_ms)
+        if lost is not None:
+            self._gaps.append(lost)
+            if lost.count > 0:
+                self._lost += lost.count
+        return [Delivery(i, f, 1) for i, f in new]
 
     async def _claim_idle(self, count: int) -> list[Delivery]:
         claimed: list[tuple[str, Any]] = []
@@ -211,14 +221,33 @@ class AsyncRedisStreamBus:
         for retry in settlement.retry:
             self._retries[retry.delivery.id] = now + retry.delay_s
         ids = [d.id for d in settlement.done] + [d.delivery.id for d in settlement.dead]
+        settled = list(settlement.done) + [d.delivery for d in settlement.dead]
+        counted = [d.id for d in settled if d.deliveries > 1 or d.id in self._failed]
         with translate_errors(f"settling entries of {self._stream!r} failed"):
             if settlement.dead:
-                pipe = self._client.pipeline(transaction=False)
-                for fields in dead_letter_fields(self._stream, settlement.dead):
-                    pipe.xadd(self.dlq_stream, fields)
-                await pipe.execute()
+                letters = dead_letter_fields(self._stream, settlement.dead, self.group)
+                await self._trust.dead_letter(
+                    [(d.delivery.id, f) for d, f in zip(settlement.dead, letters, strict=True)]
+                )
             if ids:
                 await self._client.xack(self._stream, self.group, *ids)
+            if counted:
+                await self._trust.forget_failures(counted)
+        self._failed.difference_update(counted)
+
+    async def record_failures(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """See :meth:`RedisStreamBus.record_failures`."""
+        if not deliveries:
+            return []
+        ids = [d.id for d in deliveries]
+        self._failed.update(ids)
+        with translate_errors(f"counting attempts on {self._stream!r} failed"):
+            return await self._trust.record_failures(ids)
+
+    def take_lost(self) -> list[Lost]:
+        """See :meth:`RedisStreamBus.take_lost`."""
+        lost, self._gaps = self._gaps, []
+        return lost
 
     async def in_progress(self, deliveries: Sequence[Delivery]) -> None:
         """See :meth:`RedisStreamBus.in_progress`."""

@@ -11,6 +11,7 @@ from damestoilet_contracts.runtime._envelope import STREAM_FIELD, Envelope
 from damestoilet_contracts.runtime._seams import (
     DLQ_DELIVERIES,
     DLQ_FIELDS,
+    DLQ_GROUP,
     DLQ_ID,
     DLQ_REASON,
     DLQ_STREAM,
@@ -18,6 +19,7 @@ from damestoilet_contracts.runtime._seams import (
 )
 from damestoilet_contracts.runtime.redis._bus import SyncRedis, connect, xadd_options
 from damestoilet_contracts.runtime.redis._done import translate_errors
+from damestoilet_contracts.runtime.redis._trust import dlq_index_field, dlq_index_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,8 @@ class DeadLetter:
     time_ms: int
     #: The entry's own fields, without the ``dlq_*`` ones.
     fields: Mapping[bytes, bytes]
+    #: The consumer group that dead-lettered it ("" for letters from before the field).
+    group: str = ""
 
     @property
     def envelope_id(self) -> str | None:
@@ -92,17 +96,7 @@ def replay_dead_letters(
     entry came from. Returns ``(dlq id, new stream id)`` pairs. Raises
     :class:`DeliveryError` naming ids not in the dead-letter stream (nothing is replayed).
     """
-    letters = list_dead_letters(client, dlq_stream)
-    if ids is not None:
-        wanted = list(dict.fromkeys(ids))
-        by_id = {letter.dlq_id: letter for letter in letters}
-        missing = [i for i in wanted if i not in by_id]
-        if missing:
-            raise DeliveryError(
-                f"not in dead-letter stream {dlq_stream}: {', '.join(missing)}; "
-                "see `damestoilet dlq list`"
-            )
-        letters = [by_id[i] for i in wanted]
+    letters = _select(list_dead_letters(client, dlq_stream), dlq_stream, ids)
     if not letters:
         return []
     for letter in letters:
@@ -117,8 +111,48 @@ def replay_dead_letters(
     new_ids = [_text(i) for i in pipe.execute()]
     # Deleted only once every one is back on its stream: a crash in between replays twice,
     # which a purge shrugs off, rather than losing one.
-    client.xdel(dlq_stream, *[letter.dlq_id for letter in letters])
+    _delete(client, dlq_stream, letters)
     return [(letter.dlq_id, new) for letter, new in zip(letters, new_ids, strict=True)]
+
+
+def drop_dead_letters(
+    client: SyncRedis, dlq_stream: str, ids: Sequence[str] | None = None
+) -> list[str]:
+    """Delete dead letters for good: ``ids`` (dead-letter entry ids; None: all of them).
+
+    Returns the ids deleted. Raises :class:`DeliveryError` naming ids not in the
+    dead-letter stream (nothing is deleted).
+    """
+    letters = _select(list_dead_letters(client, dlq_stream), dlq_stream, ids)
+    if letters:
+        _delete(client, dlq_stream, letters)
+    return [letter.dlq_id for letter in letters]
+
+
+def _select(
+    letters: list[DeadLetter], dlq_stream: str, ids: Sequence[str] | None
+) -> list[DeadLetter]:
+    if ids is None:
+        return letters
+    wanted = list(dict.fromkeys(ids))
+    by_id = {letter.dlq_id: letter for letter in letters}
+    missing = [i for i in wanted if i not in by_id]
+    if missing:
+        raise DeliveryError(
+            f"not in dead-letter stream {dlq_stream}: {', '.join(missing)}; "
+            "see `damestoilet dlq list`"
+        )
+    return [by_id[i] for i in wanted]
+
+
+def _delete(client: SyncRedis, dlq_stream: str, letters: Sequence[DeadLetter]) -> None:
+    # The letters, then their index entries (what keeps a letter from being written twice).
+    client.xdel(dlq_stream, *[letter.dlq_id for letter in letters])
+    fields = [
+        dlq_index_field(letter.group, letter.original_id) for letter in letters if letter.group
+    ]
+    if fields:
+        client.hdel(dlq_index_key(dlq_stream), *fields)
 
 
 def _parse(dlq_id: str, fields: Mapping[bytes, bytes]) -> DeadLetter:
@@ -138,6 +172,7 @@ def _parse(dlq_id: str, fields: Mapping[bytes, bytes]) -> DeadLetter:
         deliveries=number(DLQ_DELIVERIES),
         time_ms=number(DLQ_TIME),
         fields=own,
+        group=get(DLQ_GROUP),
     )
 
 
@@ -150,8 +185,8 @@ def _opt_text(value: bytes | None) -> str | None:
 
 
 class RedisDeadLetters:
-    """Dead letters of a Redis stream bus, behind the neutral ``entries`` / ``replay`` verbs
-    that ``damestoilet dlq`` uses on every bus."""
+    """Dead letters of a Redis stream bus, behind the neutral ``entries`` / ``replay`` /
+    ``drop`` verbs that ``damestoilet dlq`` uses on every bus."""
 
     def __init__(self, client: SyncRedis, *, owns_client: bool = False) -> None:
         """Read and replay through ``client``."""
@@ -174,6 +209,11 @@ class RedisDeadLetters:
         """See :func:`replay_dead_letters`; raises :class:`BackendError` when Redis fails."""
         with translate_errors(f"cannot replay {dlq_stream}"):
             return replay_dead_letters(self.client, dlq_stream, ids, stream=stream)
+
+    def drop(self, dlq_stream: str, ids: Sequence[str] | None = None) -> list[str]:
+        """See :func:`drop_dead_letters`; raises :class:`BackendError` when Redis fails."""
+        with translate_errors(f"cannot drop from {dlq_stream}"):
+            return drop_dead_letters(self.client, dlq_stream, ids)
 
     def close(self) -> None:
         """Close the client if :meth:`from_url` made it."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
@@ -29,7 +30,7 @@ import redis
 import redis.cluster
 import redis.exceptions
 
-from damestoilet_contracts._errors import PurgeError
+from damestoilet_contracts._errors import PurgeError, PurgeInterruptedError
 from damestoilet_contracts.model import FlushOp, StormGuard
 from damestoilet_contracts.runtime._storm import StormBudget
 from damestoilet_contracts.runtime.redis import _layout as layout
@@ -318,6 +319,16 @@ class PurgeTargetBase:
     """What the sync and async Redis purge targets share: settings, target filter, and the
     commands each step sends (no I/O)."""
 
+    #: When set (a coordinator hands it its stop event), a stage stops between two round
+    #: trips and raises :class:`PurgeInterruptedError`; the event stays pending, purged again
+    #: later (every op is idempotent).
+    interrupt: threading.Event | None = None
+
+    def checkpoint(self) -> None:
+        """Raise :class:`PurgeInterruptedError` when :attr:`interrupt` is set."""
+        if self.interrupt is not None and self.interrupt.is_set():
+            raise PurgeInterruptedError("a stop interrupted the stage between round trips")
+
     def __init__(
         self,
         *,
@@ -563,6 +574,7 @@ class RedisPurgeTarget(PurgeTargetBase):
         for call in calls:
             pipe.execute_command(*call)  # type: ignore[no-untyped-call]
             if len(pipe) >= self.pipeline_size:
+                self.checkpoint()
                 total += sum(int(r) for r in pipe.execute())
         if len(pipe):
             total += sum(int(r) for r in pipe.execute())
@@ -587,6 +599,7 @@ class RedisPurgeTarget(PurgeTargetBase):
         for node in self._scan_nodes():
             cursor = 0
             while True:
+                self.checkpoint()
                 cursor, found = node.scan(cursor, match=matcher.pattern, count=self.scan_count)
                 buffer.add(found)
                 # purge as the scan goes so a huge prefix never sits in memory at once
@@ -609,6 +622,7 @@ class RedisPurgeTarget(PurgeTargetBase):
         sweep = IndexSweep([s for s in scans if s.indexed], self.index_sets(), self.page_size)
         purged = soft = 0
         while sweep:
+            self.checkpoint()
             found = []
             for scan, index, page in sweep.feed(self._send(sweep.calls())):
                 # spread keys stay readable for a while: keep them indexed, as soft ones
@@ -658,6 +672,7 @@ class RedisPurgeTarget(PurgeTargetBase):
         for member in self.client.sscan_iter(tag_set, count=self.scan_count):
             buffer[member] = None
             if len(buffer) >= self.buffer_size:
+                self.checkpoint()
                 purged += self._purge_members(tag_set, list(buffer), scan, budget)
                 buffer = {}
         if buffer:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Sequence
 from typing import Any, ClassVar, Final, cast
 
 import fastavro
@@ -75,10 +76,10 @@ class BundleRepriced:
     CONTENT_TYPE: ClassVar[str] = "avro/binary"
 
     bundle_id: str
-    sku_ids: tuple[str, ...]
-    store_numbers: tuple[int, ...]
-    flags: tuple[bool, ...]
-    notes: tuple[tuple[str, ...], ...]
+    sku_ids: Sequence[str]
+    store_numbers: Sequence[int]
+    flags: Sequence[bool]
+    notes: Sequence[Sequence[str]]
 
     def __post_init__(self) -> None:
         if not isinstance(self.bundle_id, str):

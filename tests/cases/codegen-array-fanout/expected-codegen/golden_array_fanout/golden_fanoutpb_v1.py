@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Sequence
 from typing import ClassVar, Final, TypeVar
 
 from google.protobuf.message import DecodeError
@@ -58,9 +59,9 @@ class TagsReplaced:
     CONTENT_TYPE: ClassVar[str] = "application/x-protobuf"
 
     item_id: str
-    tags: tuple[str, ...]
-    versions: tuple[int, ...]
-    colors: tuple[Color, ...]
+    tags: Sequence[str]
+    versions: Sequence[int]
+    colors: Sequence[Color]
     bundle_id: str
 
     def __post_init__(self) -> None:

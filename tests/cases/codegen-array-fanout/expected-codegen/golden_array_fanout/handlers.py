@@ -17,7 +17,7 @@ from damestoilet_contracts.runtime import ContractEvent, HandlerRegistry
 from .golden_fanout_v1 import BundleRepriced
 from .golden_fanoutpb_v1 import TagsReplaced
 
-__all__ = ["EVENTS", "HANDLERS"]
+__all__ = ["EVENTS", "FLUSH_SPECS", "HANDLERS"]
 
 
 def _plan_bundle_repriced(payload: bytes) -> Plan:
@@ -43,5 +43,25 @@ EVENTS: Mapping[str, type[ContractEvent]] = MappingProxyType(
     {
         "golden.fanout.v1.BundleRepriced": BundleRepriced,
         "golden.fanoutpb.v1.TagsReplaced": TagsReplaced,
+    }
+)
+
+#: Event type full name -> the (op, target, mode, key template) its plans may hold: what
+#: `damestoilet coordinator --handlers` checks plans from the bus against (docs/trust.md).
+FLUSH_SPECS: Mapping[str, tuple[tuple[str, str, str, str], ...]] = MappingProxyType(
+    {
+        "golden.fanout.v1.BundleRepriced": (
+            ("key", "default", "delete", "bundle:{bundle_id}"),
+            ("key", "pricing", "delete", "sku:{sku_ids}:store:{store_numbers}"),
+            ("tag", "default", "soft", "flag:{flags}"),
+            ("key", "default", "delete", "bundle:page:{bundle_id}"),
+            ("tag", "default", "delete", "bundle:search:{bundle_id}"),
+        ),
+        "golden.fanoutpb.v1.TagsReplaced": (
+            ("key", "default", "delete", "item:{item_id}:tag:{tags}"),
+            ("key", "pricing", "delete", "item:{item_id}:v:{versions}:{colors}"),
+            ("key", "default", "delete", "bundle:page:{bundle_id}"),
+            ("tag", "default", "delete", "bundle:search:{bundle_id}"),
+        ),
     }
 )

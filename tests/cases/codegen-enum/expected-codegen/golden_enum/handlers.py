@@ -17,7 +17,7 @@ from damestoilet_contracts.runtime import ContractEvent, HandlerRegistry
 from .golden_enums_v1 import TicketEscalated
 from .golden_enumspb_v1 import RefundIssued
 
-__all__ = ["EVENTS", "HANDLERS"]
+__all__ = ["EVENTS", "FLUSH_SPECS", "HANDLERS"]
 
 
 def _plan_ticket_escalated(payload: bytes) -> Plan:
@@ -43,5 +43,22 @@ EVENTS: Mapping[str, type[ContractEvent]] = MappingProxyType(
     {
         "golden.enums.v1.TicketEscalated": TicketEscalated,
         "golden.enumspb.v1.RefundIssued": RefundIssued,
+    }
+)
+
+#: Event type full name -> the (op, target, mode, key template) its plans may hold: what
+#: `damestoilet coordinator --handlers` checks plans from the bus against (docs/trust.md).
+FLUSH_SPECS: Mapping[str, tuple[tuple[str, str, str, str], ...]] = MappingProxyType(
+    {
+        "golden.enums.v1.TicketEscalated": (
+            ("key", "default", "delete", "ticket:{ticket_id}"),
+            ("tag", "default", "delete", "priority:{priority}"),
+            ("key", "default", "delete", "ticket:{ticket_id}:was:{previous}"),
+        ),
+        "golden.enumspb.v1.RefundIssued": (
+            ("key", "default", "delete", "refund:{refund_id}:{reason}"),
+            ("tag", "default", "delete", "channel:{channel}"),
+            ("key", "default", "delete", "prior:{prior}"),
+        ),
     }
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Sequence
 from typing import ClassVar, Final
 
 from google.protobuf.message import DecodeError
@@ -47,7 +48,7 @@ class ReservationHeld:
 
     reservation_id: str
     held_until: datetime.datetime | None = None
-    reminders: tuple[datetime.datetime, ...]
+    reminders: Sequence[datetime.datetime]
     seats: int
 
     def __post_init__(self) -> None:

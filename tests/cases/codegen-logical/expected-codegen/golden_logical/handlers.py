@@ -17,7 +17,7 @@ from damestoilet_contracts.runtime import ContractEvent, HandlerRegistry
 from .golden_logical_v1 import PaymentCaptured
 from .golden_logicalpb_v1 import ReservationHeld
 
-__all__ = ["EVENTS", "HANDLERS"]
+__all__ = ["EVENTS", "FLUSH_SPECS", "HANDLERS"]
 
 
 def _plan_payment_captured(payload: bytes) -> Plan:
@@ -43,5 +43,19 @@ EVENTS: Mapping[str, type[ContractEvent]] = MappingProxyType(
     {
         "golden.logical.v1.PaymentCaptured": PaymentCaptured,
         "golden.logicalpb.v1.ReservationHeld": ReservationHeld,
+    }
+)
+
+#: Event type full name -> the (op, target, mode, key template) its plans may hold: what
+#: `damestoilet coordinator --handlers` checks plans from the bus against (docs/trust.md).
+FLUSH_SPECS: Mapping[str, tuple[tuple[str, str, str, str], ...]] = MappingProxyType(
+    {
+        "golden.logical.v1.PaymentCaptured": (
+            ("key", "default", "delete", "payment:{payment_id}"),
+            ("key", "default", "delete", "refund:{refund_of}"),
+        ),
+        "golden.logicalpb.v1.ReservationHeld": (
+            ("key", "default", "delete", "reservation:{reservation_id}"),
+        ),
     }
 )

@@ -6,17 +6,19 @@
 """Generated contract events: typed classes, encodings, flush plans and flush handlers.
 
 Import the event classes from here; ``HANDLERS`` maps an event type to a function that decodes
-a payload and returns its flush plan, ``EVENTS`` maps it to its class.
+a payload and returns its flush plan, ``EVENTS`` maps it to its class, ``FLUSH_SPECS`` to the
+operations its plans may hold.
 """
 
 from __future__ import annotations
 
 from .golden_maps_v1 import InventorySnapshot, Slot
 from .golden_mapspb_v1 import Currency, PriceTable, Tier
-from .handlers import EVENTS, HANDLERS
+from .handlers import EVENTS, FLUSH_SPECS, HANDLERS
 
 __all__ = [
     "EVENTS",
+    "FLUSH_SPECS",
     "HANDLERS",
     "Currency",
     "InventorySnapshot",

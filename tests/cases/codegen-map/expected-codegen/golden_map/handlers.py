@@ -17,7 +17,7 @@ from damestoilet_contracts.runtime import ContractEvent, HandlerRegistry
 from .golden_maps_v1 import InventorySnapshot
 from .golden_mapspb_v1 import PriceTable
 
-__all__ = ["EVENTS", "HANDLERS"]
+__all__ = ["EVENTS", "FLUSH_SPECS", "HANDLERS"]
 
 
 def _plan_inventory_snapshot(payload: bytes) -> Plan:
@@ -43,5 +43,16 @@ EVENTS: Mapping[str, type[ContractEvent]] = MappingProxyType(
     {
         "golden.maps.v1.InventorySnapshot": InventorySnapshot,
         "golden.mapspb.v1.PriceTable": PriceTable,
+    }
+)
+
+#: Event type full name -> the (op, target, mode, key template) its plans may hold: what
+#: `damestoilet coordinator --handlers` checks plans from the bus against (docs/trust.md).
+FLUSH_SPECS: Mapping[str, tuple[tuple[str, str, str, str], ...]] = MappingProxyType(
+    {
+        "golden.maps.v1.InventorySnapshot": (
+            ("key", "default", "delete", "snapshot:{snapshot_id}"),
+        ),
+        "golden.mapspb.v1.PriceTable": (("key", "default", "delete", "table:{table_id}"),),
     }
 )

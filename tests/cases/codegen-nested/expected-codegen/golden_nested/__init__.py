@@ -7,17 +7,19 @@
 """Generated contract events: typed classes, encodings, flush plans and flush handlers.
 
 Import the event classes from here; ``HANDLERS`` maps an event type to a function that decodes
-a payload and returns its flush plan, ``EVENTS`` maps it to its class.
+a payload and returns its flush plan, ``EVENTS`` maps it to its class, ``FLUSH_SPECS`` to the
+operations its plans may hold.
 """
 
 from __future__ import annotations
 
 from .golden_nested_v1 import GeoPoint, Location, ShipmentDispatched
 from .golden_nestedpb_v1 import Address, Hub, ParcelMoved
-from .handlers import EVENTS, HANDLERS
+from .handlers import EVENTS, FLUSH_SPECS, HANDLERS
 
 __all__ = [
     "EVENTS",
+    "FLUSH_SPECS",
     "HANDLERS",
     "Address",
     "GeoPoint",

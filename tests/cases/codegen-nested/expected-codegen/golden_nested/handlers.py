@@ -18,7 +18,7 @@ from damestoilet_contracts.runtime import ContractEvent, HandlerRegistry
 from .golden_nested_v1 import ShipmentDispatched
 from .golden_nestedpb_v1 import ParcelMoved
 
-__all__ = ["EVENTS", "HANDLERS"]
+__all__ = ["EVENTS", "FLUSH_SPECS", "HANDLERS"]
 
 
 def _plan_shipment_dispatched(payload: bytes) -> Plan:
@@ -44,5 +44,23 @@ EVENTS: Mapping[str, type[ContractEvent]] = MappingProxyType(
     {
         "golden.nested.v1.ShipmentDispatched": ShipmentDispatched,
         "golden.nestedpb.v1.ParcelMoved": ParcelMoved,
+    }
+)
+
+#: Event type full name -> the (op, target, mode, key template) its plans may hold: what
+#: `damestoilet coordinator --handlers` checks plans from the bus against (docs/trust.md).
+FLUSH_SPECS: Mapping[str, tuple[tuple[str, str, str, str], ...]] = MappingProxyType(
+    {
+        "golden.nested.v1.ShipmentDispatched": (
+            ("key", "default", "delete", "shipment:{shipment_id}"),
+            ("key", "default", "delete", "warehouse:{origin.warehouseId}:outbound"),
+            ("key", "default", "delete", "region:{origin.geo.country}:{origin.geo.region}"),
+            ("key", "default", "delete", "inbound:{destination.warehouseId}"),
+        ),
+        "golden.nestedpb.v1.ParcelMoved": (
+            ("key", "default", "delete", "parcel:{parcel_id}"),
+            ("key", "default", "delete", "hub:{from_hub.hub_id}:out"),
+            ("key", "default", "delete", "city:{to_hub.address.city}"),
+        ),
     }
 )

@@ -6,17 +6,19 @@
 """Generated contract events: typed classes, encodings, flush plans and flush handlers.
 
 Import the event classes from here; ``HANDLERS`` maps an event type to a function that decodes
-a payload and returns its flush plan, ``EVENTS`` maps it to its class.
+a payload and returns its flush plan, ``EVENTS`` maps it to its class, ``FLUSH_SPECS`` to the
+operations its plans may hold.
 """
 
 from __future__ import annotations
 
 from .golden_optional_v1 import ProfileChanged, Referrer
 from .golden_optionalpb_v1 import Owner, SettingsChanged
-from .handlers import EVENTS, HANDLERS
+from .handlers import EVENTS, FLUSH_SPECS, HANDLERS
 
 __all__ = [
     "EVENTS",
+    "FLUSH_SPECS",
     "HANDLERS",
     "Owner",
     "ProfileChanged",

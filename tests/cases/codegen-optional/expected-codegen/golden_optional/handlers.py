@@ -17,7 +17,7 @@ from damestoilet_contracts.runtime import ContractEvent, HandlerRegistry
 from .golden_optional_v1 import ProfileChanged
 from .golden_optionalpb_v1 import SettingsChanged
 
-__all__ = ["EVENTS", "HANDLERS"]
+__all__ = ["EVENTS", "FLUSH_SPECS", "HANDLERS"]
 
 
 def _plan_profile_changed(payload: bytes) -> Plan:
@@ -43,5 +43,25 @@ EVENTS: Mapping[str, type[ContractEvent]] = MappingProxyType(
     {
         "golden.optional.v1.ProfileChanged": ProfileChanged,
         "golden.optionalpb.v1.SettingsChanged": SettingsChanged,
+    }
+)
+
+#: Event type full name -> the (op, target, mode, key template) its plans may hold: what
+#: `damestoilet coordinator --handlers` checks plans from the bus against (docs/trust.md).
+FLUSH_SPECS: Mapping[str, tuple[tuple[str, str, str, str], ...]] = MappingProxyType(
+    {
+        "golden.optional.v1.ProfileChanged": (
+            ("key", "default", "delete", "profile:{user_id}"),
+            ("key", "default", "delete", "nick:{nickname}"),
+            ("key", "default", "delete", "age:{age}"),
+            ("key", "default", "delete", "ref:{referrer.code}:{verified}"),
+        ),
+        "golden.optionalpb.v1.SettingsChanged": (
+            ("key", "default", "delete", "settings:{account_id}"),
+            ("key", "default", "delete", "theme:{theme}"),
+            ("key", "default", "delete", "font:{font_size}:{dark}"),
+            ("key", "default", "delete", "locale:{locale}"),
+            ("key", "default", "delete", "owner:{owner.name}"),
+        ),
     }
 )
