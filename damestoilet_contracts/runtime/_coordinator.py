@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from damestoilet_contracts._errors import BackendError, DamestoiletError
 from damestoilet_contracts.model import Plan, StormGuard
@@ -240,7 +240,7 @@ class Coordinator:
             # a redis-py client, as before the seams: its done store
             from damestoilet_contracts.runtime.redis._done import RedisDoneStore
 
-            done = RedisDoneStore(done)
+            done = RedisDoneStore(cast(Any, done))
         self.done = done
         self.config = config or CoordinatorConfig()
         self.handlers: HandlerRegistry = dict(handlers or {})

@@ -11,7 +11,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from damestoilet_contracts._errors import BackendError
 from damestoilet_contracts.model import StormGuard
@@ -66,7 +66,7 @@ class AsyncCoordinator:
         if type(done).__module__.split(".")[0] == "redis":
             from damestoilet_contracts.runtime.redis._done import AsyncRedisDoneStore
 
-            done = AsyncRedisDoneStore(done)
+            done = AsyncRedisDoneStore(cast(Any, done))
         self.done = done
         self.config = config or CoordinatorConfig()
         self.handlers: HandlerRegistry = dict(handlers or {})
