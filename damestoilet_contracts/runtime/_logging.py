@@ -40,25 +40,31 @@ def log_fields(logger: logging.Logger, level: int, msg: str, fields: Mapping[str
     Text values lose their URL passwords here already, so a record stays clean whatever
     handler or formatter reads it (pytest's caplog, a user's own)."""
     if logger.isEnabledFor(level):
-        clean = {k: redact(v) if isinstance(v, str) else v for k, v in fields.items()}
+        clean = {k: redact(v) if isinstance(v, str) and "@" in v else v for k, v in fields.items()}
         logger.log(level, msg, extra={FIELDS: clean})
 
 
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The fields of ``record``: those under :data:`FIELDS`, then any other ``extra=`` keys."""
-    out: dict[str, Any] = {}
-    ours = getattr(record, FIELDS, None)
-    if isinstance(ours, Mapping):
-        out.update(ours)
-    for key, value in vars(record).items():
-        if key not in _RECORD_ATTRS and key != FIELDS:
-            out.setdefault(key, value)
+    attrs = vars(record)
+    ours = attrs.get(FIELDS)
+    out: dict[str, Any] = dict(ours) if isinstance(ours, Mapping) else {}
+    others = attrs.keys() - _RECORD_ATTRS
+    if len(others) > (ours is not None):
+        for key in sorted(others - {FIELDS}):
+            out.setdefault(key, attrs[key])
     return out
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def _time(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    global _second
+    whole = int(record.created)
+    if _second[0] != whole:  # one strftime a second, not one a line
+        _second = (whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{_second[1]}.{int(record.msecs):03d}Z"
 
 
 def _exception(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
