@@ -17,6 +17,7 @@ from damestoilet_contracts.cli._worker import resolve_signing
 from damestoilet_contracts.compiler import compile_event, evaluate
 from damestoilet_contracts.lint import load_linted
 from damestoilet_contracts.model import DEFAULT_FANOUT_CAP
+from damestoilet_contracts.model.json_form import payload_from_json
 from damestoilet_contracts.runtime import DEFAULT_STREAM, Emitter, Envelope
 from damestoilet_contracts.runtime._redact import redact
 
@@ -106,10 +107,12 @@ def emit(
         raise SystemExit(1) from exc
 
     def envelope(payload: dict[str, Any]) -> Envelope:
+        # The JSON form, checked whole, as `damestoilet plan` and the generated from_dict() do.
+        typed = payload_from_json(event, payload)
         return Envelope.new(
             type=event.full_name,
-            data=encode(payload),
-            plan=evaluate(spec, event, payload, cap=cap),
+            data=encode(typed),
+            plan=evaluate(spec, event, typed, cap=cap),
             source=source,
             datacontenttype=content_type,
             dataschema=event.schema_fingerprint,

@@ -24,6 +24,7 @@ from damestoilet_contracts.generator._code import (
     py_str,
     relative_import_lines,
     split_text,
+    wrapped_str,
 )
 from damestoilet_contracts.generator._collect import (
     CONTENT_TYPES,
@@ -329,7 +330,7 @@ def _record_view(
         checks=tuple(flatten(body)),
         pb_class=pb_class,
         json_fields=json_fields,
-        json_at=f"json_form.At({py_str(owner + ' ' + item.full_name)})",
+        json_at=f"json_form.At({wrapped_str(owner + ' ' + item.full_name)})",
         event=event_view,
     )
 
