@@ -77,8 +77,9 @@ def emit(
     signing_key_file: Path | None,
     quiet: bool,
 ) -> None:
-    """Emit TYPE events of SCHEMA_DIR onto the stream: each payload is planned, encoded
-    (Avro or Protobuf) and sent in an envelope; prints each envelope id.
+    """Emit TYPE events of SCHEMA_DIR onto the stream: each payload (in the JSON form that
+    `damestoilet plan` and the generated from_dict() read) is checked, planned, encoded (Avro
+    or Protobuf) and sent in an envelope; prints each envelope id.
 
     With --json - every line of stdin is one payload, sent in pipelines of 1000 (for manual
     purges and benchmarks). Every payload is checked before any is sent: a bad one (its line
