@@ -61,6 +61,7 @@ from damestoilet_contracts.runtime import (
     CoordinatorConfig,
     Emitter,
     Envelope,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
 )
@@ -139,7 +140,7 @@ def coordinator_backlog(
         emitter.emit_envelopes([envelope(*e) for e in events[start : start + 1000]])
     config = CoordinatorConfig(stream=STREAM, consumer="bench", batch=batch, block_ms=1)
     bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer="bench")
-    worker = Coordinator(bus, RedisPurgeTarget(client), client, config)
+    worker = Coordinator(bus, RedisPurgeTarget(client), RedisDoneStore(client), config)
     gc.collect()
     if profile is not None:
         profile.enable()
@@ -231,7 +232,7 @@ def prefix_coordinator(
     config = CoordinatorConfig(stream=STREAM, consumer="bench", batch=batch, block_ms=1)
     bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer="bench")
     target = RedisPurgeTarget(client, prefix_index={"cdn"} if indexed else ())
-    worker = Coordinator(bus, target, client, config)
+    worker = Coordinator(bus, target, RedisDoneStore(client), config)
     gc.collect()
     cpu = server_us(client)
     started = time.perf_counter()

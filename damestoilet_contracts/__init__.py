@@ -8,7 +8,9 @@ in the order they import each other: ``model``, ``loaders``, ``compiler``, ``lin
 from __future__ import annotations
 
 from damestoilet_contracts._errors import (
+    BackendError,
     CodegenError,
+    ConfigError,
     ContractError,
     DamestoiletError,
     DeliveryError,
@@ -17,6 +19,7 @@ from damestoilet_contracts._errors import (
     EmptyValueError,
     EnvelopeError,
     FanOutError,
+    MissingExtraError,
     OutboxError,
     PayloadError,
     PlanError,
@@ -27,11 +30,14 @@ from damestoilet_contracts._errors import (
     SchemaSyntaxError,
     SourceLocation,
     TemplateError,
+    UnboundTargetError,
 )
 from damestoilet_contracts._version import __version__
 
 __all__ = [
+    "BackendError",
     "CodegenError",
+    "ConfigError",
     "ContractError",
     "DamestoiletError",
     "DeliveryError",
@@ -40,6 +46,7 @@ __all__ = [
     "EmptyValueError",
     "EnvelopeError",
     "FanOutError",
+    "MissingExtraError",
     "OutboxError",
     "PayloadError",
     "PlanError",
@@ -50,5 +57,6 @@ __all__ = [
     "SchemaSyntaxError",
     "SourceLocation",
     "TemplateError",
+    "UnboundTargetError",
     "__version__",
 ]

@@ -17,10 +17,14 @@ branch per stage, and leaves that also subclass the built-in exception that fits
     │   ├── EnvelopeError           (ValueError) bytes or fields are not a valid envelope
     │   ├── DeliveryTimeoutError    (TimeoutError) the bus did not answer in time
     │   ├── EmitterClosedError      (RuntimeError) an emitter was used after close()
-    │   └── OutboxError             the outbox table is missing or misshapen, or a connection
-    │                               cannot hold it (the message names the fix)
-    └── PurgeError                  a purge target failed to purge a key, prefix or tag
-        └── PurgeInterruptedError   a stop interrupted a stage between round trips
+    │   ├── OutboxError             the outbox table is missing or misshapen, or a connection
+    │   │                           cannot hold it (the message names the fix)
+    │   └── BackendError            a bus, publisher or done store failed or is unreachable
+    ├── PurgeError                  a purge target failed to purge a key, prefix or tag
+    │   ├── UnboundTargetError      (LookupError) a plan names a target nothing is bound to
+    │   └── PurgeInterruptedError   a stop interrupted a stage between round trips
+    └── ConfigError                 (ValueError) a backend URL, scheme or binding is wrong
+        └── MissingExtraError       (ImportError) a backend's client library is not installed
 
 Messages say what was wrong, where (``path:line`` for schemas) and what to do about it.
 """
@@ -129,8 +133,25 @@ class OutboxError(DeliveryError):
     """The outbox table is missing or of the wrong shape, or a connection cannot hold it."""
 
 
+class BackendError(DeliveryError):
+    """A bus, publisher or done store failed or cannot be reached; the backend's own error
+    (redis-py, nats-py, ...) is its ``__cause__``. Workers log it and retry with backoff."""
+
+
 class PurgeError(DamestoiletError):
     """A purge target failed to purge a key, a prefix or a tag."""
+
+
+class UnboundTargetError(PurgeError, LookupError):
+    """A plan names a target that no purge backend is bound to (``--target NAME=URL``)."""
+
+
+class ConfigError(DamestoiletError, ValueError):
+    """A backend URL, its scheme or a target binding is wrong; the message says the fix."""
+
+
+class MissingExtraError(ConfigError, ImportError):
+    """A backend's client library is not installed; the message names the extra to install."""
 
 
 class PurgeInterruptedError(PurgeError):

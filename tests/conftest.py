@@ -19,6 +19,7 @@ pytest_plugins = [
     "damestoilet_contracts.testing.plugin",
     "pytester",
     "tests.fixtures_kafka",
+    "tests.fixtures_nats",
     "tests.fixtures_postgres",
     "tests.fixtures_typescript",
     "tests.fixtures_varnish",

@@ -24,6 +24,7 @@ from damestoilet_contracts.runtime import (
     Envelope,
     FlushAgent,
     L1Cache,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
     agent_group,
@@ -156,7 +157,7 @@ def test_agent_and_coordinator_each_purge_after_the_other_marked_done(
     config = _config()
     bus = RedisStreamBus(redis_client, stream=STREAM, group=config.group, consumer="c1")
     target = RedisPurgeTarget(redis_client, targets={"default"})
-    central = Coordinator(bus, target, redis_client, config)
+    central = Coordinator(bus, target, RedisDoneStore(redis_client), config)
     central.run(stop_when_idle=True)
     pricing = FlushAgent(redis_client, ["pricing"], _config())
     pricing.run(stop_when_idle=True)

@@ -20,6 +20,7 @@ from damestoilet_contracts.runtime import (
     CoordinatorConfig,
     Emitter,
     Envelope,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
 )
@@ -37,7 +38,7 @@ def _coordinator(client: redis.cluster.RedisCluster, **changes: object) -> Coord
         **{"stream": STREAM, "consumer": "c1", "block_ms": 20, **changes}  # type: ignore[arg-type]
     )
     bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer=config.consumer)
-    return Coordinator(bus, RedisPurgeTarget(client), client, config)
+    return Coordinator(bus, RedisPurgeTarget(client), RedisDoneStore(client), config)
 
 
 def test_emit_then_coordinate_purges_keys_on_every_primary(

@@ -20,6 +20,7 @@ from damestoilet_contracts.runtime import (
     Emitter,
     Envelope,
     PurgeStats,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
 )
@@ -81,7 +82,7 @@ def test_any_stages_and_failures_end_with_every_key_purged_in_order(
         max_deliveries=len(failing) + 1,
     )  # fmt: skip
     bus = RedisStreamBus(redis_client, stream=STREAM, group=config.group, consumer="c")
-    worker = Coordinator(bus, target, redis_client, config)
+    worker = Coordinator(bus, target, RedisDoneStore(redis_client), config)
     worker.run(stop_when_idle=True)
 
     all_keys = [k for keys, _ in events for stage in keys for k in stage]

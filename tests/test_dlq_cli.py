@@ -15,6 +15,7 @@ from damestoilet_contracts.runtime import (
     CoordinatorConfig,
     Emitter,
     Envelope,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
 )
@@ -28,7 +29,9 @@ STREAM = "dlq-events"
 def _coordinate(client: redis.Redis, *, handlers: object = None) -> Coordinator:
     config = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20)
     bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer="c1")
-    worker = Coordinator(bus, RedisPurgeTarget(client), client, config, handlers=handlers)  # type: ignore[arg-type]
+    worker = Coordinator(
+        bus, RedisPurgeTarget(client), RedisDoneStore(client), config, handlers=handlers
+    )  # type: ignore[arg-type]
     worker.run(stop_when_idle=True)
     return worker
 

@@ -16,6 +16,7 @@ from damestoilet_contracts.runtime import (
     Coordinator,
     CoordinatorConfig,
     Envelope,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
 )
@@ -93,7 +94,7 @@ def test_emitted_events_are_purged_by_the_coordinator(
     _emit(redis_url, "catalog.v1.ProductPriceChanged", json.dumps(PRICE))
     config = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20)
     bus = RedisStreamBus(redis_client, stream=STREAM, consumer="c1")
-    worker = Coordinator(bus, RedisPurgeTarget(redis_client), redis_client, config)
+    worker = Coordinator(bus, RedisPurgeTarget(redis_client), RedisDoneStore(redis_client), config)
     worker.run(stop_when_idle=True)
     assert redis_client.exists("catalog:product:p1", "catalog:listing:c1:page1") == 0
     assert worker.stats.events == 1

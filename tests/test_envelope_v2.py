@@ -20,6 +20,7 @@ from damestoilet_contracts.runtime import (
     CoordinatorConfig,
     Emitter,
     Envelope,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
 )
@@ -228,7 +229,7 @@ def test_emitters_write_v2_and_the_coordinator_purges_v1_and_v2_entries_alike(
     ]  # fmt: skip
     config = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20)
     bus = RedisStreamBus(redis_client, stream=STREAM, group=config.group, consumer="c1")
-    worker = Coordinator(bus, RedisPurgeTarget(redis_client), redis_client, config)
+    worker = Coordinator(bus, RedisPurgeTarget(redis_client), RedisDoneStore(redis_client), config)
     worker.run(stop_when_idle=True)
     assert redis_client.exists("old:1", "old:2", "new:1", "new:2") == 0
     assert worker.stats.events == 2
@@ -244,7 +245,7 @@ def test_only_the_done_events_of_a_batch_are_skipped(redis_client: redis.Redis) 
     redis_client.set(done_key(envs[3].id, config.group), 1)
     Emitter(redis_client, source="//t", stream=STREAM).emit_envelopes(envs)
     bus = RedisStreamBus(redis_client, stream=STREAM, group=config.group, consumer="c1")
-    worker = Coordinator(bus, RedisPurgeTarget(redis_client), redis_client, config)
+    worker = Coordinator(bus, RedisPurgeTarget(redis_client), RedisDoneStore(redis_client), config)
     worker.run(stop_when_idle=True)
     assert [redis_client.exists(f"k:{i}") for i in range(5)] == [0, 1, 0, 1, 0]
     assert worker.stats.duplicates_skipped == 2
@@ -261,7 +262,9 @@ def test_dead_letters_of_v2_entries_are_listed_with_id_and_type(
     redis_client.xadd(STREAM, {"e": b"DSE\x02junk"})
     config = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20)
     bus = RedisStreamBus(redis_client, stream=STREAM, group=config.group, consumer="c1")
-    Coordinator(bus, RedisPurgeTarget(redis_client), redis_client, config).run(stop_when_idle=True)
+    Coordinator(bus, RedisPurgeTarget(redis_client), RedisDoneStore(redis_client), config).run(
+        stop_when_idle=True
+    )
     letters = list_dead_letters(redis_client, f"{STREAM}:dlq")
     [planless] = [d for d in letters if d.reason.startswith("no plan")]
     [junk] = [d for d in letters if d is not planless]

@@ -20,6 +20,7 @@ from damestoilet_contracts.runtime import (
     Coordinator,
     CoordinatorConfig,
     Envelope,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
 )
@@ -100,7 +101,7 @@ def test_node_emits_and_the_python_coordinator_purges(
 
     config = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20)
     bus = RedisStreamBus(redis_client, stream=STREAM, group=config.group, consumer="c1")
-    worker = Coordinator(bus, RedisPurgeTarget(redis_client), redis_client, config)
+    worker = Coordinator(bus, RedisPurgeTarget(redis_client), RedisDoneStore(redis_client), config)
     worker.run(stop_when_idle=True)
     assert worker.stats.events == 3
     assert [k for k in stale if redis_client.exists(k)] == []

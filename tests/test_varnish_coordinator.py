@@ -20,6 +20,7 @@ from damestoilet_contracts.runtime import (
     Envelope,
     PurgeStats,
     PurgeTarget,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
 )
@@ -58,7 +59,7 @@ class ByTarget:
 def coordinator(client: redis.Redis, target: PurgeTarget, **config: object) -> Coordinator:
     settings = dataclasses.replace(CONFIG, **config)  # type: ignore[arg-type]
     bus = RedisStreamBus(client, stream=STREAM, group=settings.group, consumer="c1")
-    return Coordinator(bus, target, client, settings)
+    return Coordinator(bus, target, RedisDoneStore(client), settings)
 
 
 def test_one_plan_purges_redis_then_the_cdn_page_derived_from_it(

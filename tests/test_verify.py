@@ -25,6 +25,7 @@ from damestoilet_contracts.runtime import (
     CoordinatorConfig,
     Emitter,
     Envelope,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
     Verifier,
@@ -71,7 +72,9 @@ def _fill_products(cache: Cache, n: int) -> None:
 def _coordinate(client: redis.Redis) -> None:
     config = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20)
     bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer="c1")
-    Coordinator(bus, RedisPurgeTarget(client), client, config).run(stop_when_idle=True)
+    Coordinator(bus, RedisPurgeTarget(client), RedisDoneStore(client), config).run(
+        stop_when_idle=True
+    )
 
 
 def _verify(client: redis.Redis, **options: object) -> VerifyReport:

@@ -152,12 +152,14 @@ def run_compare(
     schemas: Path,
     strategies: Sequence[type[Strategy]] = STRATEGIES,
     progress: Progress | None = None,
+    bus_url: str | None = None,
 ) -> CompareReport:
     """Run every strategy of ``strategies`` on the same workload and return their figures.
 
     ``redis_url`` names a scratch server whose database and the next one are emptied
     between strategies; None starts a local redis-server for the run. ``schemas`` is the
-    contract directory the damestoilet strategy plans from. Raises
+    contract directory the damestoilet strategy plans from; ``bus_url`` carries its events on
+    another bus (``nats://...``) instead of a stream in the cache's Redis. Raises
     :class:`DamestoiletError` when Redis cannot be reached or used, and what the loaders
     raise for wrong schemas.
     """
@@ -171,7 +173,15 @@ def run_compare(
                 results = []
                 for strategy_cls in strategies:
                     env = BenchEnv(
-                        settings, url, cache, source, source_db, Recorder(), contracts, events
+                        settings,
+                        url,
+                        cache,
+                        source,
+                        source_db,
+                        Recorder(),
+                        contracts,
+                        events,
+                        bus_url,
                     )
                     results.append(_run_one(strategy_cls, env, workload, progress))
         except redis.RedisError as exc:

@@ -152,19 +152,27 @@ class _ReportingTarget:
         return out
 
 
-def coordinator_main(url: str, stream: str, group: str, grace: Mapping[str, float]) -> None:
-    """Child: run a :class:`Coordinator` on ``stream`` of ``url`` until SIGTERM, reporting
-    the product keys it purged."""
+def coordinator_main(
+    url: str, stream: str, group: str, grace: Mapping[str, float], bus_url: str
+) -> None:
+    """Child: run a :class:`Coordinator` on ``stream`` of the bus at ``bus_url`` (the cache's
+    Redis, or another bus) until SIGTERM, purging the Redis at ``url`` and reporting the
+    product keys it purged."""
     from damestoilet_contracts.runtime import (
         Coordinator,
         CoordinatorConfig,
+        RedisDoneStore,
         RedisPurgeTarget,
         RedisStreamBus,
+        open_backend,
     )
 
     client = redis.Redis.from_url(url)
-    bus = RedisStreamBus(client, stream=stream, group=group, consumer="bench")
-    bus.ensure_group()
+    bus: Any = (
+        RedisStreamBus(client, stream=stream, group=group, consumer="bench")
+        if bus_url == url
+        else open_backend("bus", bus_url, stream=stream, group=group, consumer="bench")
+    )
     target = _ReportingTarget(RedisPurgeTarget(client, grace=grace))
     config = CoordinatorConfig(
         stream=stream,
@@ -174,20 +182,24 @@ def coordinator_main(url: str, stream: str, group: str, grace: Mapping[str, floa
         claim_interval_s=3600.0,
         info_interval_s=3600.0,
     )
-    coordinator = Coordinator(bus, target, client, config)
+    coordinator = Coordinator(bus, target, RedisDoneStore(client), config)
+    coordinator.open()
     _ready()
     coordinator.run(handle_signals=True)
+    coordinator.close()
     client.close()
 
 
 def main(argv: Sequence[str]) -> None:
-    """``keyspace URL PATTERN`` or ``coordinator URL STREAM GROUP GRACE_JSON``."""
+    """``keyspace URL PATTERN`` or ``coordinator URL STREAM GROUP GRACE_JSON BUS_URL``."""
     if argv[:1] == ["keyspace"] and len(argv) == 3:
         keyspace_main(argv[1], argv[2])
-    elif argv[:1] == ["coordinator"] and len(argv) == 5:
-        coordinator_main(argv[1], argv[2], argv[3], json.loads(argv[4]))
+    elif argv[:1] == ["coordinator"] and len(argv) == 6:
+        coordinator_main(argv[1], argv[2], argv[3], json.loads(argv[4]), argv[5])
     else:
-        sys.exit(f"usage: keyspace URL PATTERN | coordinator URL STREAM GROUP GRACE_JSON; {argv}")
+        sys.exit(
+            f"usage: keyspace URL PATTERN | coordinator URL STREAM GROUP GRACE_JSON BUS_URL; {argv}"
+        )
 
 
 if __name__ == "__main__":

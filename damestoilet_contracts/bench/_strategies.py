@@ -40,8 +40,10 @@ from damestoilet_contracts.bench._workload import CompareSettings, Recorder
 from damestoilet_contracts.model import ContractSet
 from damestoilet_contracts.runtime import (
     Cache,
+    ConsumePolicy,
     Emitter,
     RedisStreamBus,
+    open_backend,
 )
 
 #: The event the writer of the damestoilet strategy emits for each write.
@@ -90,6 +92,8 @@ class BenchEnv:
     #: The contracts of ``schemas/`` and the event classes generated from them.
     contracts: ContractSet
     events: ModuleType
+    #: The bus damestoilet's events travel on; None: a stream in the cache's Redis.
+    bus_url: str | None = None
 
 
 class Strategy:
@@ -259,15 +263,24 @@ class Damestoilet(Strategy):
         super().__init__(env)
         self._event_class: Any = env.events.EVENTS[EVENT_TYPE]
         self.cache = Cache(env.cache, ttl=env.settings.backstop_ttl_s)
-        self.emitter = Emitter(env.cache, source="//damestoilet/bench", stream=STREAM)
-        self._bus = RedisStreamBus(env.cache, stream=STREAM, group=GROUP, consumer="bench")
+        source = "//damestoilet/bench"
+        self._bus: Any
+        if env.bus_url is None:
+            self.emitter = Emitter(env.cache, source=source, stream=STREAM)
+            self._bus = RedisStreamBus(env.cache, stream=STREAM, group=GROUP, consumer="bench")
+        else:
+            self.emitter = Emitter.from_url(env.bus_url, source=source, stream=STREAM)
+            self._bus = open_backend(
+                "bus", env.bus_url, stream=STREAM, group=GROUP, consumer="bench"
+            )
         grace = json.dumps(dict(env.contracts.graph.grace))
         self._purger = PurgerProcess(
-            ["coordinator", env.url, STREAM, GROUP, grace], recorder=env.recorder
+            ["coordinator", env.url, STREAM, GROUP, grace, env.bus_url or env.url],
+            recorder=env.recorder,
         )
 
     def start(self) -> None:
-        self._bus.ensure_group()
+        self._bus.open(ConsumePolicy())
         self._purger.start()
 
     def prefill(self, rng: random.Random) -> None:
@@ -302,13 +315,16 @@ class Damestoilet(Strategy):
     def drain(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            info = self._bus.group_info()
+            info = self._bus.backlog()
             if info.pending == 0 and info.lag == 0:
                 return
             time.sleep(0.02)
 
     def stop(self) -> None:
         self._purger.stop()
+        self.emitter.close()
+        if self.env.bus_url is not None:
+            self._bus.close()
 
 
 #: The strategies in the order they run.

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import redis
 
 from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.cli._handlers import find_handlers
 from damestoilet_contracts.cli._worker import (
+    check_bindings,
     configure_logging,
     metrics_served,
     resolve_flush_specs,
@@ -51,8 +51,10 @@ def _targets(ctx: click.Context, param: click.Parameter, value: str) -> list[str
 )
 def agent(
     targets: list[str],
-    redis_url: str,
+    redis_url: str | None,
     bus_url: str | None,
+    target_urls: dict[str, str],
+    done_url: str | None,
     cluster: bool,
     bus_cluster: bool,
     stream: str,
@@ -79,13 +81,16 @@ def agent(
     Every group receives every event, so a team runs an agent for the caches it owns next to
     the central coordinator (or instead of it, for its targets). Logs one JSON object per
     line on stderr; SIGTERM or SIGINT finishes the batch in hand and exits 0. Exit 1 when
-    the handlers cannot be loaded or Redis cannot be reached at start.
+    the handlers cannot be loaded, one of --targets has no backend (--target NAME=URL or
+    --redis), or a backend cannot be reached at start.
 
     \b
     Examples:
       damestoilet agent --redis redis://127.0.0.1:6379/0 --targets pricing
       damestoilet agent --redis redis://cache:6379/0 --bus redis://bus:6379/0 \\
         --targets catalog,pricing --flush-graph schemas/flush-graph.yaml --consumer pricing-1
+      damestoilet agent --bus nats://127.0.0.1:4222 --targets pricing \\
+        --target pricing=redis://pricing:6379/0
     """
     configure_logging(log_level)
     if group == DEFAULT_GROUP:
@@ -105,6 +110,16 @@ def agent(
         claim_min_idle_ms=claim_idle_ms,
         done_ttl_s=done_ttl,
     )
+    check_bindings(flush_graph, redis_url, target_urls, frozenset(targets))
+    if redis_url is None:
+        unbound = sorted(set(targets) - set(target_urls))
+        if unbound:
+            hint = " ".join(f"--target {name}=URL" for name in unbound)
+            click.echo(
+                f"agent cannot start: no purge backend for {', '.join(unbound)}: add {hint}",
+                err=True,
+            )
+            raise SystemExit(1)
     try:
         handlers = find_handlers(handlers_package) if handlers_package else None
         worker = FlushAgent.from_url(
@@ -116,13 +131,15 @@ def agent(
             bus_cluster=bus_cluster if bus_url else cluster,
             handlers=handlers,
             grace=resolve_grace(flush_graph, grace),
+            target_urls=target_urls,
+            done_url=done_url,
             flush_specs=resolve_flush_specs(schemas_dir, handlers_package),
             signing=resolve_signing(signing_key_files),
             prefix_index=resolve_prefix_index(flush_graph),
             storm=resolve_storm(flush_graph),
         )
         worker.ensure_group()
-    except (DamestoiletError, redis.RedisError, ValueError) as exc:
+    except (DamestoiletError, ValueError) as exc:
         click.echo(redact(f"agent cannot start: {exc}"), err=True)
         raise SystemExit(1) from exc
     with metrics_served(worker.stats, metrics_port, metrics_addr):

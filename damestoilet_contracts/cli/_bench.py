@@ -64,6 +64,13 @@ class _Bars:
 @bench.command("compare")
 @click.option("--redis", "redis_url", metavar="URL", help="A scratch Redis [default: start one].")
 @click.option(
+    "--bus",
+    "bus_url",
+    metavar="URL",
+    help="Carry damestoilet's events on this bus (e.g. nats://127.0.0.1:4222) instead of a "
+    "stream in the cache's Redis, so the Redis CPU figure leaves the events out.",
+)
+@click.option(
     "--duration",
     type=click.FloatRange(min=0.1),
     default=20.0,
@@ -130,6 +137,7 @@ class _Bars:
 )
 def compare(
     redis_url: str | None,
+    bus_url: str | None,
     duration: float,
     warmup: float | None,
     read_rate: float,
@@ -159,6 +167,7 @@ def compare(
     Examples:
       damestoilet bench compare
       damestoilet bench compare --duration 5 --write-rate 100 --json out.json --chart out.png
+      damestoilet bench compare --bus nats://127.0.0.1:4222
     """
     if chart_path is not None:
         try:
@@ -190,6 +199,7 @@ def compare(
             redis_url=redis_url,
             schemas=schemas or default_schemas(),
             progress=bars,
+            bus_url=bus_url,
         )
     except DamestoiletError as exc:
         bars.close()

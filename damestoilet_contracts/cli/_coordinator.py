@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import redis
 
 from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.cli._handlers import find_handlers
 from damestoilet_contracts.cli._worker import (
+    check_bindings,
     configure_logging,
     metrics_served,
     resolve_flush_specs,
@@ -40,8 +40,10 @@ from damestoilet_contracts.runtime._redact import redact
 @click.option("--retry-base", type=click.FloatRange(min=0), default=0.1, show_default=True)
 @click.option("--retry-max", type=click.FloatRange(min=0), default=10.0, show_default=True)
 def coordinator(
-    redis_url: str,
+    redis_url: str | None,
     bus_url: str | None,
+    target_urls: dict[str, str],
+    done_url: str | None,
     cluster: bool,
     bus_cluster: bool,
     stream: str,
@@ -65,11 +67,17 @@ def coordinator(
     retry_base: float,
     retry_max: float,
 ) -> None:
-    """Consume flush events from a Redis stream and purge their keys, stage by stage.
+    """Consume flush events from the bus and purge their keys, stage by stage.
+
+    The bus is a Redis stream (--redis, or --bus redis://...) or NATS JetStream (--bus
+    nats://...). Each op goes to the backend bound to its target (--target NAME=URL), or to
+    --redis for every other target; with no --redis, an event naming an unbound target is
+    dead-lettered with the reason, and a --flush-graph naming one refuses to start.
 
     Logs one JSON object per line on stderr. SIGTERM or SIGINT finishes the batch in hand,
-    acknowledges it and exits 0. Exit 1 when the handlers package, the contracts or the
-    flush graph cannot be loaded or Redis cannot be reached at start.
+    settles it and exits 0. Exit 1 when the handlers package, the contracts or the flush
+    graph cannot be loaded, a target of the graph is unbound, or a backend cannot be reached
+    at start.
 
     A plan on the stream is data from the network: production runs should give --schemas
     DIR or a generated --handlers PKG, so that every plan is checked against the contracts
@@ -81,6 +89,9 @@ def coordinator(
       damestoilet coordinator --redis redis://127.0.0.1:6379/0 --schemas schemas
       damestoilet coordinator --redis redis://cache:6379/0 --bus redis://bus:6379/0 \\
         --handlers myservice_codegen --flush-graph schemas/flush-graph.yaml --metrics-port 9464
+      damestoilet coordinator --bus nats://127.0.0.1:4222 \\
+        --target default=redis://cache:6379/0 --target pricing=redis://pricing:6379/0 \\
+        --target cdn=redis://edge:6379/0 --flush-graph schemas/flush-graph.yaml
     """
     configure_logging(log_level)
     if retry_max < retry_base:
@@ -99,6 +110,7 @@ def coordinator(
         claim_interval_s=claim_interval,
         done_ttl_s=done_ttl,
     )
+    check_bindings(flush_graph, redis_url, target_urls)
     try:
         handlers = find_handlers(handlers_package) if handlers_package else None
         worker = Coordinator.from_url(
@@ -113,10 +125,12 @@ def coordinator(
             storm=resolve_storm(flush_graph),
             cluster=cluster,
             bus_cluster=bus_cluster if bus_url else cluster,
+            targets=target_urls,
+            done_url=done_url,
         )
-        worker.bus.ensure_group()
-    except (DamestoiletError, redis.RedisError, ValueError) as exc:
+        worker.open()
+    except (DamestoiletError, ValueError) as exc:
         click.echo(redact(f"coordinator cannot start: {exc}"), err=True)
         raise SystemExit(1) from exc
-    with metrics_served(worker.stats, metrics_port, metrics_addr):
+    with worker, metrics_served(worker.stats, metrics_port, metrics_addr):
         worker.run(handle_signals=True)

@@ -19,6 +19,13 @@ from damestoilet_contracts.demo import run_demo
     help="A Redis to use (a scratch one) [default: start a local redis-server].",
 )
 @click.option(
+    "--bus",
+    "bus_url",
+    metavar="URL",
+    help="Carry the events on this bus instead of a Redis stream, e.g. nats://127.0.0.1:4222 "
+    "(a running nats-server with JetStream) [default: the Redis].",
+)
+@click.option(
     "--keep", is_flag=True, help="Leave the generated code and, with --redis, the demo's keys."
 )
 @click.option(
@@ -26,7 +33,7 @@ from damestoilet_contracts.demo import run_demo
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Contract directory [default: ./schemas, else the repository's].",
 )
-def demo(redis_url: str | None, keep: bool, schemas: Path | None) -> None:
+def demo(redis_url: str | None, bus_url: str | None, keep: bool, schemas: Path | None) -> None:
     """Show the toolkit end to end: start a local Redis (unless --redis), generate code from
     the contracts, start a coordinator, fill product, price, listing, search and CDN-page
     caches through the read-through cache, emit a price change, and print what the
@@ -39,10 +46,15 @@ def demo(redis_url: str | None, keep: bool, schemas: Path | None) -> None:
     Examples:
       damestoilet demo
       damestoilet demo --redis redis://127.0.0.1:6379/0 --keep
+      damestoilet demo --bus nats://127.0.0.1:4222
     """
     try:
         result = run_demo(
-            schemas=schemas or default_schemas(), redis_url=redis_url, keep=keep, echo=click.echo
+            schemas=schemas or default_schemas(),
+            redis_url=redis_url,
+            keep=keep,
+            echo=click.echo,
+            bus_url=bus_url,
         )
     except DamestoiletError as exc:
         click.echo(f"demo failed: {exc}", err=True)

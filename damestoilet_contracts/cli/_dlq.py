@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import Any
 
 import click
-import redis
 
-from damestoilet_contracts._errors import DeliveryError
-from damestoilet_contracts.runtime import DEFAULT_STREAM, dlq_stream_name
+from damestoilet_contracts._errors import DamestoiletError
+from damestoilet_contracts.runtime import DEFAULT_STREAM, dlq_stream_name, open_backend
 from damestoilet_contracts.runtime._redact import redact
-from damestoilet_contracts.runtime.redis._bus import SyncRedis, connect
-from damestoilet_contracts.runtime.redis._dead_letters import (
-    drop_dead_letters,
-    list_dead_letters,
-    replay_dead_letters,
-)
 
-_redis_option = click.option(
-    "--redis", "redis_url", required=True, metavar="URL", help="The stream's Redis."
+_redis_option = click.option("--redis", "redis_url", metavar="URL", help="The stream's Redis.")
+_bus_option = click.option(
+    "--bus",
+    "bus_url",
+    metavar="URL",
+    help="The bus instead: redis://, rediss:// or nats:// (JetStream) [default: --redis].",
 )
 _cluster_option = click.option(
     "--cluster", is_flag=True, help="--redis names a node of a Redis Cluster."
@@ -42,19 +40,22 @@ def dlq() -> None:
     Examples:
       damestoilet dlq list --redis redis://127.0.0.1:6379/0
       damestoilet dlq replay --redis redis://127.0.0.1:6379/0 --all
+      damestoilet dlq list --bus nats://127.0.0.1:4222 --json
       damestoilet dlq drop --redis redis://127.0.0.1:6379/0 --id 1764155737123-0
     """
 
 
 @dlq.command("list")
 @_redis_option
+@_bus_option
 @_cluster_option
 @_stream_option
 @_dlq_option
 @click.option("--count", type=click.IntRange(min=1), help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def list_(
-    redis_url: str,
+    redis_url: str | None,
+    bus_url: str | None,
     cluster: bool,
     stream: str,
     dlq_stream: str | None,
@@ -64,15 +65,18 @@ def list_(
     """List dead letters, oldest first: DLQ id, envelope id, type, deliveries, reason.
 
     \b
-    Example:
+    Examples:
       damestoilet dlq list --redis redis://127.0.0.1:6379/0 --stream damestoilet:events --json
+      damestoilet dlq list --bus nats://127.0.0.1:4222
     """
-    client = _connect(redis_url, cluster)
+    store = _open(redis_url, bus_url, cluster)
     try:
-        letters = list_dead_letters(client, dlq_stream or dlq_stream_name(stream), count=count)
-    except redis.RedisError as exc:
+        letters = store.entries(dlq_stream or dlq_stream_name(stream), count=count)
+    except DamestoiletError as exc:
         click.echo(redact(f"cannot read the dead-letter stream: {exc}"), err=True)
         raise SystemExit(1) from exc
+    finally:
+        store.close()
     for letter in letters:
         if as_json:
             # ensure_ascii: a lone surrogate or a control character becomes a JSON escape
@@ -95,13 +99,15 @@ def _safe(text: str) -> str:
 
 @dlq.command("replay")
 @_redis_option
+@_bus_option
 @_cluster_option
 @_stream_option
 @_dlq_option
 @click.option("--id", "ids", multiple=True, metavar="DLQ_ID", help="A dead-letter entry id.")
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
 def replay(
-    redis_url: str,
+    redis_url: str | None,
+    bus_url: str | None,
     cluster: bool,
     stream: str,
     dlq_stream: str | None,
@@ -115,20 +121,20 @@ def replay(
     Examples:
       damestoilet dlq replay --redis redis://127.0.0.1:6379/0 --id 1764155737123-0
       damestoilet dlq replay --redis redis://127.0.0.1:6379/0 --all
+      damestoilet dlq replay --bus nats://127.0.0.1:4222 --id 17
     """
     if bool(ids) == replay_all:
         raise click.UsageError("give either --id (one or more) or --all")
-    client = _connect(redis_url, cluster)
+    store = _open(redis_url, bus_url, cluster)
     try:
-        replayed = replay_dead_letters(
-            client,
-            dlq_stream or dlq_stream_name(stream),
-            None if replay_all else list(ids),
-            stream=stream,
+        replayed = store.replay(
+            dlq_stream or dlq_stream_name(stream), None if replay_all else list(ids), stream=stream
         )
-    except (DeliveryError, redis.RedisError) as exc:
+    except DamestoiletError as exc:
         click.echo(redact(str(exc)), err=True)
         raise SystemExit(1) from exc
+    finally:
+        store.close()
     for dlq_id, new_id in replayed:
         click.echo(f"{dlq_id} -> {stream} {new_id}")
     click.echo(f"replayed {len(replayed)} dead letter(s)", err=True)
@@ -136,13 +142,15 @@ def replay(
 
 @dlq.command("drop")
 @_redis_option
+@_bus_option
 @_cluster_option
 @_stream_option
 @_dlq_option
 @click.option("--id", "ids", multiple=True, metavar="DLQ_ID", help="A dead-letter entry id.")
 @click.option("--all", "drop_all", is_flag=True, help="Drop every dead letter.")
 def drop(
-    redis_url: str,
+    redis_url: str | None,
+    bus_url: str | None,
     cluster: bool,
     stream: str,
     dlq_stream: str | None,
@@ -156,25 +164,29 @@ def drop(
     Examples:
       damestoilet dlq drop --redis redis://127.0.0.1:6379/0 --id 1764155737123-0
       damestoilet dlq drop --redis redis://127.0.0.1:6379/0 --all
+      damestoilet dlq drop --bus nats://127.0.0.1:4222 --id 7
     """
     if bool(ids) == drop_all:
         raise click.UsageError("give either --id (one or more) or --all")
-    client = _connect(redis_url, cluster)
+    store = _open(redis_url, bus_url, cluster)
     try:
-        dropped = drop_dead_letters(
-            client, dlq_stream or dlq_stream_name(stream), None if drop_all else list(ids)
-        )
-    except (DeliveryError, redis.RedisError) as exc:
+        dropped = store.drop(dlq_stream or dlq_stream_name(stream), None if drop_all else list(ids))
+    except DamestoiletError as exc:
         click.echo(redact(str(exc)), err=True)
         raise SystemExit(1) from exc
+    finally:
+        store.close()
     for dlq_id in dropped:
         click.echo(dlq_id)
     click.echo(f"dropped {len(dropped)} dead letter(s)", err=True)
 
 
-def _connect(url: str, cluster: bool) -> SyncRedis:
+def _open(redis_url: str | None, bus_url: str | None, cluster: bool) -> Any:
+    url = bus_url or redis_url
+    if url is None:
+        raise click.UsageError("give --redis URL or --bus URL")
     try:
-        return connect(url, cluster=cluster)
-    except ValueError as exc:
-        click.echo(redact(f"--redis {url!r} is not a Redis URL: {exc}"), err=True)
+        return open_backend("dead_letters", url, **({"cluster": True} if cluster else {}))
+    except (DamestoiletError, ValueError) as exc:
+        click.echo(redact(f"cannot open the dead letters of {url}: {exc}"), err=True)
         raise SystemExit(1) from exc

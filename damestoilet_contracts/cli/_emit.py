@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import redis
 
 from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.cli._payload import payload_encoder
@@ -37,7 +36,13 @@ _SHOWN_ERRORS = 20
     metavar="JSON",
     help="The payload as a JSON object, or - to read one JSON object per line from stdin.",
 )
-@click.option("--redis", "redis_url", required=True, metavar="URL", help="The stream's Redis.")
+@click.option("--redis", "redis_url", metavar="URL", help="The stream's Redis.")
+@click.option(
+    "--bus",
+    "bus_url",
+    metavar="URL",
+    help="The bus instead: redis://, rediss:// or nats:// (JetStream) [default: --redis].",
+)
 @click.option("--cluster", is_flag=True, help="--redis names a node of a Redis Cluster.")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Stream to append to.")
 @click.option(
@@ -68,7 +73,8 @@ def emit(
     schema_dir: Path,
     type_name: str,
     payload_text: str,
-    redis_url: str,
+    redis_url: str | None,
+    bus_url: str | None,
     cluster: bool,
     stream: str,
     source: str,
@@ -84,7 +90,7 @@ def emit(
     With --json - every line of stdin is one payload, sent in pipelines of 1000 (for manual
     purges and benchmarks). Every payload is checked before any is sent: a bad one (its line
     is named) sends nothing. Exit 1 with a message when a schema is wrong, the type unknown,
-    a payload bad or Redis unreachable.
+    a payload bad or the bus unreachable.
 
     \b
     Examples:
@@ -92,7 +98,12 @@ def emit(
         --json '{"product_id": "p1", "store_ids": ["s1"], "category_id": "c1", "price_cents": 5}'
       damestoilet emit schemas catalog.v1.CategoryRenamed --redis redis://127.0.0.1:6379/0 \\
         --json - < payloads.jsonl
+      damestoilet emit schemas catalog.v1.CategoryRenamed --bus nats://127.0.0.1:4222 \\
+        --json '{"category_id": "c1", "old_name": "Shoes", "new_name": "Footwear"}'
     """
+    url = bus_url or redis_url
+    if url is None:
+        raise click.UsageError("give --redis URL or --bus URL")
     try:
         contracts = load_linted(schema_dir)
         event = contracts.events.get(type_name)
@@ -139,7 +150,7 @@ def emit(
     sent = 0
     try:
         with Emitter.from_url(
-            redis_url,
+            url,
             source=source,
             stream=stream,
             maxlen=maxlen or None,
@@ -148,10 +159,8 @@ def emit(
         ) as emitter:
             for start in range(0, len(envelopes), _CHUNK):
                 sent += _send(emitter, envelopes[start : start + _CHUNK], quiet)
-    except (DamestoiletError, redis.RedisError) as exc:
-        click.echo(
-            redact(f"cannot emit to {redis_url}: {exc}; {sent} event(s) were emitted"), err=True
-        )
+    except (DamestoiletError, ValueError) as exc:
+        click.echo(redact(f"cannot emit to {url}: {exc}; {sent} event(s) were emitted"), err=True)
         raise SystemExit(1) from exc
     if payload_text == "-":
         click.echo(f"emitted {sent} event(s) onto {stream}", err=True)

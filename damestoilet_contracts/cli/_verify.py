@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 import redis
@@ -14,13 +15,19 @@ from damestoilet_contracts._errors import DamestoiletError
 from damestoilet_contracts.cli._schema_handlers import schema_handlers
 from damestoilet_contracts.runtime import DEFAULT_STREAM
 from damestoilet_contracts.runtime._redact import redact
+from damestoilet_contracts.runtime._registry import scheme_of
 from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
 from damestoilet_contracts.runtime.redis._bus import connect
 
 
 @click.command("verify")
 @click.option("--redis", "redis_url", required=True, metavar="URL", help="The cache Redis.")
-@click.option("--bus", "bus_url", metavar="URL", help="The stream's Redis [default: --redis].")
+@click.option(
+    "--bus",
+    "bus_url",
+    metavar="URL",
+    help="The bus sampled: a Redis (the stream's) or nats:// (JetStream) [default: --redis].",
+)
 @click.option("--cluster", is_flag=True, help="--redis (and --bus) name a Redis Cluster node.")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Stream to sample.")
 @click.option(
@@ -98,6 +105,7 @@ def verify(
       damestoilet verify --redis redis://127.0.0.1:6379/0 --sample 1000 --delay 2
       damestoilet verify --redis redis://cache:6379/0 --bus redis://bus:6379/0 \\
         --targets default --min-nines 3 --json
+      damestoilet verify --redis redis://cache:6379/0 --bus nats://127.0.0.1:4222
     """
     target_set = None
     if targets is not None:
@@ -109,10 +117,20 @@ def verify(
     try:
         handlers = schema_handlers(schema_dir) if schema_dir is not None else None
         cache = connect(redis_url, cluster=cluster)
-        bus = cache if bus_url is None else connect(bus_url, cluster=cluster)
+        tail = None
+        if bus_url is not None and scheme_of(bus_url) == "nats":
+            from damestoilet_contracts.runtime.nats._bus import read_last
+
+            def tail(stream: str, count: int) -> list[tuple[str, Any]]:
+                return read_last(bus_url, stream, count)
+
+            bus = cache
+        else:
+            bus = cache if bus_url is None else connect(bus_url, cluster=cluster)
         verifier = Verifier(
             cache,
             stream_client=bus,
+            tail=tail,
             targets=target_set,
             handlers=handlers,
             plain="skip" if plain == "skip" else "stale",

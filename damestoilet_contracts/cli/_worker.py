@@ -44,9 +44,50 @@ def _parse(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -
     return out
 
 
+def _parse_targets(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in value:
+        name, sep, url = item.partition("=")
+        name = name.strip()
+        if not sep or not name or "://" not in url:
+            raise click.BadParameter(f"{item!r}: write NAME=URL, e.g. pricing=redis://p:6379/0")
+        if name in out:
+            raise click.BadParameter(f"target {name!r} is bound twice")
+        out[name] = url
+    return out
+
+
 _OPTIONS: list[Callable[[Any], Any]] = [
-    click.option("--redis", "redis_url", required=True, metavar="URL", help="The cache Redis."),
-    click.option("--bus", "bus_url", metavar="URL", help="The stream's Redis [default: --redis]."),
+    click.option(
+        "--redis",
+        "redis_url",
+        metavar="URL",
+        help="The cache Redis: the default purge target of every target not bound with "
+        "--target, and the default bus and done store. Needed unless --target is given.",
+    ),
+    click.option(
+        "--bus",
+        "bus_url",
+        metavar="URL",
+        help="The bus: redis://, rediss:// (a Redis stream) or nats:// (JetStream) "
+        "[default: --redis].",
+    ),
+    click.option(
+        "--target",
+        "target_urls",
+        multiple=True,
+        metavar="NAME=URL",
+        callback=_parse_targets,
+        help="Purge target NAME on its own backend (repeatable), e.g. pricing=redis://p:6379/0.",
+    ),
+    click.option(
+        "--done",
+        "done_url",
+        metavar="URL",
+        help="Where done marks live (a Redis) [default: --redis, else a Redis --target].",
+    ),
     click.option("--cluster", is_flag=True, help="--redis names a node of a Redis Cluster."),
     click.option("--bus-cluster", is_flag=True, help="--bus names a node of a Redis Cluster."),
     click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Stream to consume."),
@@ -148,9 +189,10 @@ _OPTIONS: list[Callable[[Any], Any]] = [
 
 def worker_options(command: F) -> F:
     """Add the options every worker command takes, in --help order (parameters
-    ``redis_url, bus_url, cluster, bus_cluster, stream, consumer, dlq_stream,
-    handlers_package, schemas_dir, signing_key_files, flush_graph, grace, max_deliveries,
-    batch, block_ms, claim_idle_ms, done_ttl, metrics_port, metrics_addr, log_level``)."""
+    ``redis_url, bus_url, target_urls, done_url, cluster, bus_cluster, stream, consumer,
+    dlq_stream, handlers_package, schemas_dir, signing_key_files, flush_graph, grace,
+    max_deliveries, batch, block_ms, claim_idle_ms, done_ttl, metrics_port, metrics_addr,
+    log_level``)."""
     for option in reversed(_OPTIONS):
         command = option(command)
     return command
@@ -251,6 +293,32 @@ def resolve_prefix_index(flush_graph: Path | None) -> frozenset[str]:
     """The targets ``flush_graph`` declares with ``prefix_index: true`` (none without a graph:
     every prefix is scanned). Raises :class:`click.ClickException` when the graph is wrong."""
     return frozenset() if flush_graph is None else _graph(flush_graph).prefix_index
+
+
+def check_bindings(
+    flush_graph: Path | None,
+    redis_url: str | None,
+    target_urls: dict[str, str],
+    owned: frozenset[str] | None = None,
+) -> None:
+    """Refuse to start (exit 2 without any purge backend, exit 1 when the flush graph names
+    a target, of ``owned`` if given, that nothing is bound to): a plan naming it would only
+    be dead-lettered."""
+    if redis_url is None and not target_urls:
+        raise click.UsageError("give --redis URL, or --target NAME=URL for each target")
+    if flush_graph is None or redis_url is not None:
+        return
+    graph = _graph(flush_graph)
+    names = set(graph.grace) | {node.target for node in graph.nodes.values()}
+    if owned is not None:
+        names &= owned
+    unbound = sorted(names - set(target_urls))
+    if unbound:
+        hint = " ".join(f"--target {name}=URL" for name in unbound)
+        raise click.ClickException(
+            f"{flush_graph} names target(s) {', '.join(unbound)} that no purge backend is "
+            f"bound to: add {hint}, or --redis URL as the default backend"
+        )
 
 
 def resolve_signing(files: Sequence[Path]) -> SigningKeys | None:

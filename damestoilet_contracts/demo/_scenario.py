@@ -40,8 +40,10 @@ from damestoilet_contracts.runtime import (
     Emitter,
     Envelope,
     PurgeStats,
+    RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
+    open_backend,
 )
 from damestoilet_contracts.runtime.redis._prefix_index import INDEX_KEY
 
@@ -135,11 +137,14 @@ def run_demo(
     keep: bool = False,
     echo: Callable[[str], None] = print,
     timeout: float = 10.0,
+    bus_url: str | None = None,
 ) -> DemoResult:
     """Run the scenario and ``echo`` each step; return what it found.
 
     ``redis_url`` names a Redis to use (it gets keys with ``demo-`` in their names, removed
     at the end unless ``keep``); None starts a local redis-server, stopped at the end.
+    ``bus_url`` carries the events on another bus (``nats://host:port``: JetStream) instead
+    of a Redis stream; the caches stay in Redis.
     ``keep`` also leaves the generated code in place and says where. Raises
     :class:`DamestoiletError` when Redis cannot be used, the schemas are wrong, or the
     coordinator does not purge within ``timeout`` seconds.
@@ -168,7 +173,9 @@ def run_demo(
         )
 
         try:
-            result = _scenario(client, contracts.graph.grace, events, stack, keep, echo, timeout)
+            result = _scenario(
+                client, contracts.graph.grace, events, stack, keep, echo, timeout, bus_url
+            )
         except redis.RedisError as exc:
             raise DamestoiletError(f"the demo lost Redis at {url}: {exc}") from exc
         if keep:
@@ -186,21 +193,29 @@ def _scenario(
     keep: bool,
     echo: Callable[[str], None],
     timeout: float,
+    bus_url: str | None = None,
 ) -> DemoResult:
     if not keep:
         stack.callback(_clean, client)
     _clean(client)  # a previous --keep run may have left its keys
 
     target = _RecordingTarget(RedisPurgeTarget(client, grace=grace))
-    bus = RedisStreamBus(client, stream=STREAM, group=GROUP, consumer="demo")
-    bus.ensure_group()
     config = CoordinatorConfig(stream=STREAM, group=GROUP, consumer="demo", block_ms=100)
-    coordinator = Coordinator(bus, target, client, config)
+    bus: Any = (
+        RedisStreamBus(client, stream=STREAM, group=GROUP, consumer="demo")
+        if bus_url is None
+        else open_backend("bus", bus_url, stream=STREAM, group=GROUP, consumer="demo")
+    )
+    if bus_url is not None:
+        stack.callback(bus.close)
+    bus.open(config.policy())
+    coordinator = Coordinator(bus, target, RedisDoneStore(client), config)
     thread = threading.Thread(target=coordinator.run, name="demo-coordinator", daemon=True)
     thread.start()
     stack.callback(thread.join, 5)
     stack.callback(coordinator.stop)
-    echo(f"[3/6] coordinator: consuming {STREAM} as group {GROUP} (a thread of this process)")
+    on = f" on {bus_url}" if bus_url else ""
+    echo(f"[3/6] coordinator: consuming {STREAM}{on} as group {GROUP} (a thread of this process)")
 
     source = {PRODUCT: OLD_PRICE, OTHER_PRODUCT: 2499}
     cache = Cache(client, ttl=3600)
@@ -219,7 +234,12 @@ def _scenario(
         product_id=PRODUCT, store_ids=list(STORES), category_id=CATEGORY, price_cents=NEW_PRICE
     )
     plan: Plan = event.flush_plan()
-    with Emitter(client, source="//damestoilet/demo", stream=STREAM) as emitter:
+    emitter = (
+        Emitter(client, source="//damestoilet/demo", stream=STREAM)
+        if bus_url is None
+        else Emitter.from_url(bus_url, source="//damestoilet/demo", stream=STREAM)
+    )
+    with emitter:
         emitted = time.monotonic()
         event_id = emitter.emit(event)
     echo(f"[5/6] emit: {EVENT_TYPE} {PRODUCT} price {OLD_PRICE} -> {NEW_PRICE} (source updated)")
@@ -288,10 +308,10 @@ def _describe(op: FlushOp) -> str:
     return f"{op.op:<6} {op.key}" + (f"  ({', '.join(extra)})" if extra else "")
 
 
-def _wait(bus: RedisStreamBus, target: _RecordingTarget, stages: int, timeout: float) -> None:
+def _wait(bus: Any, target: _RecordingTarget, stages: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        info = bus.group_info()
+        info = bus.backlog()
         if len(target.stages) >= stages and info.pending == 0 and info.lag == 0:
             return
         time.sleep(0.01)

@@ -18,7 +18,8 @@ import redis
 from damestoilet_contracts._errors import DeliveryError
 from damestoilet_contracts.runtime import DEFAULT_STREAM
 from damestoilet_contracts.runtime._envelope import STREAM_FIELD
-from damestoilet_contracts.runtime.redis._bus import DEFAULT_MAXLEN, connect, xadd_options
+from damestoilet_contracts.runtime._seams import DEFAULT_MAXLEN
+from damestoilet_contracts.runtime.redis._bus import connect, xadd_options
 
 #: The bus URL schemes :func:`open_publisher` accepts.
 SCHEMES = ("redis", "rediss")

@@ -1,5 +1,7 @@
-"""The runtime a service imports: envelope, bus backends, emitters, coordinator, purge
-targets, read-through cache. It needs neither the loaders nor the generator."""
+"""The runtime a service imports: envelope, seams (bus, publisher, done store, purge target),
+emitters, coordinator, agents, the Redis backend and the read-through cache. It needs neither
+the loaders nor the generator; other backends (``nats://``) are imported when a URL names
+them."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from damestoilet_contracts.runtime._coordinator import (
     load_flush_specs,
     load_handlers,
 )
+from damestoilet_contracts.runtime._coordinator_async import AsyncCoordinator
+from damestoilet_contracts.runtime._core import Backoff
 from damestoilet_contracts.runtime._emitter import AsyncEmitter, Emitter
 from damestoilet_contracts.runtime._envelope import Envelope, uuid7
 from damestoilet_contracts.runtime._event import (
@@ -28,25 +32,38 @@ from damestoilet_contracts.runtime._event import (
 from damestoilet_contracts.runtime._l1 import L1Cache
 from damestoilet_contracts.runtime._metrics import CoordinatorStats, serve_metrics
 from damestoilet_contracts.runtime._plan_check import FlushSpec, KeyPattern, PlanChecker
+from damestoilet_contracts.runtime._registry import open_backend
+from damestoilet_contracts.runtime._registry import register as register_backend
+from damestoilet_contracts.runtime._router import AsyncTargetRouter, TargetRouter
 from damestoilet_contracts.runtime._seams import (
+    DEFAULT_GROUP,
+    DEFAULT_STREAM,
+    AsyncBus,
+    AsyncDoneStore,
+    AsyncPublisher,
+    AsyncPurgeTarget,
+    Backlog,
     Bus,
-    BusEntry,
-    Claimed,
+    ConsumePolicy,
+    Dead,
+    Delivery,
+    DoneStore,
     FlushHandler,
-    GroupInfo,
     HandlerRegistry,
+    Publisher,
     PurgeTarget,
+    Retry,
+    Settlement,
     dlq_stream_name,
 )
 from damestoilet_contracts.runtime._signing import SigningKeys
 from damestoilet_contracts.runtime._uri import SCHEMA_URN_PREFIX, schema_uri
 from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
-from damestoilet_contracts.runtime.redis._bus import (
-    DEFAULT_GROUP,
-    DEFAULT_STREAM,
-    RedisStreamBus,
-)
+from damestoilet_contracts.runtime.redis._bus import RedisStreamBus
+from damestoilet_contracts.runtime.redis._bus_async import AsyncRedisStreamBus
 from damestoilet_contracts.runtime.redis._cache import AsyncCache, Cache, JsonSerializer, Serializer
+from damestoilet_contracts.runtime.redis._done import AsyncRedisDoneStore, RedisDoneStore
+from damestoilet_contracts.runtime.redis._publisher import AsyncRedisPublisher, RedisPublisher
 from damestoilet_contracts.runtime.redis._purge import PurgeStats, RedisPurgeTarget
 from damestoilet_contracts.runtime.redis._purge_async import AsyncRedisPurgeTarget
 from damestoilet_contracts.runtime.redis._trust import trim_acknowledged
@@ -58,36 +75,54 @@ __all__ = [
     "PROTOBUF_CONTENT_TYPE",
     "SCHEMA_URN_PREFIX",
     "STRUCTURED_CONTENT_TYPE",
+    "AsyncBus",
     "AsyncCache",
+    "AsyncCoordinator",
+    "AsyncDoneStore",
     "AsyncEmitter",
+    "AsyncPublisher",
+    "AsyncPurgeTarget",
+    "AsyncRedisDoneStore",
+    "AsyncRedisPublisher",
     "AsyncRedisPurgeTarget",
+    "AsyncRedisStreamBus",
+    "AsyncTargetRouter",
+    "Backlog",
+    "Backoff",
     "BinaryMessage",
     "Bus",
-    "BusEntry",
     "Cache",
-    "Claimed",
+    "ConsumePolicy",
     "ContractEvent",
     "Coordinator",
     "CoordinatorConfig",
     "CoordinatorStats",
+    "Dead",
+    "Delivery",
+    "DoneStore",
     "Emitter",
     "Envelope",
     "FlushAgent",
     "FlushHandler",
     "FlushSpec",
-    "GroupInfo",
     "HandlerRegistry",
     "JsonSerializer",
     "KeyPattern",
     "L1Cache",
     "PlanChecker",
+    "Publisher",
     "PurgeHook",
     "PurgeStats",
     "PurgeTarget",
+    "RedisDoneStore",
+    "RedisPublisher",
     "RedisPurgeTarget",
     "RedisStreamBus",
+    "Retry",
     "Serializer",
+    "Settlement",
     "SigningKeys",
+    "TargetRouter",
     "Verifier",
     "VerifyReport",
     "agent_group",
@@ -96,6 +131,8 @@ __all__ = [
     "from_structured",
     "load_flush_specs",
     "load_handlers",
+    "open_backend",
+    "register_backend",
     "schema_uri",
     "serve_metrics",
     "to_binary",

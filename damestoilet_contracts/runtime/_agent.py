@@ -3,7 +3,7 @@ only the operations of the targets a team owns, and telling in-process hooks wha
 
 Every consumer group of a Redis stream receives every entry, so an agent in its own group sees
 each event the central coordinator sees, purges the ops of its targets (through
-:class:`RedisPurgeTarget`'s ``targets`` filter) and marks the event done for its group only
+its purge backends' ``targets`` filter) and marks the event done for its group only
 (``_layout.done_key(id, group)``): another group's done mark never makes it skip an event.
 
 After each stage is purged, the agent calls its ``on_purge`` hooks once per distinct op of its
@@ -26,23 +26,23 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
-import redis
-
+from damestoilet_contracts._errors import BackendError
 from damestoilet_contracts.model import FlushOp, StormGuard
 from damestoilet_contracts.runtime._coordinator import Coordinator, CoordinatorConfig
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
 from damestoilet_contracts.runtime._plan_check import FlushSpec
-from damestoilet_contracts.runtime._seams import HandlerRegistry
-from damestoilet_contracts.runtime._signing import SigningKeys
-from damestoilet_contracts.runtime.redis._bus import (
+from damestoilet_contracts.runtime._router import TargetRouter
+from damestoilet_contracts.runtime._seams import (
     DEFAULT_GROUP,
-    RedisStreamBus,
-    SyncRedis,
-    connect,
+    Bus,
+    DoneStore,
+    HandlerRegistry,
+    PurgeTarget,
     default_consumer,
 )
-from damestoilet_contracts.runtime.redis._purge import PurgeStats, RedisPurgeTarget
+from damestoilet_contracts.runtime._signing import SigningKeys
 
 #: Called with each purged op of the agent's targets, after the op's stage was purged.
 PurgeHook = Callable[[FlushOp], object]
@@ -72,7 +72,7 @@ class HookedPurgeTarget:
 
     def __init__(
         self,
-        inner: RedisPurgeTarget | None,
+        inner: PurgeTarget | None,
         targets: Collection[str],
         hooks: Sequence[PurgeHook] = (),
     ) -> None:
@@ -82,27 +82,17 @@ class HookedPurgeTarget:
         self.targets = frozenset(targets)
         self.hooks = list(hooks)
 
-    @property
-    def interrupt(self) -> threading.Event | None:
-        """The inner target's stop event (see ``RedisPurgeTarget.interrupt``)."""
-        return self.inner.interrupt if self.inner is not None else None
-
-    @interrupt.setter
-    def interrupt(self, event: threading.Event | None) -> None:
-        if self.inner is not None:
-            self.inner.interrupt = event
-
     def serves(self, op: FlushOp) -> bool:
         """Whether ``op`` is for one of this target's targets."""
         return op.target in self.targets
 
-    def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
+    def purge_stage(self, ops: Sequence[FlushOp]) -> object:
         """Purge the served ops of one stage, then call the hooks; raises what the purge or a
         hook raises (the coordinator retries the event)."""
         served = [op for op in dict.fromkeys(ops) if self.serves(op)]
         if not served:
-            return PurgeStats()
-        stats = self.inner.purge_stage(served) if self.inner is not None else PurgeStats()
+            return None
+        stats = self.inner.purge_stage(served) if self.inner is not None else None
         for op in served:
             for hook in self.hooks:
                 hook(op)
@@ -114,11 +104,11 @@ class FlushAgent:
 
     def __init__(
         self,
-        client: SyncRedis,
+        client: Any,
         targets: Iterable[str],
         config: CoordinatorConfig | None = None,
         *,
-        bus_client: SyncRedis | None = None,
+        bus_client: Any = None,
         on_purge: Sequence[PurgeHook] = (),
         purge: bool = True,
         ephemeral: bool = False,
@@ -130,8 +120,8 @@ class FlushAgent:
         prefix_index: Collection[str] = (),
         storm: Mapping[str, StormGuard] | None = None,
     ) -> None:
-        """An agent purging ``targets`` in the Redis of ``client``, reading the stream from
-        ``bus_client`` (default: ``client``).
+        """An agent purging ``targets`` in the Redis of ``client`` (a redis-py client),
+        reading the stream from ``bus_client`` (default: ``client``).
 
         ``config`` tunes the engine as for :class:`Coordinator`; its ``group`` is the agent's
         group unless it is the coordinator's :data:`DEFAULT_GROUP` (an agent sharing the
@@ -140,46 +130,90 @@ class FlushAgent:
         ``on_purge`` hooks get each purged op of ``targets``; ``purge=False`` calls them
         without purging Redis; ``ephemeral`` makes the group this process's own (see the
         module docstring). ``handlers``, ``grace``, ``prefix_index``, ``storm``,
-        ``flush_specs`` and ``signing`` are those of :meth:`Coordinator.from_url`.
-        Raises ValueError for empty targets.
+        ``flush_specs`` and ``signing`` are those of :meth:`Coordinator.from_url`;
+        :meth:`from_url` builds an agent on any bus and purge backends. Raises ValueError
+        for empty targets.
         """
-        self.targets = check_targets(targets)
-        base = config or CoordinatorConfig()
-        consumer = base.consumer or default_consumer()
-        group = base.group
-        if group == DEFAULT_GROUP:
-            group = agent_group(self.targets)
-            if ephemeral:
-                group = f"{group}:{consumer}"
-        self.config = dataclasses.replace(base, group=group, consumer=consumer)
-        self.ephemeral = ephemeral
-        self.client = client
-        self.bus = bus = RedisStreamBus(
+        from damestoilet_contracts.runtime.redis._bus import RedisStreamBus
+        from damestoilet_contracts.runtime.redis._done import RedisDoneStore
+        from damestoilet_contracts.runtime.redis._purge import RedisPurgeTarget
+
+        names = check_targets(targets)
+        config = self._config(config, names, ephemeral)
+        bus = RedisStreamBus(
             bus_client if bus_client is not None else client,
-            stream=self.config.stream,
-            group=self.config.group,
-            consumer=self.config.consumer,
-            dlq_stream=self.config.dlq_stream,
+            stream=config.stream,
+            group=config.group,
+            consumer=config.consumer,
+            dlq_stream=config.dlq_stream,
         )
         inner = (
             RedisPurgeTarget(
-                client,
-                targets=self.targets,
-                grace=grace,
-                prefix_index=prefix_index,
-                storm=storm,
+                client, targets=names, grace=grace, prefix_index=prefix_index, storm=storm
             )
             if purge
             else None
         )
-        self.target = HookedPurgeTarget(inner, self.targets, on_purge)
+        self._assemble(
+            names,
+            config,
+            bus,
+            inner,
+            RedisDoneStore(client),
+            on_purge,
+            handlers,
+            stats,
+            flush_specs,
+            signing,
+        )
+
+    @staticmethod
+    def _config(
+        config: CoordinatorConfig | None, names: frozenset[str], ephemeral: bool
+    ) -> CoordinatorConfig:
+        base = config or CoordinatorConfig()
+        consumer = base.consumer or default_consumer()
+        group = base.group
+        if group == DEFAULT_GROUP:
+            group = agent_group(names)
+            if ephemeral:
+                group = f"{group}:{consumer}"
+        return dataclasses.replace(base, group=group, consumer=consumer, ephemeral=ephemeral)
+
+    def _assemble(
+        self,
+        names: frozenset[str],
+        config: CoordinatorConfig,
+        bus: Bus,
+        inner: PurgeTarget | None,
+        done: DoneStore,
+        on_purge: Sequence[PurgeHook],
+        handlers: HandlerRegistry | None,
+        stats: CoordinatorStats | None,
+        flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
+        signing: SigningKeys | None = None,
+    ) -> None:
+        self.targets = names
+        self.config = config
+        self.ephemeral = config.ephemeral
+        self.bus = bus
+        self.target = HookedPurgeTarget(inner, names, on_purge)
+        # Ops of other teams' targets are not this agent's to purge: only its own must be bound.
+        router = inner if isinstance(inner, TargetRouter) else None
+        bound = None
+        if router is not None:
+
+            def bound(name: str) -> bool:
+                return name not in names or router.is_bound(name)
+
         self.coordinator = Coordinator(
             bus,
             self.target,
-            client,
-            self.config,
+            done,
+            config,
             handlers=handlers,
             stats=stats,
+            bound=bound,
             flush_specs=flush_specs,
             signing=signing,
         )
@@ -187,7 +221,7 @@ class FlushAgent:
     @classmethod
     def from_url(
         cls,
-        redis_url: str,
+        redis_url: str | None,
         targets: Iterable[str],
         config: CoordinatorConfig | None = None,
         *,
@@ -199,32 +233,49 @@ class FlushAgent:
         ephemeral: bool = False,
         handlers: HandlerRegistry | None = None,
         grace: Mapping[str, float] | None = None,
+        target_urls: Mapping[str, str] | None = None,
+        done_url: str | None = None,
         flush_specs: Mapping[str, Iterable[FlushSpec]] | None = None,
         signing: SigningKeys | None = None,
         prefix_index: Collection[str] = (),
         storm: Mapping[str, StormGuard] | None = None,
     ) -> FlushAgent:
-        """An agent over the Redis at ``redis_url`` (the stream at ``bus_url``, default the
-        same server); the other arguments are those of :class:`FlushAgent` and
-        :meth:`Coordinator.from_url`. Raises ValueError for a malformed URL or empty targets."""
-        client = connect(redis_url, cluster=cluster)
-        bus_cluster = cluster if bus_cluster is None else bus_cluster
-        bus_client = None if bus_url is None else connect(bus_url, cluster=bus_cluster)
-        return cls(
-            client,
-            targets,
+        """An agent from URLs, by the rules of :class:`Coordinator.from_url`: ``redis_url``
+        the default purge backend (None: only ``target_urls``, name -> URL), ``bus_url``
+        the bus (any registered scheme), ``done_url`` the done store. The other arguments
+        are those of :class:`FlushAgent`. Raises :class:`ConfigError` or ValueError for a
+        wrong URL, binding or empty targets."""
+        from damestoilet_contracts.runtime._wiring import open_sync
+
+        names = check_targets(targets)
+        config = cls._config(config, names, ephemeral)
+        wired = open_sync(
             config,
-            bus_client=bus_client,
-            on_purge=on_purge,
-            purge=purge,
-            ephemeral=ephemeral,
-            handlers=handlers,
+            redis_url=redis_url,
+            bus_url=bus_url,
+            targets=target_urls or {},
+            done_url=done_url,
             grace=grace,
-            flush_specs=flush_specs,
-            signing=signing,
+            cluster=cluster,
+            bus_cluster=cluster if bus_cluster is None else bus_cluster,
+            purge_targets=names,
             prefix_index=prefix_index,
             storm=storm,
         )
+        agent = cls.__new__(cls)
+        agent._assemble(
+            names,
+            config,
+            wired.bus,
+            wired.target if purge else None,
+            wired.done,
+            on_purge,
+            handlers,
+            None,
+            flush_specs,
+            signing,
+        )
+        return agent
 
     @property
     def group(self) -> str:
@@ -242,31 +293,23 @@ class FlushAgent:
 
     def ensure_group(self) -> None:
         """Create the stream and the group: from the first entry, or (``ephemeral``) from the
-        end, since a new in-process cache holds nothing older."""
-        if not self.ephemeral:
-            self.bus.ensure_group()
-            return
-        try:
-            self.bus.client.xgroup_create(self.config.stream, self.group, id="$", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        end, since a new in-process cache holds nothing older. Raises :class:`BackendError`."""
+        self.coordinator.open()
 
     def run(self, *, stop_when_idle: bool = False, handle_signals: bool = False) -> None:
         """Consume and purge until :meth:`stop` (see :meth:`Coordinator.run`); an ephemeral
-        group is destroyed when this returns."""
+        group is deleted when this returns."""
         self.ensure_group()
         try:
             self.coordinator.run(stop_when_idle=stop_when_idle, handle_signals=handle_signals)
         finally:
-            if self.ephemeral:
-                with contextlib.suppress(redis.RedisError):
-                    self.bus.client.xgroup_destroy(self.config.stream, self.group)
+            with contextlib.suppress(BackendError):
+                self.bus.close()
 
     def run_in_thread(self, *, name: str | None = None) -> threading.Thread:
         """Create the group, then start :meth:`run` in a daemon thread (for a service's L1
         hooks) and return it; :meth:`stop` then ``join()`` the thread to end it. Raises
-        redis-py errors when the group cannot be created."""
+        :class:`BackendError` when the group cannot be created."""
         self.ensure_group()  # before returning: no event emitted after this call is missed
         thread = threading.Thread(
             target=self.run, name=name or f"damestoilet-agent-{self.group}", daemon=True

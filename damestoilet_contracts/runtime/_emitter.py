@@ -1,7 +1,10 @@
-"""Emitters: wrap generated events in envelopes and append them to a Redis stream.
+"""Emitters: wrap generated events in envelopes and publish them through a publisher (a
+Redis stream, a JetStream subject, an outbox: :class:`~runtime._seams.Publisher`).
 
-:class:`Emitter` (sync) and :class:`AsyncEmitter` (``redis.asyncio``) share one base that does
-everything but I/O: building the envelope and the ``XADD`` arguments.
+:class:`Emitter` (sync) and :class:`AsyncEmitter` share one base that does everything but
+I/O: building and planning the envelopes. ``from_url`` picks the publisher by the URL's
+scheme (``redis://``, ``rediss://``, ``nats://``); a redis-py client passed in place of a
+publisher is wrapped in a Redis stream publisher, as before the seams.
 """
 
 from __future__ import annotations
@@ -10,31 +13,53 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-import redis
-import redis.asyncio
-
-from damestoilet_contracts._errors import EmitterClosedError
-from damestoilet_contracts.runtime._envelope import STREAM_VERSION, Envelope
+from damestoilet_contracts._errors import ConfigError, EmitterClosedError
+from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._event import ContractEvent
-from damestoilet_contracts.runtime._signing import SIGNATURE_FIELD, SigningKeys
-from damestoilet_contracts.runtime._uri import check_source
-from damestoilet_contracts.runtime.redis._bus import (
+from damestoilet_contracts.runtime._registry import open_backend
+from damestoilet_contracts.runtime._seams import (
     DEFAULT_MAXLEN,
     DEFAULT_STREAM,
-    SyncRedis,
-    connect,
-    xadd_options,
+    AsyncPublisher,
+    Publisher,
+)
+from damestoilet_contracts.runtime._signing import SigningKeys
+from damestoilet_contracts.runtime._uri import check_source
+
+_UNSIGNED = (
+    "signing is implemented for the Redis stream bus only (an `s` field of each entry); "
+    "emit onto a redis:// bus, or leave --signing-key-file and $DAMESTOILET_SIGNING_KEY unset"
 )
 
 
+def _publisher_options(
+    url: str, stream: str, maxlen: int | None, cluster: bool, signing: SigningKeys | None
+) -> dict[str, Any]:
+    options: dict[str, Any] = {"stream": stream}
+    if cluster:
+        options["cluster"] = True
+    if maxlen != DEFAULT_MAXLEN:
+        options["maxlen"] = maxlen
+    if signing is not None:
+        if not url.lower().startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(_UNSIGNED)
+        options["signing"] = signing
+    return options
+
+
+def _is_redis_client(obj: object) -> bool:
+    # A redis-py client has a `publish` too (PUBLISH): tell it apart by its package.
+    return type(obj).__module__.split(".")[0] == "redis"
+
+
 class _EmitterBase:
-    """What both emitters share: stream, source, cap, and envelope building (no I/O)."""
+    """What both emitters share: source and envelope building (no I/O)."""
 
     def __init__(
         self,
         *,
-        stream: str,
         source: str,
+        stream: str,
         maxlen: int | None,
         signing: SigningKeys | None = None,
     ) -> None:
@@ -44,7 +69,6 @@ class _EmitterBase:
         self.stream = stream
         self.source = source
         self.maxlen = maxlen
-        self._options = xadd_options(maxlen)
         self._closed = False
         self.signing = signing
 
@@ -57,25 +81,20 @@ class _EmitterBase:
         """The envelope ``event`` travels in; raises :class:`PlanError` if it cannot be planned."""
         return Envelope.from_event(event, source=self.source)
 
-    def _prepare(self, envelopes: Iterable[Envelope]) -> list[tuple[str, dict[str, bytes]]]:
+    def _check_open(self) -> None:
         if self._closed:
             raise EmitterClosedError(
                 f"this emitter of {self.source} onto {self.stream} was closed; nothing was "
                 "sent. Emit before close(), or make a new emitter"
             )
-        prepared = [(env.id, env.to_fields(version=STREAM_VERSION)) for env in envelopes]
-        if self.signing is not None:
-            for _, fields in prepared:
-                fields[SIGNATURE_FIELD] = self.signing.sign(fields)
-        return prepared
 
 
 class Emitter(_EmitterBase):
-    """Appends events to a Redis stream, one ``XADD`` each or many in one pipeline."""
+    """Publishes events, one at a time or many in one round trip."""
 
     def __init__(
         self,
-        client: SyncRedis,
+        publisher: Any,
         *,
         source: str,
         stream: str = DEFAULT_STREAM,
@@ -83,11 +102,20 @@ class Emitter(_EmitterBase):
         owns_client: bool = False,
         signing: SigningKeys | None = None,
     ) -> None:
-        """Emit through ``client`` onto ``stream``, capped near ``maxlen`` entries (None: no
-        cap); ``source`` is the CloudEvents source; ``owns_client``: close it on close();
-        ``signing`` signs every entry (an ``s`` field, docs/trust.md)."""
-        super().__init__(stream=stream, source=source, maxlen=maxlen, signing=signing)
-        self._client: Any = client
+        """Emit through ``publisher``; ``source`` is the CloudEvents source. A redis-py
+        client in its place is wrapped in a Redis stream publisher onto ``stream``, capped
+        near ``maxlen`` entries (None: no cap), signing every entry with ``signing`` (an
+        ``s`` field, docs/trust.md). ``owns_client``: close it on close()."""
+        super().__init__(source=source, stream=stream, maxlen=maxlen, signing=signing)
+        if _is_redis_client(publisher):
+            from damestoilet_contracts.runtime.redis._publisher import RedisPublisher
+
+            publisher = RedisPublisher(
+                publisher, stream=stream, maxlen=maxlen, owns_client=owns_client, signing=signing
+            )
+        elif signing is not None and getattr(publisher, "signing", None) is not signing:
+            raise ConfigError(_UNSIGNED)
+        self.publisher: Publisher = publisher
         self._owns_client = owns_client
 
     @classmethod
@@ -101,15 +129,24 @@ class Emitter(_EmitterBase):
         cluster: bool = False,
         signing: SigningKeys | None = None,
     ) -> Emitter:
-        """An emitter with its own client for ``url`` (``redis://host:port/db``; with
-        ``cluster``, any node of a Redis Cluster)."""
-        client = connect(url, cluster=cluster)
+        """An emitter with its own publisher for ``url``: ``redis://host:port/db`` (with
+        ``cluster``, any node of a Redis Cluster; ``maxlen`` caps the stream) or
+        ``nats://host:port`` (``stream`` is the subject). Raises :class:`ConfigError` for an
+        unknown scheme, :class:`MissingExtraError` when its client library is missing."""
+        options = _publisher_options(url, stream, maxlen, cluster, signing)
+        publisher = open_backend("publisher", url, **options)
         return cls(
-            client, source=source, stream=stream, maxlen=maxlen, owns_client=True, signing=signing
+            publisher,
+            source=source,
+            stream=stream,
+            maxlen=maxlen,
+            owns_client=True,
+            signing=signing,
         )
 
     def emit(self, event: ContractEvent) -> str:
-        """Emit one event; returns its envelope id. Raises :class:`PlanError` or a Redis error."""
+        """Emit one event; returns its envelope id. Raises :class:`PlanError`, or
+        :class:`BackendError` when the bus fails."""
         return self.emit_envelopes([self.envelope(event)])[0]
 
     def emit_many(self, events: Iterable[ContractEvent]) -> list[str]:
@@ -118,24 +155,19 @@ class Emitter(_EmitterBase):
         return self.emit_envelopes([self.envelope(e) for e in events])
 
     def emit_envelopes(self, envelopes: Sequence[Envelope]) -> list[str]:
-        """Append ready envelopes in one pipeline; returns their envelope ids."""
-        prepared = self._prepare(envelopes)
-        if len(prepared) == 1:
-            self._client.xadd(self.stream, prepared[0][1], **self._options)
-        elif prepared:
-            pipe = self._client.pipeline(transaction=False)
-            for _, fields in prepared:
-                pipe.xadd(self.stream, fields, **self._options)
-            pipe.execute()
-        return [env_id for env_id, _ in prepared]
+        """Publish ready envelopes in one round trip; returns their envelope ids. Raises
+        :class:`EmitterClosedError` after :meth:`close`."""
+        self._check_open()
+        self.publisher.publish(envelopes)
+        return [env.id for env in envelopes]
 
     def close(self) -> None:
-        """Refuse further emits, and close the client if this emitter created it."""
+        """Refuse further emits, and close the publisher if this emitter created it."""
         if self._closed:
             return
         self._closed = True
         if self._owns_client:
-            self._client.close()
+            self.publisher.close()
 
     def __enter__(self) -> Emitter:
         return self
@@ -150,11 +182,11 @@ class Emitter(_EmitterBase):
 
 
 class AsyncEmitter(_EmitterBase):
-    """Appends events to a Redis stream from asyncio code (``redis.asyncio``)."""
+    """Publishes events from asyncio code."""
 
     def __init__(
         self,
-        client: redis.asyncio.Redis | redis.asyncio.RedisCluster,
+        publisher: Any,
         *,
         source: str,
         stream: str = DEFAULT_STREAM,
@@ -162,9 +194,17 @@ class AsyncEmitter(_EmitterBase):
         owns_client: bool = False,
         signing: SigningKeys | None = None,
     ) -> None:
-        """Like :class:`Emitter`, over an asyncio client."""
-        super().__init__(stream=stream, source=source, maxlen=maxlen, signing=signing)
-        self._client: Any = client
+        """Like :class:`Emitter`, over an asyncio publisher (or a ``redis.asyncio`` client)."""
+        super().__init__(source=source, stream=stream, maxlen=maxlen, signing=signing)
+        if _is_redis_client(publisher):
+            from damestoilet_contracts.runtime.redis._publisher import AsyncRedisPublisher
+
+            publisher = AsyncRedisPublisher(
+                publisher, stream=stream, maxlen=maxlen, owns_client=owns_client, signing=signing
+            )
+        elif signing is not None and getattr(publisher, "signing", None) is not signing:
+            raise ConfigError(_UNSIGNED)
+        self.publisher: AsyncPublisher = publisher
         self._owns_client = owns_client
 
     @classmethod
@@ -178,15 +218,17 @@ class AsyncEmitter(_EmitterBase):
         cluster: bool = False,
         signing: SigningKeys | None = None,
     ) -> AsyncEmitter:
-        """An emitter with its own asyncio client for ``url`` (with ``cluster``, any node of
-        a Redis Cluster)."""
-        client: Any = (
-            redis.asyncio.RedisCluster.from_url(url)
-            if cluster
-            else redis.asyncio.Redis.from_url(url)
-        )
+        """An emitter with its own asyncio publisher for ``url`` (see
+        :meth:`Emitter.from_url`)."""
+        options = _publisher_options(url, stream, maxlen, cluster, signing)
+        publisher = open_backend("async_publisher", url, **options)
         return cls(
-            client, source=source, stream=stream, maxlen=maxlen, owns_client=True, signing=signing
+            publisher,
+            source=source,
+            stream=stream,
+            maxlen=maxlen,
+            owns_client=True,
+            signing=signing,
         )
 
     async def emit(self, event: ContractEvent) -> str:
@@ -198,24 +240,19 @@ class AsyncEmitter(_EmitterBase):
         return await self.emit_envelopes([self.envelope(e) for e in events])
 
     async def emit_envelopes(self, envelopes: Sequence[Envelope]) -> list[str]:
-        """Append ready envelopes in one pipeline; returns their envelope ids."""
-        prepared = self._prepare(envelopes)
-        if len(prepared) == 1:
-            await self._client.xadd(self.stream, prepared[0][1], **self._options)
-        elif prepared:
-            pipe = self._client.pipeline(transaction=False)
-            for _, fields in prepared:
-                pipe.xadd(self.stream, fields, **self._options)
-            await pipe.execute()
-        return [env_id for env_id, _ in prepared]
+        """Publish ready envelopes in one round trip; returns their envelope ids. Raises
+        :class:`EmitterClosedError` after :meth:`aclose`."""
+        self._check_open()
+        await self.publisher.publish(envelopes)
+        return [env.id for env in envelopes]
 
     async def aclose(self) -> None:
-        """Refuse further emits, and close the client if this emitter created it."""
+        """Refuse further emits, and close the publisher if this emitter created it."""
         if self._closed:
             return
         self._closed = True
         if self._owns_client:
-            await self._client.aclose()
+            await self.publisher.aclose()
 
     async def __aenter__(self) -> AsyncEmitter:
         return self

@@ -1,20 +1,41 @@
-"""The seams of the runtime: the small protocols the coordinator is written against, so that
-it needs no concrete broker or purge backend.
+"""The seams of the runtime: the small protocols the coordinator engine is written against, so
+that it knows no broker and no store. Each has one implementation per backend sub-package
+(``runtime/redis/``, ``runtime/nats/``, ...), picked by URL scheme (:mod:`runtime._registry`).
 
-The bus a coordinator consumes from is a stream with a consumer group, at-least-once
-delivery, per-entry delivery counts and a dead-letter stream; Redis Streams implement it in
-:mod:`runtime.redis._bus`. A purge target executes one stage of a plan; the Redis targets in
-:mod:`runtime.redis._purge` satisfy :class:`PurgeTarget`, and so may others."""
+- :class:`Bus` / :class:`AsyncBus`: fetch a batch of :class:`Delivery`; settle each as done,
+  retry after a delay, or dead with a reason; report the :class:`Backlog`. Redelivery,
+  claiming a dead consumer's work and the retry schedule belong to the backend.
+- :class:`Publisher` / :class:`AsyncPublisher`: what emitters (and an outbox relay) write
+  envelopes through.
+- :class:`DoneStore` / :class:`AsyncDoneStore`: which event ids a consumer group already
+  purged (dedup beyond what the bus itself drops).
+- :class:`PurgeTarget` / :class:`AsyncPurgeTarget`: executes one stage of ops; a
+  :class:`~runtime._router.TargetRouter` sends each op to the backend bound to its target.
+
+Backends raise only the project's errors (:class:`BackendError` for a failing or unreachable
+server, :class:`PurgeError` from a purge): the engine never sees a client library's exception.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from damestoilet_contracts.model import FlushOp, Plan
+from damestoilet_contracts.runtime._envelope import Envelope
 
-#: Fields a dead-letter entry adds to the original fields.
+#: The default stream (Redis stream, JetStream subject) and consumer group.
+DEFAULT_STREAM = "damestoilet:events"
+DEFAULT_GROUP = "damestoilet-coordinator"
+#: Default approximate cap of a stream's length; older entries are trimmed as new ones come.
+DEFAULT_MAXLEN = 1_000_000
+#: How long an event id stays marked done (s) by default.
+DEFAULT_DONE_TTL_S = 300
+
+#: Fields (Redis) or headers (NATS) a dead letter adds to the original message.
 DLQ_REASON = "dlq_reason"
 DLQ_STREAM = "dlq_stream"
 DLQ_ID = "dlq_id"
@@ -25,35 +46,91 @@ DLQ_GROUP = "dlq_group"
 DLQ_FIELDS = (DLQ_REASON, DLQ_STREAM, DLQ_ID, DLQ_DELIVERIES, DLQ_TIME, DLQ_GROUP)
 
 
+def default_consumer() -> str:
+    """A consumer name unique to this process on this host: ``<hostname>-<pid>``."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 def dlq_stream_name(stream: str) -> str:
     """The default dead-letter stream of ``stream``: ``<stream>:dlq``."""
     return f"{stream}:dlq"
 
 
 @dataclass(frozen=True, slots=True)
-class BusEntry:
-    """One entry read from the bus: its id, its raw fields and how often it was delivered."""
+class Delivery:
+    """One message as the bus delivered it.
+
+    ``id`` is the bus's own id of the message (a stream entry id, a JetStream sequence);
+    ``fields`` its envelope fields (Redis), empty when the bus lost the message before it
+    was processed; ``deliveries`` counts this one. A bus with message headers (NATS, Kafka)
+    gives ``headers`` and ``body`` instead: a CloudEvent in binary mode of its ``binding``
+    (or, without ``ce-`` headers, an envelope's bytes as the body). ``handle`` is the
+    backend's own object for settling it (never looked at by the engine).
+    """
 
     id: str
     fields: Mapping[bytes, bytes]
     deliveries: int = 1
+    handle: Any = field(default=None, compare=False, repr=False)
+    headers: Mapping[str, str] | None = None
+    body: bytes = field(default=b"", repr=False)
+    binding: str = "nats"
 
 
 @dataclass(frozen=True, slots=True)
-class Claimed:
-    """What a reclaim returned: entries now owned by this consumer, and ids the stream lost."""
+class Retry:
+    """Settle ``delivery`` as failed: deliver it again after ``delay_s`` seconds."""
 
-    entries: list[BusEntry] = field(default_factory=list)
-    # Ids that were pending but whose entries were trimmed away (MAXLEN) before anyone acked.
-    lost: list[str] = field(default_factory=list)
+    delivery: Delivery
+    delay_s: float
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
-class GroupInfo:
-    """The consumer group's backlog: entries not yet delivered (None if unknown) and pending."""
+class Dead:
+    """Settle ``delivery`` as dead: copy it with ``reason`` to the dead letters, then ack it."""
+
+    delivery: Delivery
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How one batch ends, for the bus to carry out in as few round trips as it can."""
+
+    done: Sequence[Delivery] = ()
+    retry: Sequence[Retry] = ()
+    dead: Sequence[Dead] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """A consumer group's backlog: messages not yet delivered (None: unknown), delivered but
+    not settled, and messages lost (trimmed, expired) before they were settled, counted since
+    this bus was opened."""
 
     lag: int | None
     pending: int
+    lost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumePolicy:
+    """What the engine asks of a bus when it opens it; each backend maps it to its own terms
+    (Redis: XAUTOCLAIM idle time; JetStream: ``ack_wait``, ``max_deliver``)."""
+
+    #: A delivery left unsettled this long (a consumer died) is delivered again (ms).
+    redeliver_after_ms: int = 60_000
+    #: How often to look for such deliveries, where the backend must look itself (s).
+    reclaim_interval_s: float = 30.0
+    #: The engine dead-letters, unread, a delivery whose count passes this (read that often
+    #: and never settled: it may be what kills consumers); a backend that stops redelivering
+    #: by itself must still deliver once more than this. Failed purge attempts are counted
+    #: apart (:meth:`Bus.record_failures`).
+    max_deliveries: int = 50
+    #: The group is this process's own (an in-process cache's listener): it starts at the
+    #: end of the stream, since a new cache holds nothing older, and is deleted on close.
+    ephemeral: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,57 +144,147 @@ class Lost:
 
 
 class Bus(Protocol):
-    """A stream read by one consumer of a consumer group."""
+    """One consumer of a consumer group, at-least-once: what is fetched and not settled is
+    delivered again (after a crash: once ``redeliver_after_ms`` passed)."""
 
     @property
-    def stream(self) -> str:
-        """The stream's name."""
+    def name(self) -> str:
+        """The stream or subject this bus reads, for logs."""
         ...
 
-    def ensure_group(self) -> None:
-        """Create the stream and the consumer group if they do not exist."""
+    def open(self, policy: ConsumePolicy) -> None:
+        """Create what consuming needs (stream, group, consumer) if it does not exist."""
         ...
 
-    def read_new(self, count: int, block_ms: int) -> list[BusEntry]:
-        """Up to ``count`` entries never delivered to the group, waiting up to ``block_ms``."""
+    def fetch(self, count: int, wait_s: float) -> list[Delivery]:
+        """Up to ``count`` deliveries, waiting up to ``wait_s`` when there are none: the
+        consumer's own unsettled ones first, then due retries, reclaimed and new ones."""
         ...
 
-    def read_pending(self, after: str, count: int) -> list[BusEntry]:
-        """Up to ``count`` of this consumer's own pending entries with ids after ``after``."""
+    def settle(self, settlement: Settlement) -> None:
+        """Ack the done, schedule the retries, dead-letter (then ack) the dead."""
         ...
 
-    def claim(self, ids: Sequence[str]) -> list[BusEntry]:
-        """Take ``ids`` (again) for this consumer, counting a delivery each; for retries."""
+    def in_progress(self, deliveries: Sequence[Delivery]) -> None:
+        """Tell the bus these are still being worked on, so they are not redelivered."""
         ...
 
-    def claim_idle(self, min_idle_ms: int, count: int) -> Claimed:
-        """Take entries idle at least ``min_idle_ms`` in any consumer of the group."""
+    def backlog(self) -> Backlog:
+        """The group's lag, pending and lost counts."""
         ...
 
-    def ack(self, ids: Sequence[str]) -> None:
-        """Acknowledge ``ids``: they are done and leave the pending list."""
+    def retries_waiting(self) -> bool:
+        """Whether this consumer has retries scheduled and not yet delivered again."""
         ...
 
-    def dead_letter(self, entries: Sequence[tuple[BusEntry, str]]) -> None:
-        """Copy each entry with its reason to the dead-letter stream (does not acknowledge);
-        once per entry, even when a crash came between the letter and the ack."""
+    def record_failures(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """Count one failed purge attempt for each of ``deliveries``; their counts so far.
+        Only a purge that ran and failed is an attempt: a restart, a kill or a reclaim that
+        delivers a message again is none. :meth:`settle` forgets the counts it settles."""
         ...
 
     def take_lost(self) -> list[Lost]:
-        """Entries reads found trimmed before delivery since the last call."""
+        """Messages the bus found lost (trimmed, expired) before delivery since the last
+        call; the engine logs each gap as an ERROR."""
         ...
 
-    def record_failures(self, ids: Sequence[str]) -> list[int]:
-        """Count one failed purge attempt for each of ``ids``; their counts so far (reads,
-        restarts and reclaims are no attempts)."""
+    def close(self) -> None:
+        """Stop consuming: delete an ephemeral group, release the connection if this bus
+        made it."""
         ...
 
-    def forget_failures(self, ids: Sequence[str]) -> None:
-        """Drop the failed-attempt counts of ``ids``, now settled."""
+
+class AsyncBus(Protocol):
+    """:class:`Bus` for asyncio code: the same verbs, awaited."""
+
+    @property
+    def name(self) -> str:
+        """The stream or subject this bus reads, for logs."""
         ...
 
-    def group_info(self) -> GroupInfo:
-        """The group's lag and pending count."""
+    async def open(self, policy: ConsumePolicy) -> None:
+        """See :meth:`Bus.open`."""
+        ...
+
+    async def fetch(self, count: int, wait_s: float) -> list[Delivery]:
+        """See :meth:`Bus.fetch`."""
+        ...
+
+    async def settle(self, settlement: Settlement) -> None:
+        """See :meth:`Bus.settle`."""
+        ...
+
+    async def in_progress(self, deliveries: Sequence[Delivery]) -> None:
+        """See :meth:`Bus.in_progress`."""
+        ...
+
+    async def backlog(self) -> Backlog:
+        """See :meth:`Bus.backlog`."""
+        ...
+
+    def retries_waiting(self) -> bool:
+        """See :meth:`Bus.retries_waiting`."""
+        ...
+
+    async def record_failures(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """See :meth:`Bus.record_failures`."""
+        ...
+
+    def take_lost(self) -> list[Lost]:
+        """See :meth:`Bus.take_lost`."""
+        ...
+
+    async def aclose(self) -> None:
+        """See :meth:`Bus.close`."""
+        ...
+
+
+class Publisher(Protocol):
+    """Appends encoded envelopes to a bus, in order, at least once."""
+
+    def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Append ``envelopes`` in order (the bus may drop a re-sent id). Raises
+        :class:`BackendError` when the bus fails."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection if this publisher made it."""
+        ...
+
+
+class AsyncPublisher(Protocol):
+    """:class:`Publisher` for asyncio code."""
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """See :meth:`Publisher.publish`."""
+        ...
+
+    async def aclose(self) -> None:
+        """See :meth:`Publisher.close`."""
+        ...
+
+
+class DoneStore(Protocol):
+    """Remembers, per consumer group, the event ids whose purge succeeded."""
+
+    def seen(self, group: str, ids: Sequence[str]) -> set[int]:
+        """The positions in ``ids`` of the ids already done for ``group``."""
+        ...
+
+    def mark(self, group: str, ids: Sequence[str], ttl_s: int) -> None:
+        """Remember ``ids`` as done for ``group`` for ``ttl_s`` seconds."""
+        ...
+
+
+class AsyncDoneStore(Protocol):
+    """:class:`DoneStore` for asyncio code."""
+
+    async def seen(self, group: str, ids: Sequence[str]) -> set[int]:
+        """See :meth:`DoneStore.seen`."""
+        ...
+
+    async def mark(self, group: str, ids: Sequence[str], ttl_s: int) -> None:
+        """See :meth:`DoneStore.mark`."""
         ...
 
 
@@ -126,6 +293,14 @@ class PurgeTarget(Protocol):
 
     def purge_stage(self, ops: Sequence[FlushOp]) -> object:
         """Purge every operation of ``ops`` (one stage); raise :class:`PurgeError` on failure."""
+        ...
+
+
+class AsyncPurgeTarget(Protocol):
+    """:class:`PurgeTarget` for asyncio code."""
+
+    async def purge_stage(self, ops: Sequence[FlushOp]) -> object:
+        """See :meth:`PurgeTarget.purge_stage`."""
         ...
 
 

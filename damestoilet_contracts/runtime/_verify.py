@@ -57,9 +57,9 @@ import redis.cluster
 from damestoilet_contracts._errors import EnvelopeError
 from damestoilet_contracts.model import FlushOp, Plan
 from damestoilet_contracts.runtime._envelope import Envelope
-from damestoilet_contracts.runtime._seams import HandlerRegistry
+from damestoilet_contracts.runtime._seams import DEFAULT_STREAM, HandlerRegistry
 from damestoilet_contracts.runtime.redis import _layout as layout
-from damestoilet_contracts.runtime.redis._bus import DEFAULT_STREAM, SyncRedis
+from damestoilet_contracts.runtime.redis._bus import SyncRedis
 from damestoilet_contracts.runtime.redis._trust import lost_by_group
 
 #: What to do with a key whose age Redis cannot tell.
@@ -243,9 +243,11 @@ class Verifier:
         max_keys_per_op: int = DEFAULT_MAX_KEYS_PER_OP,
         scan_count: int = 1000,
         detail: int = DEFAULT_DETAIL,
+        tail: Callable[[str, int], list[tuple[str, Any]]] | None = None,
     ) -> None:
         """Check keys in the Redis of ``client`` (standalone or cluster), sampling the stream
-        from ``stream_client`` (default: ``client``).
+        from ``stream_client`` (default: ``client``), or through ``tail(stream, count)``, the
+        last entries of another bus as ``(id, fields)`` (see ``runtime.nats._bus.read_last``).
 
         ``targets`` limits the ops checked to those targets (None: all; give the targets
         this Redis holds); ``handlers`` plan events that arrive without a plan; ``plain`` says
@@ -265,6 +267,7 @@ class Verifier:
         self.max_keys_per_op = max_keys_per_op
         self.scan_count = scan_count
         self.detail = detail
+        self._tail = tail
         self._inspect = client.register_script(INSPECT_LUA)
 
     def run(
@@ -280,7 +283,10 @@ class Verifier:
         Raises ValueError for ``sample < 1`` or a negative delay, redis-py errors."""
         if sample < 1 or delay < 0:
             raise ValueError("sample must be at least 1 and delay not negative")
-        entries = read_last(self.stream_client, stream, sample)
+        if self._tail is not None:
+            entries = self._tail(stream, sample)
+        else:
+            entries = read_last(self.stream_client, stream, sample)
         newest = 0.0
         for _, fields in entries:
             try:

@@ -72,9 +72,9 @@ class MemoryEmitter(_EmitterBase):
 
     def emit_envelopes(self, envelopes: Sequence[Envelope]) -> list[str]:
         """Record ready envelopes; returns their ids. Raises when closed, as the real one."""
-        ids = [env_id for env_id, _ in self._prepare(envelopes)]
+        self._check_open()
         self.bus.envelopes.extend(envelopes)
-        return ids
+        return [env.id for env in envelopes]
 
     def close(self) -> None:
         """Refuse further emits."""
@@ -109,9 +109,9 @@ class AsyncMemoryEmitter(_EmitterBase):
 
     async def emit_envelopes(self, envelopes: Sequence[Envelope]) -> list[str]:
         """Record ready envelopes; returns their ids. Raises when closed, as the real one."""
-        ids = [env_id for env_id, _ in self._prepare(envelopes)]
+        self._check_open()
         self.bus.envelopes.extend(envelopes)
-        return ids
+        return [env.id for env in envelopes]
 
     async def aclose(self) -> None:
         """Refuse further emits."""

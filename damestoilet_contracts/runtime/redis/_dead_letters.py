@@ -17,7 +17,8 @@ from damestoilet_contracts.runtime._seams import (
     DLQ_STREAM,
     DLQ_TIME,
 )
-from damestoilet_contracts.runtime.redis._bus import SyncRedis, xadd_options
+from damestoilet_contracts.runtime.redis._bus import SyncRedis, connect, xadd_options
+from damestoilet_contracts.runtime.redis._done import translate_errors
 from damestoilet_contracts.runtime.redis._trust import dlq_index_field, dlq_index_key
 
 
@@ -181,3 +182,40 @@ def _text(value: bytes | str) -> str:
 
 def _opt_text(value: bytes | None) -> str | None:
     return None if value is None else value.decode(errors="replace")
+
+
+class RedisDeadLetters:
+    """Dead letters of a Redis stream bus, behind the neutral ``entries`` / ``replay`` /
+    ``drop`` verbs that ``damestoilet dlq`` uses on every bus."""
+
+    def __init__(self, client: SyncRedis, *, owns_client: bool = False) -> None:
+        """Read and replay through ``client``."""
+        self.client = client
+        self._owns_client = owns_client
+
+    @classmethod
+    def from_url(cls, url: str, *, cluster: bool = False) -> RedisDeadLetters:
+        """Dead letters of the Redis at ``url``; raises ValueError for a bad URL."""
+        return cls(connect(url, cluster=cluster), owns_client=True)
+
+    def entries(self, dlq_stream: str, *, count: int | None = None) -> list[DeadLetter]:
+        """See :func:`list_dead_letters`; raises :class:`BackendError` when Redis fails."""
+        with translate_errors(f"cannot read {dlq_stream}"):
+            return list_dead_letters(self.client, dlq_stream, count=count)
+
+    def replay(
+        self, dlq_stream: str, ids: Sequence[str] | None = None, *, stream: str | None = None
+    ) -> list[tuple[str, str]]:
+        """See :func:`replay_dead_letters`; raises :class:`BackendError` when Redis fails."""
+        with translate_errors(f"cannot replay {dlq_stream}"):
+            return replay_dead_letters(self.client, dlq_stream, ids, stream=stream)
+
+    def drop(self, dlq_stream: str, ids: Sequence[str] | None = None) -> list[str]:
+        """See :func:`drop_dead_letters`; raises :class:`BackendError` when Redis fails."""
+        with translate_errors(f"cannot drop from {dlq_stream}"):
+            return drop_dead_letters(self.client, dlq_stream, ids)
+
+    def close(self) -> None:
+        """Close the client if :meth:`from_url` made it."""
+        if self._owns_client:
+            self.client.close()

@@ -72,6 +72,8 @@ Dedup of event ids
 
 from __future__ import annotations
 
+from damestoilet_contracts.runtime._seams import DEFAULT_DONE_TTL_S as _DEFAULT_DONE_TTL_S
+
 #: Prefix of every key damestoilet writes for its own bookkeeping.
 NAMESPACE = "damestoilet:"
 
@@ -87,8 +89,8 @@ FIELD_SPREAD = "spread"
 #: How long a fill lease lives when its holder never fills (ms).
 LEASE_TTL_MS = 10_000
 
-#: How long an event id stays marked done (s).
-DEFAULT_DONE_TTL_S = 300
+#: How long an event id stays marked done (s): the default of every done store.
+DEFAULT_DONE_TTL_S = _DEFAULT_DONE_TTL_S
 
 #: Default grace window of a soft purge (s), when the flush graph names none for the target.
 DEFAULT_GRACE_S = 30.0

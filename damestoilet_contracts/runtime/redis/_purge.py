@@ -477,6 +477,30 @@ class RedisPurgeTarget(PurgeTargetBase):
         self.client = client
         self.is_cluster = cluster
 
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        cluster: bool = False,
+        grace: Mapping[str, float] | None = None,
+        targets: Collection[str] | None = None,
+        prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
+    ) -> RedisPurgeTarget:
+        """A target with its own client for ``url`` (``cluster``: any node of a cluster);
+        ``grace``, ``targets``, ``prefix_index`` and ``storm`` as for the constructor. Raises
+        ValueError for a bad URL."""
+        from damestoilet_contracts.runtime.redis._bus import connect
+
+        return cls(
+            connect(url, cluster=cluster),
+            grace=grace,
+            targets=targets,
+            prefix_index=prefix_index,
+            storm=storm,
+        )
+
     def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
         """Execute the ops of one stage that this target serves; return what was purged.
 

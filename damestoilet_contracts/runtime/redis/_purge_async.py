@@ -67,6 +67,25 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
         self.client = client
         self.is_cluster = cluster
 
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        cluster: bool = False,
+        grace: Mapping[str, float] | None = None,
+        targets: Collection[str] | None = None,
+        prefix_index: Collection[str] = (),
+        storm: Mapping[str, StormGuard] | None = None,
+    ) -> AsyncRedisPurgeTarget:
+        """See :meth:`RedisPurgeTarget.from_url`."""
+        client: Any = (
+            redis.asyncio.cluster.RedisCluster.from_url(url)
+            if cluster
+            else redis.asyncio.Redis.from_url(url)
+        )
+        return cls(client, grace=grace, targets=targets, prefix_index=prefix_index, storm=storm)
+
     async def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
         """The async :meth:`RedisPurgeTarget.purge_stage`; raises :class:`PurgeError`."""
         plan = self.planner.plan(ops)

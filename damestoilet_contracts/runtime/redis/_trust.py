@@ -254,6 +254,70 @@ class StreamTrust:
         return ids
 
 
+class AsyncStreamTrust:
+    """:class:`StreamTrust` over a ``redis.asyncio`` client: the same scripts and keys."""
+
+    def __init__(self, client: Any, stream: str, group: str, dlq_stream: str) -> None:
+        self._client = client
+        self.stream, self.group, self.dlq_stream = stream, group, dlq_stream
+        self.lost_key = lost_key(stream, group)
+        self.attempts_key = attempts_key(stream, group)
+        self.index_key = dlq_index_key(dlq_stream)
+        self._check: Any = None
+        self._dead: Any = None
+
+    async def read(
+        self, consumer: str, count: int, block_ms: int
+    ) -> tuple[list[tuple[str, Mapping[bytes, bytes]]], Lost | None]:
+        """See :meth:`StreamTrust.read`."""
+        import redis.asyncio.cluster
+
+        if self._check is None:
+            self._check = self._client.register_script(_CHECK_LUA)
+        keys, args = [self.stream, self.lost_key], [self.group]
+        streams: dict[Any, Any] = {self.stream: ">"}
+        if isinstance(self._client, redis.asyncio.cluster.RedisCluster):
+            checked = await self._check(keys=keys, args=args)
+            reply = await self._client.xreadgroup(self.group, consumer, streams, count=count)
+        else:
+            pipe = self._client.pipeline(transaction=True)
+            await self._check(keys=keys, args=args, client=pipe)
+            pipe.xreadgroup(self.group, consumer, streams, count=count)
+            checked, reply = await pipe.execute()
+        if not reply and block_ms:
+            reply = await self._client.xreadgroup(
+                self.group, consumer, streams, count=count, block=block_ms
+            )
+        lost, last, first = checked
+        gone = Lost(int(lost), _text(last), _text(first)) if int(lost) else None
+        return _entries(reply), gone
+
+    async def record_failures(self, ids: Sequence[str]) -> list[int]:
+        """See :meth:`StreamTrust.record_failures`."""
+        pipe = self._client.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.hincrby(self.attempts_key, entry_id, 1)
+        return [int(n) for n in await pipe.execute()]
+
+    async def forget_failures(self, ids: Sequence[str]) -> None:
+        """See :meth:`StreamTrust.forget_failures`."""
+        if ids:
+            await self._client.hdel(self.attempts_key, *ids)
+
+    async def dead_letter(self, letters: Sequence[tuple[str, Mapping[Any, bytes]]]) -> list[str]:
+        """See :meth:`StreamTrust.dead_letter`."""
+        if self._dead is None:
+            self._dead = self._client.register_script(_DEAD_LETTER_LUA)
+        ids = []
+        for entry_id, fields in letters:
+            flat: list[Any] = [dlq_index_field(self.group, entry_id)]
+            for name, value in fields.items():
+                flat += [name, value]
+            letter = await self._dead(keys=[self.dlq_stream, self.index_key], args=flat)
+            ids.append(_text(letter))
+        return ids
+
+
 def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
