@@ -21,6 +21,7 @@ from damestoilet_contracts.runtime import (
     CoordinatorStats,
     Emitter,
     Envelope,
+    FlushAgent,
     RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
@@ -107,6 +108,17 @@ def test_events_dead_letters_and_ops_are_served_by_type_and_target(
     assert samples[f"{PREFIX}events_total"] == 2
     assert samples[f"{PREFIX}dead_lettered_total"] == 2
     assert samples[f'{PREFIX}keys_purged_total{{op="key"}}'] >= 0
+
+
+def test_an_agent_counts_the_ops_of_its_own_targets_only(redis_client: redis.Redis) -> None:
+    event = ProductPriceChanged(product_id="p1", store_ids=["s1"], category_id="c1", price_cents=5)
+    Emitter(redis_client, source="//tests", stream=STREAM).emit(event)
+    agent = FlushAgent(redis_client, ["pricing"], FAST, flush_specs=SPECS)
+    agent.run(stop_when_idle=True)
+    samples = _scrape(agent.stats)
+    assert samples[f'{PREFIX}events_by_type_total{{type="{PRICE}"}}'] == 1
+    counted = [name for name in samples if name.startswith(f"{PREFIX}ops_by_target_total")]
+    assert counted == [f'{PREFIX}ops_by_target_total{{op="key",target="pricing"}}']
 
 
 def test_without_contracts_label_values_are_capped_to_other(redis_client: redis.Redis) -> None:
