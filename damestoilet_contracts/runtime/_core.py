@@ -55,6 +55,7 @@ from damestoilet_contracts.runtime._seams import (
     Settlement,
 )
 from damestoilet_contracts.runtime._signing import SigningKeys
+from damestoilet_contracts.runtime._storm import report as report_storm
 
 logger = logging.getLogger("damestoilet.coordinator")
 
@@ -311,6 +312,8 @@ class BatchCore:
                 error = result
                 break
             self.stats.add_purge(result)
+            if getattr(result, "storm", None):  # the guard engaged: say on which event(s)
+                report_storm(result.storm, _stage_of(work, plans, k))
         if error is None:
             return work, [], []
         if len(work) == 1:
@@ -333,6 +336,8 @@ class BatchCore:
                     reason = _reason(result)
                     break
                 self.stats.add_purge(result)
+                if getattr(result, "storm", None):
+                    report_storm(result.storm, [(w.envelope.id, stage)])
             if reason is None:
                 done.append(w)
             else:
@@ -435,6 +440,13 @@ def unbound_reason(names: Sequence[str]) -> str:
 def _stages(w: _Work) -> tuple[tuple[FlushOp, ...], ...]:
     assert w.plan is not None
     return w.plan.stages
+
+
+def _stage_of(
+    work: list[_Work], plans: list[tuple[tuple[FlushOp, ...], ...]], k: int
+) -> list[tuple[str, tuple[FlushOp, ...]]]:
+    # each event of stage k with its ops of the stage: whom a storm guard line names
+    return [(w.envelope.id, p[k]) for w, p in zip(work, plans, strict=True) if k < len(p)]
 
 
 def _reason(exc: BaseException) -> str:

@@ -140,6 +140,8 @@ class CoordinatorStats:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     #: Keys the storm guard spread over its window instead of deleting at once.
     storm_spread: int = 0
+    #: Times the storm guard engaged: ops of a stage whose keys it spread (some).
+    storm_engaged: int = 0
     #: Label values of event types and of targets (see :class:`LabelValues`).
     types: LabelValues = field(default_factory=LabelValues)
     targets: LabelValues = field(default_factory=LabelValues)
@@ -184,8 +186,8 @@ class CoordinatorStats:
                 ops[key] = ops.get(key, 0) + 1
 
     def add_purge(self, result: object) -> None:
-        """Add a purge target's result (``keys``, ``prefix_keys``, ``tag_keys`` and ``spread``
-        if present)."""
+        """Add a purge target's result (``keys``, ``prefix_keys``, ``tag_keys``, ``spread``
+        and ``storm`` if present)."""
         for op, attr in (("key", "keys"), ("prefix", "prefix_keys"), ("tag", "tag_keys")):
             value = getattr(result, attr, 0)
             if isinstance(value, int):
@@ -193,6 +195,9 @@ class CoordinatorStats:
         spread = getattr(result, "spread", 0)
         if isinstance(spread, int):
             self.storm_spread += spread
+        storm = getattr(result, "storm", ())
+        if isinstance(storm, tuple):
+            self.storm_engaged += len(storm)
 
 
 class _Collector:
@@ -240,6 +245,11 @@ class _Collector:
             prefix + "storm_spread_keys",
             "Keys the storm guard spread over its window instead of deleting at once.",
             value=s.storm_spread,
+        )
+        yield CounterMetricFamily(
+            prefix + "storm_engaged",
+            "Times the storm guard engaged: ops of a stage whose keys it spread (some).",
+            value=s.storm_engaged,
         )
         yield CounterMetricFamily(
             prefix + "dead_lettered", "Entries moved to the dead-letter stream.", s.dead_lettered
