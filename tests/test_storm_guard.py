@@ -27,6 +27,7 @@ from damestoilet_contracts.runtime import (
 )
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
 from damestoilet_contracts.runtime._router import TargetRouter
+from damestoilet_contracts.runtime._seams import StageOps
 from damestoilet_contracts.runtime._storm import StormBudget
 from damestoilet_contracts.runtime._verify import SPREAD, STALE, Verifier
 from damestoilet_contracts.runtime.redis import _layout as layout
@@ -42,6 +43,10 @@ GRACE = {"default": 0.5}
 
 def op(kind: str, text: str, mode: str = "delete") -> FlushOp:
     return FlushOp(kind, "default", text, mode)
+
+
+def one_event(ops: list[FlushOp], event_id: str = "e1") -> StageOps:
+    return StageOps(ops, (event_id,), (len(ops),))
 
 
 def fill(cache: Cache, keys: list[str], tag: str) -> None:
@@ -233,7 +238,7 @@ def test_async_target_spreads_like_the_sync_one(
 
 
 @pytest.mark.cluster
-@pytest.mark.parametrize("kind", ["tag", "prefix"])
+@pytest.mark.parametrize("kind", ["tag", "prefix", "key"])
 def test_cluster_spreads_per_slot(
     redis_cluster_client: redis.cluster.RedisCluster, kind: str
 ) -> None:
@@ -241,8 +246,11 @@ def test_cluster_spreads_per_slot(
     keys = [f"listing:c1:{i}" for i in range(60)]
     fill(cache, keys, "category:c1")
     target = RedisPurgeTarget(redis_cluster_client, grace=GRACE, storm=GUARD)
-    text = "category:c1" if kind == "tag" else "listing:c1:"
-    stats = target.purge_stage([op(kind, text)])
+    if kind == "key":
+        stats = target.purge_stage(one_event([op("key", k) for k in keys]))
+    else:
+        text = "category:c1" if kind == "tag" else "listing:c1:"
+        stats = target.purge_stage([op(kind, text)])
     assert stats.spread == 50
     assert classify(redis_cluster_client, keys) == {"gone": 10, "spread": 50, "plain": 0}
 
@@ -350,3 +358,111 @@ def test_a_router_over_several_backends_keeps_the_guard_counts(
     collected = CoordinatorStats()
     collected.add_purge(stats)
     assert (collected.storm_spread, collected.storm_engaged) == (40, 1)
+
+
+# -- exact keys: one event's fan-out past max_keys -------------------------------------------
+
+
+def test_one_events_exact_keys_past_max_keys_are_spread(redis_client: redis.Redis) -> None:
+    """A template over an array field fans out to 50 keys of one event: 10 are deleted, 40
+    spread, and the engagement names the event."""
+    cache = Cache(redis_client, ttl=60)
+    keys = [f"pricing:{i}:p1" for i in range(50)]
+    fill(cache, keys, "t")
+    stats = RedisPurgeTarget(redis_client, grace=GRACE, storm=GUARD).purge_stage(
+        one_event([op("key", k) for k in keys], "e7")
+    )
+    assert (stats.keys, stats.spread, stats.unlinked) == (50, 40, 10)
+    assert classify(redis_client, keys) == {"gone": 10, "spread": 40, "plain": 0}
+    assert not any(redis_client.exists(k) for k in keys[:10])  # the first max_keys go at once
+    [engaged] = stats.storm
+    assert (engaged.op, engaged.event, engaged.deleted, engaged.spread) == ("key", "e7", 10, 40)
+    time.sleep(1.5 + 0.5 + 0.2)
+    assert not any(redis_client.exists(k) for k in keys)
+
+
+def test_exact_keys_are_counted_per_event_not_per_batch(redis_client: redis.Redis) -> None:
+    """Fifty events of one key each in one stage: no event passes max_keys, none is spread."""
+    keys = [f"k:{i}" for i in range(50)]
+    redis_client.mset(dict.fromkeys(keys, 1))
+    ops = StageOps([op("key", k) for k in keys], [f"e{i}" for i in range(50)], range(1, 51))
+    stats = RedisPurgeTarget(redis_client, storm=GUARD).purge_stage(ops)
+    assert (stats.unlinked, stats.spread, stats.storm) == (50, 0, ())
+
+
+def test_exact_keys_hard_soft_or_deleted_elsewhere_are_never_spread(
+    redis_client: redis.Redis,
+) -> None:
+    """``storm: never`` (mode hard) keys are deleted however many; a key another event of the
+    stage deletes within its budget, or also soft-purges, is not spread but deleted (as the
+    planner does without a guard: delete beats soft)."""
+    cache = Cache(redis_client, ttl=60)
+    hard = [f"acl:{i}" for i in range(30)]
+    wide = [f"w:{i}" for i in range(30)]
+    fill(cache, hard + wide, "t")
+    ops = StageOps(
+        [
+            *(op("key", k, "hard") for k in hard),
+            *(op("key", k) for k in wide),
+            op("key", "w:29"),
+            op("key", "w:28", "soft"),
+        ],
+        ["hard", "wide", "small", "soft"],
+        [30, 60, 61, 62],
+    )
+    stats = RedisPurgeTarget(redis_client, grace={"default": 5}, storm=GUARD).purge_stage(ops)
+    assert not any(redis_client.exists(k) for k in hard)
+    assert not redis_client.exists("w:29")
+    assert not redis_client.exists("w:28")  # delete beats soft, as without a guard
+    assert stats.spread == 18
+    [engaged] = stats.storm
+    assert (engaged.event, engaged.spread) == ("wide", 18)
+
+
+def test_a_plain_list_of_ops_has_no_event_to_count_by(redis_client: redis.Redis) -> None:
+    """Without :class:`StageOps` the target cannot tell events apart: exact keys are deleted."""
+    keys = [f"k:{i}" for i in range(30)]
+    redis_client.mset(dict.fromkeys(keys, 1))
+    stats = RedisPurgeTarget(redis_client, storm=GUARD).purge_stage([op("key", k) for k in keys])
+    assert (stats.unlinked, stats.spread) == (30, 0)
+
+
+def test_stage_ops_keep_their_events_through_take() -> None:
+    ops = StageOps([op("key", str(i)) for i in range(6)], ["a", "b", "c"], [2, 3, 6])
+    part = ops.take([1, 3, 5])
+    assert list(part) == [op("key", "1"), op("key", "3"), op("key", "5")]
+    assert part.events() == [("a", [op("key", "1")]), ("c", [op("key", "3"), op("key", "5")])]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_coordinator_spreads_one_events_key_fan_out_and_names_it(
+    redis_url: str,
+    redis_client: redis.Redis,
+    caplog: pytest.LogCaptureFixture,
+    asynchronous: bool,
+) -> None:
+    keys = [f"pricing:{i}:p1" for i in range(50)]
+    fill(Cache(redis_client, ttl=60), keys, "t")
+    emitter = Emitter(redis_client, source="//t", stream="storm-events")
+    ids = emitter.emit_many(
+        [KeysChanged(keys=["k:1"]), KeysChanged(keys=keys), KeysChanged(keys=["k:2", "k:3"])]
+    )
+    with caplog.at_level("WARNING", logger="damestoilet.purge"):
+        stats = _run_coordinator(redis_url, "storm-events", asynchronous)
+    [line] = _guard_lines(caplog)
+    assert line["id"] == ids[1]
+    assert (line["op"], line["deleted"], line["spread"]) == ("key", 10, 40)
+    assert stats.storm_spread == 40
+    assert classify(redis_client, keys) == {"gone": 10, "spread": 40, "plain": 0}
+
+
+@pytest.mark.cluster
+def test_cluster_guard_counts_exact_keys_per_event(
+    redis_cluster_client: redis.cluster.RedisCluster,
+) -> None:
+    keys = [f"k:{i}" for i in range(40)]
+    fill(Cache(redis_cluster_client, ttl=60), keys, "t")
+    ops = StageOps([op("key", k) for k in keys], ["small", "wide"], [5, 40])
+    stats = RedisPurgeTarget(redis_cluster_client, grace=GRACE, storm=GUARD).purge_stage(ops)
+    assert (stats.unlinked, stats.spread) == (15, 25)
+    assert classify(redis_cluster_client, keys) == {"gone": 15, "spread": 25, "plain": 0}

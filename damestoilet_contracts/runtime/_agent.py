@@ -40,6 +40,7 @@ from damestoilet_contracts.runtime._seams import (
     DoneStore,
     HandlerRegistry,
     PurgeTarget,
+    StageOps,
     default_consumer,
 )
 from damestoilet_contracts.runtime._signing import SigningKeys
@@ -92,7 +93,10 @@ class HookedPurgeTarget:
         served = [op for op in dict.fromkeys(ops) if self.serves(op)]
         if not served:
             return None
-        stats = self.inner.purge_stage(served) if self.inner is not None else None
+        mine: Sequence[FlushOp] = served
+        if isinstance(ops, StageOps):  # keep each op's event (the storm guard counts per event)
+            mine = ops.take([i for i, op in enumerate(ops) if self.serves(op)])
+        stats = self.inner.purge_stage(mine) if self.inner is not None else None
         for op in served:
             for hook in self.hooks:
                 hook(op)

@@ -53,6 +53,7 @@ from damestoilet_contracts.runtime._seams import (
     Lost,
     Retry,
     Settlement,
+    StageOps,
 )
 from damestoilet_contracts.runtime._signing import SigningKeys
 from damestoilet_contracts.runtime._storm import report as report_storm
@@ -87,8 +88,9 @@ class CheckDone:
 
 @dataclass(frozen=True, slots=True)
 class PurgeStage:
-    """Purge ``ops`` (one stage) through the target router; answer with its statistics, or
-    with the exception it raised (never raise it into the core)."""
+    """Purge ``ops`` (one stage; :class:`StageOps`, each op with its event) through the target
+    router; answer with its statistics, or with the exception it raised (never raise it into
+    the core)."""
 
     ops: list[FlushOp]
 
@@ -299,7 +301,7 @@ class BatchCore:
         error: BaseException | None = None
         # Stage k of every event before stage k+1 of any: each event keeps its order.
         for k in range(depth):
-            ops = [op for stages in plans if k < len(stages) for op in stages[k]]
+            ops = _stage_ops(work, plans, k)
             if not ops:
                 continue
             if self.clock() - last_alive >= self.keepalive_s:
@@ -329,7 +331,7 @@ class BatchCore:
                 if self.clock() - last_alive >= self.keepalive_s:
                     yield KeepAlive([w.delivery for w in work])
                     last_alive = self.clock()
-                result = yield PurgeStage(list(stage))
+                result = yield PurgeStage(StageOps(stage, (w.envelope.id,), (len(stage),)))
                 if isinstance(result, PurgeInterruptedError):
                     return done, failed, work[i:]
                 if isinstance(result, BaseException):
@@ -440,6 +442,18 @@ def unbound_reason(names: Sequence[str]) -> str:
 def _stages(w: _Work) -> tuple[tuple[FlushOp, ...], ...]:
     assert w.plan is not None
     return w.plan.stages
+
+
+def _stage_ops(work: list[_Work], plans: list[tuple[tuple[FlushOp, ...], ...]], k: int) -> StageOps:
+    # stage k of every event, each op with its event (a purge target may bound one event)
+    ops: list[FlushOp] = []
+    ids, ends = [], []
+    for w, p in zip(work, plans, strict=True):
+        if k < len(p) and p[k]:
+            ops += p[k]
+            ids.append(w.envelope.id)
+            ends.append(len(ops))
+    return StageOps(ops, ids, ends)
 
 
 def _stage_of(

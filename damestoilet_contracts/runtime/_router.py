@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 from damestoilet_contracts._errors import UnboundTargetError
 from damestoilet_contracts.model import FlushOp
-from damestoilet_contracts.runtime._seams import AsyncPurgeTarget, PurgeTarget
+from damestoilet_contracts.runtime._seams import AsyncPurgeTarget, PurgeTarget, StageOps
 
 T = TypeVar("T")
 
@@ -84,10 +84,11 @@ class _Routes(Generic[T]):
         """The names of ``names`` with no backend, sorted."""
         return sorted({name for name in names if not self.is_bound(name)})
 
-    def split(self, ops: Sequence[FlushOp]) -> list[tuple[T, list[FlushOp]]]:
-        """``ops`` by backend, in order of first appearance; raises UnboundTargetError."""
-        out: dict[int, tuple[T, list[FlushOp]]] = {}
-        for op in ops:
+    def split(self, ops: Sequence[FlushOp]) -> list[tuple[T, Sequence[FlushOp]]]:
+        """``ops`` by backend, in order of first appearance (:class:`StageOps` stay so, each
+        op with its event); raises UnboundTargetError."""
+        out: dict[int, tuple[T, list[int]]] = {}
+        for i, op in enumerate(ops):
             backend = self.bound.get(op.target, self.default)
             if backend is None:
                 raise UnboundTargetError(
@@ -96,10 +97,12 @@ class _Routes(Generic[T]):
                 )
             slot = out.get(id(backend))
             if slot is None:
-                out[id(backend)] = (backend, [op])
+                out[id(backend)] = (backend, [i])
             else:
-                slot[1].append(op)
-        return list(out.values())
+                slot[1].append(i)
+        if isinstance(ops, StageOps):
+            return [(backend, ops.take(at)) for backend, at in out.values()]
+        return [(backend, [ops[i] for i in at]) for backend, at in out.values()]
 
 
 class TargetRouter(_Routes[PurgeTarget]):

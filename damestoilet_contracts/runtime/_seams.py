@@ -288,8 +288,54 @@ class AsyncDoneStore(Protocol):
         ...
 
 
+class StageOps(list[FlushOp]):
+    """The ops of one stage of a batch, a plain list to any purge target, that also says which
+    event each op came from: ``self[ends[i - 1]:ends[i]]`` are the ops of event ``ids[i]``.
+
+    A coordinator hands these to its purge target, so a backend can bound what *one event*
+    does (the storm guard over a stage's exact keys); routers and agents that pass a part of a
+    stage on keep the owners with :meth:`take`."""
+
+    __slots__ = ("ends", "ids")
+
+    def __init__(
+        self, ops: Sequence[FlushOp] = (), ids: Sequence[str] = (), ends: Sequence[int] = ()
+    ) -> None:
+        super().__init__(ops)
+        self.ids = tuple(ids)
+        self.ends = tuple(ends)
+
+    def events(self) -> list[tuple[str, Sequence[FlushOp]]]:
+        """Each event of the stage with its ops, in order."""
+        out: list[tuple[str, Sequence[FlushOp]]] = []
+        start = 0
+        for event_id, end in zip(self.ids, self.ends, strict=True):
+            out.append((event_id, self[start:end]))
+            start = end
+        return out
+
+    def take(self, indices: Sequence[int]) -> StageOps:
+        """The ops at ``indices`` (ascending), each still with its event."""
+        ops: list[FlushOp] = []
+        ids: list[str] = []
+        ends: list[int] = []
+        event, last = 0, -1
+        for i in indices:
+            while i >= self.ends[event]:
+                event += 1
+            ops.append(self[i])
+            if event == last:
+                ends[-1] = len(ops)
+            else:
+                ids.append(self.ids[event])
+                ends.append(len(ops))
+                last = event
+        return StageOps(ops, ids, ends)
+
+
 class PurgeTarget(Protocol):
-    """Executes one stage of a flush plan; raises on failure, returns statistics or None."""
+    """Executes one stage of a flush plan; raises on failure, returns statistics or None.
+    ``ops`` may be :class:`StageOps` (a list that also names each op's event)."""
 
     def purge_stage(self, ops: Sequence[FlushOp]) -> object:
         """Purge every operation of ``ops`` (one stage); raise :class:`PurgeError` on failure."""

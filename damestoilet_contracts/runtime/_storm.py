@@ -81,7 +81,9 @@ class StormBudget:
 @dataclass(frozen=True, slots=True)
 class Engagement:
     """What the guard did to one op of a stage: which op (its kind and its prefix or tag),
-    the keys it deleted and spread, and the guard that did it."""
+    the keys it deleted and spread, and the guard that did it. For exact keys (``op`` is
+    ``key``): the keys one event had for one target, ``text`` the first one spread, and the
+    ``event`` (its id), which the backend knows from the stage's ops."""
 
     op: str
     text: str
@@ -89,9 +91,13 @@ class Engagement:
     spread: int
     max_keys: int
     spread_seconds: float
+    event: str | None = None
 
-    def owned_by(self, ops: Iterable[FlushOp]) -> bool:
-        """Whether ``ops`` (one event's stage) hold a guarded op this engagement stands for."""
+    def owned_by(self, event_id: str, ops: Iterable[FlushOp]) -> bool:
+        """Whether event ``event_id``, with ``ops`` of the stage, holds the guarded op(s) this
+        engagement stands for."""
+        if self.event is not None:
+            return self.event == event_id
         return any(o.op == self.op and o.key == self.text and o.mode == "delete" for o in ops)
 
 
@@ -104,7 +110,7 @@ def report(
     every one of their ``ids``; when no op of the stage matches (a backend that renamed it),
     the ``ids`` of the whole stage, as the events it may have come from."""
     for e in engagements:
-        ids = [event_id for event_id, ops in stage if e.owned_by(ops)]
+        ids = [event_id for event_id, ops in stage if e.owned_by(event_id, ops)]
         who: dict[str, object]
         if len(ids) == 1:
             who = {"id": ids[0]}

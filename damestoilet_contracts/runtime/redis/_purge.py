@@ -30,6 +30,7 @@ import redis.exceptions
 
 from damestoilet_contracts._errors import PurgeError, PurgeInterruptedError
 from damestoilet_contracts.model import FlushOp, StormGuard
+from damestoilet_contracts.runtime._seams import StageOps
 from damestoilet_contracts.runtime._storm import Engagement, StormBudget
 from damestoilet_contracts.runtime.redis import _layout as layout
 from damestoilet_contracts.runtime.redis import _prefix_index as pidx
@@ -175,9 +176,14 @@ class StagePlan:
     soft: dict[int, list[str]] = field(default_factory=dict)
     prefixes: list[ScanOp] = field(default_factory=list)
     tags: list[ScanOp] = field(default_factory=list)
+    #: Exact keys the storm guard spreads (past ``max_keys`` of one event and target), with
+    #: the guard and grace (a key-kind :class:`ScanOp`) they are spread by.
+    spread: list[tuple[ScanOp, list[str]]] = field(default_factory=list)
+    #: What the guard did to the exact keys, one record per event and target.
+    storm: list[Engagement] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.unlink or self.soft or self.prefixes or self.tags)
+        return bool(self.unlink or self.soft or self.prefixes or self.tags or self.spread)
 
 
 class PurgePlanner:
@@ -264,6 +270,8 @@ class PurgePlanner:
                 scans[(op.op, op.key)] = scan
             else:
                 raise PurgeError(f"unknown purge op {op.op!r} in {op.to_dict()}")
+        if self.storm and deleted and isinstance(ops, StageOps):
+            self._guard_keys(ops, deleted, soft, plan)
         plan.unlink = list(deleted)
         for key, grace_ms in soft.items():
             if key not in deleted:
@@ -271,6 +279,50 @@ class PurgePlanner:
         plan.prefixes = [s for (kind, _), s in scans.items() if kind == "prefix"]
         plan.tags = [s for (kind, _), s in scans.items() if kind == "tag"]
         return plan
+
+    def _guard_keys(
+        self, ops: StageOps, deleted: dict[str, None], soft: dict[str, int], plan: StagePlan
+    ) -> None:
+        """The storm guard over exact keys: of the ``delete`` keys one event of the stage has
+        for one guarded target, the first ``max_keys`` stay in ``deleted`` and the rest move to
+        ``plan.spread``, unless something else in the stage purges them too (a ``hard`` op, a
+        delete within another event's budget, a soft purge): those stay deleted."""
+        storm, firm = self.storm, set()
+        wide: dict[tuple[str, str], list[str]] = {}
+        for event_id, event_ops in ops.events():
+            mine: dict[str, dict[str, None]] = {}
+            for op in event_ops:
+                if op.op != "key" or op.key not in deleted or not self.serves(op):
+                    continue
+                if op.mode == "delete" and op.target in storm:
+                    mine.setdefault(op.target, {})[op.key] = None
+                else:
+                    firm.add(op.key)  # hard, or a target without a guard
+            for target, keys in mine.items():
+                guard = storm[target]
+                listed = list(keys)
+                firm.update(listed[: guard.max_keys])
+                if len(listed) > guard.max_keys:
+                    wide[(event_id, target)] = listed[guard.max_keys :]
+        for (event_id, target), later in wide.items():
+            guard = storm[target]
+            spread = [k for k in later if k not in firm and k not in soft]
+            for k in spread:
+                deleted.pop(k, None)
+            if spread:
+                scan = ScanOp(spread[0], False, self.grace_ms(target), False, guard, "key")
+                plan.spread.append((scan, spread))
+            plan.storm.append(
+                Engagement(
+                    "key",
+                    later[0],
+                    guard.max_keys,
+                    len(spread),
+                    guard.max_keys,
+                    guard.spread_seconds,
+                    event_id,
+                )
+            )
 
     def batches(self, keys: Sequence[Key], slot_of: Callable[[Key], int] | None) -> list[list[Key]]:
         """``keys`` cut into calls of at most ``chunk_size`` keys; with ``slot_of`` (a cluster)
@@ -314,10 +366,13 @@ def engagements(budget: StormBudget) -> tuple[Engagement, ...]:
 
 
 def stage_stats(
-    keys: int, prefix_keys: int, tag_keys: int, soft_marked: int, budget: StormBudget
+    plan: StagePlan, counts: tuple[int, int, int, int, int], budget: StormBudget
 ) -> PurgeStats:
-    """The :class:`PurgeStats` of a stage whose guarded ops asked ``budget``."""
-    return PurgeStats(keys, prefix_keys, tag_keys, soft_marked, budget.spread, engagements(budget))
+    """The :class:`PurgeStats` of ``plan``: ``counts`` are its keys, prefix keys, tag keys,
+    soft-marked keys and exact keys spread; its guarded prefixes and tags asked ``budget``."""
+    keys, prefix_keys, tag_keys, soft_marked, keys_spread = counts
+    storm = (*plan.storm, *engagements(budget))
+    return PurgeStats(keys, prefix_keys, tag_keys, soft_marked, keys_spread + budget.spread, storm)
 
 
 def purge_error(what: str, exc: Exception) -> PurgeError:
@@ -522,7 +577,7 @@ class RedisPurgeTarget(PurgeTargetBase):
         plan = self.planner.plan(ops)
         if not plan:
             return PurgeStats()
-        keys = soft_marked = prefix_keys = tag_keys = 0
+        keys = soft_marked = prefix_keys = tag_keys = keys_spread = 0
         budget = StormBudget()
         try:
             if plan.unlink:
@@ -531,6 +586,9 @@ class RedisPurgeTarget(PurgeTargetBase):
                 n = self._purge_keys(soft_keys, True, grace_ms)
                 keys += n
                 soft_marked += n
+            for scan, spread_keys in plan.spread:
+                keys_spread += self._spread_keys(spread_keys, scan, budget)
+            keys += keys_spread
             for purge in (self._purge_indexed, self._purge_scanned):
                 n, soft = purge(plan.prefixes, budget)
                 prefix_keys += n
@@ -542,7 +600,8 @@ class RedisPurgeTarget(PurgeTargetBase):
         except redis.exceptions.RedisError as exc:
             self._after_error(exc)
             raise purge_error("executing a stage", exc) from exc
-        return stage_stats(keys, prefix_keys, tag_keys, soft_marked, budget)
+        counts = (keys, prefix_keys, tag_keys, soft_marked, keys_spread)
+        return stage_stats(plan, counts, budget)
 
     def _purge_keys(self, keys: Sequence[Key], soft: bool, grace_ms: int) -> int:
         """Purge ``keys``; on a cluster, one plain pipeline per primary (a cluster pipeline
