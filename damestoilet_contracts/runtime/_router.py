@@ -100,6 +100,9 @@ class _Routes(Generic[T]):
                 out[id(backend)] = (backend, [i])
             else:
                 slot[1].append(i)
+        if len(out) == 1:  # the common case: one backend takes the stage as it is
+            ((backend, _),) = out.values()
+            return [(backend, ops)]
         if isinstance(ops, StageOps):
             return [(backend, ops.take(at)) for backend, at in out.values()]
         return [(backend, [ops[i] for i in at]) for backend, at in out.values()]
