@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import ClassVar, Final
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Final
 
 from google.protobuf.message import DecodeError
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 from ._pb.assets.v1 import assets_pb2 as assets_v1_assets_pb2
 
@@ -138,6 +139,53 @@ class AssetReplaced:
                 f"payload of assets.v1.AssetReplaced does not decode: {exc!r}"
             ) from exc
         return cls._from_pb(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "asset_id": self.asset_id,
+            "variant_ids": list(self.variant_ids),
+            "product_id": self.product_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AssetReplaced:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event assets.v1.AssetReplaced"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> AssetReplaced:
+        data = json_form.record_fields(
+            value, at, {"asset_id": True, "variant_ids": True, "product_id": True}
+        )
+        return cls(
+            asset_id=json_form.string(data["asset_id"], at.field("asset_id")),
+            variant_ids=(
+                json_form.array_of(json_form.string)(data["variant_ids"], at.field("variant_ids"))
+            ),
+            product_id=json_form.string(data["product_id"], at.field("product_id")),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AssetReplaced:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(f"event assets.v1.AssetReplaced: not valid JSON: {exc}") from exc
+        return cls._from_dict(data, json_form.At("event assets.v1.AssetReplaced"))
 
     def _to_pb(self) -> assets_v1_assets_pb2.AssetReplaced:
         return assets_v1_assets_pb2.AssetReplaced(

@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import ClassVar, Final
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Final
 
 from google.protobuf.message import DecodeError
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 from ._pb.carts.v1 import carts_pb2 as carts_v1_carts_pb2
 
@@ -43,6 +44,31 @@ class CartLine:
             raise _type_error("CartLine.quantity", "an int", self.quantity)
         if not -2147483648 <= self.quantity <= 2147483647:
             raise _range_error("CartLine.quantity", "int32", self.quantity)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this record: fields by schema name, as from_dict() takes them."""
+        return {
+            "sku": self.sku,
+            "quantity": self.quantity,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CartLine:
+        """Build a record from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the record; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError).
+        """
+        return cls._from_dict(data, json_form.At("record carts.v1.CartLine"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> CartLine:
+        data = json_form.record_fields(value, at, {"sku": True, "quantity": True})
+        return cls(
+            sku=json_form.string(data["sku"], at.field("sku")),
+            quantity=json_form.integer("int32")(data["quantity"], at.field("quantity")),
+        )
 
     def _to_pb(self) -> carts_v1_carts_pb2.CartLine:
         return carts_v1_carts_pb2.CartLine(
@@ -164,6 +190,57 @@ class CartUpdated:
         except _DECODE_ERRORS as exc:
             raise PayloadError(f"payload of carts.v1.CartUpdated does not decode: {exc!r}") from exc
         return cls._from_pb(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "cart_id": self.cart_id,
+            "customer_id": self.customer_id,
+            "lines": [item.to_dict() for item in self.lines],
+            "coupon_code": self.coupon_code,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CartUpdated:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event carts.v1.CartUpdated"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> CartUpdated:
+        data = json_form.record_fields(
+            value, at, {"cart_id": True, "customer_id": True, "lines": True, "coupon_code": False}
+        )
+        return cls(
+            cart_id=json_form.string(data["cart_id"], at.field("cart_id")),
+            customer_id=json_form.string(data["customer_id"], at.field("customer_id")),
+            lines=json_form.array_of(CartLine._from_dict)(data["lines"], at.field("lines")),
+            coupon_code=(
+                json_form.nullable(json_form.string)(
+                    data.get("coupon_code"), at.field("coupon_code")
+                )
+            ),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> CartUpdated:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(f"event carts.v1.CartUpdated: not valid JSON: {exc}") from exc
+        return cls._from_dict(data, json_form.At("event carts.v1.CartUpdated"))
 
     def _to_pb(self) -> carts_v1_carts_pb2.CartUpdated:
         return carts_v1_carts_pb2.CartUpdated(

@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import io
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final, cast
 
 import fastavro
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 __all__ = [
     "FANOUT_CAP",
@@ -173,6 +174,51 @@ class CategoryRenamed:
             ) from exc
         return cls._from_avro(cast("dict[str, Any]", datum))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "category_id": self.category_id,
+            "old_name": self.old_name,
+            "new_name": self.new_name,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CategoryRenamed:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event catalog.v1.CategoryRenamed"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> CategoryRenamed:
+        data = json_form.record_fields(
+            value, at, {"category_id": True, "old_name": True, "new_name": True}
+        )
+        return cls(
+            category_id=json_form.string(data["category_id"], at.field("category_id")),
+            old_name=json_form.string(data["old_name"], at.field("old_name")),
+            new_name=json_form.string(data["new_name"], at.field("new_name")),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> CategoryRenamed:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(f"event catalog.v1.CategoryRenamed: not valid JSON: {exc}") from exc
+        return cls._from_dict(data, json_form.At("event catalog.v1.CategoryRenamed"))
+
     def _to_avro(self) -> dict[str, Any]:
         return {
             "category_id": self.category_id,
@@ -319,6 +365,59 @@ class ProductPriceChanged:
             ) from exc
         return cls._from_avro(cast("dict[str, Any]", datum))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "product_id": self.product_id,
+            "store_ids": list(self.store_ids),
+            "category_id": self.category_id,
+            "price_cents": self.price_cents,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProductPriceChanged:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event catalog.v1.ProductPriceChanged"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> ProductPriceChanged:
+        data = json_form.record_fields(
+            value,
+            at,
+            {"product_id": True, "store_ids": True, "category_id": True, "price_cents": True},
+        )
+        return cls(
+            product_id=json_form.string(data["product_id"], at.field("product_id")),
+            store_ids=(
+                json_form.array_of(json_form.string)(data["store_ids"], at.field("store_ids"))
+            ),
+            category_id=json_form.string(data["category_id"], at.field("category_id")),
+            price_cents=json_form.integer("long")(data["price_cents"], at.field("price_cents")),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ProductPriceChanged:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event catalog.v1.ProductPriceChanged: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event catalog.v1.ProductPriceChanged"))
+
     def _to_avro(self) -> dict[str, Any]:
         return {
             "product_id": self.product_id,
@@ -444,6 +543,57 @@ class ProductStockChanged:
                 f"payload of catalog.v1.ProductStockChanged does not decode: {exc!r}"
             ) from exc
         return cls._from_avro(cast("dict[str, Any]", datum))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "product_id": self.product_id,
+            "warehouse_id": self.warehouse_id,
+            "quantity": self.quantity,
+            "changed_at": json_form.dump_timestamp(self.changed_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProductStockChanged:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event catalog.v1.ProductStockChanged"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> ProductStockChanged:
+        data = json_form.record_fields(
+            value,
+            at,
+            {"product_id": True, "warehouse_id": True, "quantity": True, "changed_at": True},
+        )
+        return cls(
+            product_id=json_form.string(data["product_id"], at.field("product_id")),
+            warehouse_id=json_form.string(data["warehouse_id"], at.field("warehouse_id")),
+            quantity=json_form.integer("int")(data["quantity"], at.field("quantity")),
+            changed_at=json_form.timestamp(data["changed_at"], at.field("changed_at")),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ProductStockChanged:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event catalog.v1.ProductStockChanged: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event catalog.v1.ProductStockChanged"))
 
     def _to_avro(self) -> dict[str, Any]:
         return {

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import ClassVar, Final, TypeVar
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final, TypeVar
 
 from google.protobuf.message import DecodeError
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 from ._pb.orders.v1 import orders_pb2 as orders_v1_orders_pb2
 
@@ -130,6 +132,53 @@ class OrderStatusChanged:
                 f"payload of orders.v1.OrderStatusChanged does not decode: {exc!r}"
             ) from exc
         return cls._from_pb(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "order_id": self.order_id,
+            "customer_id": self.customer_id,
+            "status": self.status.name,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OrderStatusChanged:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event orders.v1.OrderStatusChanged"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> OrderStatusChanged:
+        data = json_form.record_fields(
+            value, at, {"order_id": True, "customer_id": True, "status": True}
+        )
+        return cls(
+            order_id=json_form.string(data["order_id"], at.field("order_id")),
+            customer_id=json_form.string(data["customer_id"], at.field("customer_id")),
+            status=json_form.enum_of(OrderStatus, "name")(data["status"], at.field("status")),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> OrderStatusChanged:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event orders.v1.OrderStatusChanged: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event orders.v1.OrderStatusChanged"))
 
     def _to_pb(self) -> orders_v1_orders_pb2.OrderStatusChanged:
         return orders_v1_orders_pb2.OrderStatusChanged(

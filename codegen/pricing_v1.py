@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import ClassVar, Final
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Final
 
 from google.protobuf.message import DecodeError
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 from ._pb.pricing.v1 import pricing_pb2 as pricing_v1_pricing_pb2
 
@@ -152,6 +153,67 @@ class PromotionStarted:
                 f"payload of pricing.v1.PromotionStarted does not decode: {exc!r}"
             ) from exc
         return cls._from_pb(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "promotion_id": self.promotion_id,
+            "product_id": self.product_id,
+            "store_ids": list(self.store_ids),
+            "exclusive": self.exclusive,
+            "starts_at_ms": self.starts_at_ms,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PromotionStarted:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event pricing.v1.PromotionStarted"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> PromotionStarted:
+        data = json_form.record_fields(
+            value,
+            at,
+            {
+                "promotion_id": True,
+                "product_id": True,
+                "store_ids": True,
+                "exclusive": True,
+                "starts_at_ms": True,
+            },
+        )
+        return cls(
+            promotion_id=json_form.string(data["promotion_id"], at.field("promotion_id")),
+            product_id=json_form.string(data["product_id"], at.field("product_id")),
+            store_ids=(
+                json_form.array_of(json_form.string)(data["store_ids"], at.field("store_ids"))
+            ),
+            exclusive=json_form.boolean(data["exclusive"], at.field("exclusive")),
+            starts_at_ms=(
+                json_form.integer("int64")(data["starts_at_ms"], at.field("starts_at_ms"))
+            ),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> PromotionStarted:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(f"event pricing.v1.PromotionStarted: not valid JSON: {exc}") from exc
+        return cls._from_dict(data, json_form.At("event pricing.v1.PromotionStarted"))
 
     def _to_pb(self) -> pricing_v1_pricing_pb2.PromotionStarted:
         return pricing_v1_pricing_pb2.PromotionStarted(

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final, cast
 
 import fastavro
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 __all__ = [
     "FANOUT_CAP",
@@ -83,6 +85,31 @@ class Address:
             raise _type_error("Address.country", "a str", self.country)
         if not isinstance(self.city, str):
             raise _type_error("Address.city", "a str", self.city)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this record: fields by schema name, as from_dict() takes them."""
+        return {
+            "country": self.country,
+            "city": self.city,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Address:
+        """Build a record from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the record; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError).
+        """
+        return cls._from_dict(data, json_form.At("record users.v1.Address"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> Address:
+        data = json_form.record_fields(value, at, {"country": True, "city": True})
+        return cls(
+            country=json_form.string(data["country"], at.field("country")),
+            city=json_form.string(data["city"], at.field("city")),
+        )
 
     def _to_avro(self) -> dict[str, Any]:
         return {
@@ -196,6 +223,53 @@ class UserProfileUpdated:
                 f"payload of users.v1.UserProfileUpdated does not decode: {exc!r}"
             ) from exc
         return cls._from_avro(cast("dict[str, Any]", datum))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "user_id": str(self.user_id),
+            "email": self.email,
+            "locale": self.locale,
+            "address": self.address.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UserProfileUpdated:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event users.v1.UserProfileUpdated"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> UserProfileUpdated:
+        data = json_form.record_fields(
+            value, at, {"user_id": True, "email": False, "locale": True, "address": True}
+        )
+        return cls(
+            user_id=json_form.uuid_value(data["user_id"], at.field("user_id")),
+            email=json_form.nullable(json_form.string)(data.get("email"), at.field("email")),
+            locale=json_form.string(data["locale"], at.field("locale")),
+            address=Address._from_dict(data["address"], at.field("address")),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> UserProfileUpdated:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(f"event users.v1.UserProfileUpdated: not valid JSON: {exc}") from exc
+        return cls._from_dict(data, json_form.At("event users.v1.UserProfileUpdated"))
 
     def _to_avro(self) -> dict[str, Any]:
         return {

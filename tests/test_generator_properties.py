@@ -4,8 +4,11 @@ For any valid event built from the generated class: the plan the emitter compute
 (``flush_plan()``) equals the plan the generated handler computes from the encoded bytes; the
 bytes decode back to an equal event; and both equal what the interpreter
 (:func:`damestoilet_contracts.compiler.evaluate`) renders from the same bytes decoded without
-the generated code (fastavro with the schema, protobuf's ``MessageToDict``). And the event of
-tests/cases/equivalent, generated once from Avro and once from Protobuf, plans the same.
+the generated code (fastavro with the schema, protobuf's ``MessageToDict``). The JSON form
+round-trips (``from_dict(to_dict())``, ``from_json(to_json())``), and what ``damestoilet plan``
+and ``damestoilet emit`` make of ``to_dict()`` without the generated code is the same plan and
+the same bytes. And the event of tests/cases/equivalent, generated once from Avro and once
+from Protobuf, plans the same.
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from damestoilet_contracts import EmptyValueError
-from damestoilet_contracts.compiler import compile_event, evaluate
+from damestoilet_contracts.cli._payload import payload_encoder
+from damestoilet_contracts.compiler import compile_event, evaluate, plan_for
 from damestoilet_contracts.generator import generate_directory, write_output
 from damestoilet_contracts.loaders import load_contracts
 from damestoilet_contracts.model import ContractSet, EventType, Kind
+from damestoilet_contracts.model.json_form import payload_from_json, payload_to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "cases"
@@ -163,6 +168,32 @@ def test_emitter_plan_equals_handler_and_interpreter_plans_and_bytes_round_trip(
     assert cls.from_bytes(payload) == event
     spec = compile_event(event_type, contracts.graph)
     assert evaluate(spec, event_type, _decoded(event_type, payload)) == plan
+
+
+@pytest.mark.parametrize(("package", "schema_dir", "base", "type_name"), _cases())
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_the_json_form_round_trips_and_plan_and_emit_read_it_as_the_class_does(
+    package: str, schema_dir: Path, base: Path, type_name: str, data: st.DataObject
+) -> None:
+    module = _import(package, base)
+    contracts = _contracts(schema_dir)
+    event_type = contracts.events[type_name]
+    cls = module.EVENTS[type_name]
+    event = data.draw(_instances(cls, event_type.format == "proto"), label="event")
+
+    as_dict = event.to_dict()
+    assert cls.from_dict(as_dict) == event
+    assert cls.from_json(event.to_json()) == event
+    assert json.loads(event.to_json()) == json.loads(json.dumps(as_dict))
+
+    # What plan and emit do with the same payload, from the schemas alone.
+    parsed = json.loads(event.to_json())
+    assert plan_for(contracts, type_name, parsed) == event.flush_plan()
+    typed = payload_from_json(event_type, parsed)
+    assert payload_to_json(event_type, typed) == as_dict
+    _content_type, encode = payload_encoder(event_type, schema_dir)
+    assert cls.from_bytes(encode(typed)) == event
 
 
 def _string_fields_in_templates(contracts: ContractSet, event_type: EventType) -> list[int]:

@@ -143,7 +143,11 @@ def test_plan_prints_one_line_as_json_dumps_does_and_indents_on_request(
     [
         ("{not json", "--json is not valid JSON"),
         ("[1, 2]", "--json must be a JSON object"),
-        ('{"product_id": 5}', "field 'product_id' must be a string"),
+        (
+            '{"product_id": 5, "store_ids": [], "category_id": "c1", "price_cents": 1}',
+            "field 'product_id' must be a string, got number 5",
+        ),
+        ('{"product_id": "p1"}', "required field 'store_ids' is missing"),
     ],
 )
 def test_plan_refuses_bad_input_on_stderr_with_exit_1(

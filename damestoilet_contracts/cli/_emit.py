@@ -16,6 +16,7 @@ from damestoilet_contracts.cli._worker import resolve_signing
 from damestoilet_contracts.compiler import compile_event, evaluate
 from damestoilet_contracts.lint import load_linted
 from damestoilet_contracts.model import DEFAULT_FANOUT_CAP
+from damestoilet_contracts.model.json_form import payload_from_json
 from damestoilet_contracts.runtime import DEFAULT_STREAM, Emitter, Envelope
 from damestoilet_contracts.runtime._redact import redact
 
@@ -82,8 +83,9 @@ def emit(
     signing_key_file: Path | None,
     quiet: bool,
 ) -> None:
-    """Emit TYPE events of SCHEMA_DIR onto the stream: each payload is planned, encoded
-    (Avro or Protobuf) and sent in an envelope; prints each envelope id.
+    """Emit TYPE events of SCHEMA_DIR onto the stream: each payload (in the JSON form that
+    `damestoilet plan` and the generated from_dict() read) is checked, planned, encoded (Avro
+    or Protobuf) and sent in an envelope; prints each envelope id.
 
     With --json - every line of stdin is one payload, sent in pipelines of 1000 (for manual
     purges and benchmarks). Every payload is checked before any is sent: a bad one (its line
@@ -117,10 +119,12 @@ def emit(
         raise SystemExit(1) from exc
 
     def envelope(payload: dict[str, Any]) -> Envelope:
+        # The JSON form, checked whole, as `damestoilet plan` and the generated from_dict() do.
+        typed = payload_from_json(event, payload)
         return Envelope.new(
             type=event.full_name,
-            data=encode(payload),
-            plan=evaluate(spec, event, payload, cap=cap),
+            data=encode(typed),
+            plan=evaluate(spec, event, typed, cap=cap),
             source=source,
             datacontenttype=content_type,
             dataschema=event.schema_fingerprint,

@@ -35,9 +35,11 @@ from damestoilet_contracts.model import DEFAULT_FANOUT_CAP
 def plan(schema_dir: Path, type_name: str, payload_text: str, cap: int, indent: int | None) -> None:
     """Print the flush plan of one TYPE event of SCHEMA_DIR for a payload, as JSON.
 
-    The payload is JSON-shaped: nested objects for records, lists for repeated fields, enums
-    by symbol, UUIDs as text. Exit 1 with a message on stderr when a schema is wrong, the type
-    is unknown, the JSON is bad, a field is missing or empty, or the keys exceed --cap.
+    The payload is in the JSON form that `damestoilet emit` and the generated from_dict() read:
+    nested objects for records, lists for repeated fields, enums by symbol, UUIDs as text,
+    timestamps as RFC 3339 with an offset. Exit 1 with a message on stderr when a schema is
+    wrong, the type is unknown, the JSON is bad, a field is unknown, missing, empty or of the
+    wrong type, or the keys exceed --cap.
 
     \b
     Examples:

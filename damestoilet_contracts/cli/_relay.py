@@ -78,7 +78,15 @@ from damestoilet_contracts.runtime._redact import redact
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
     show_default=True,
-    help="JSON logs on stderr.",
+    help="Logs on stderr.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "json", "text"]),
+    default="auto",
+    show_default=True,
+    help="json: one JSON object per line; text: one readable line; auto: text when stderr "
+    "is a terminal, else json.",
 )
 def relay(
     db_url: str,
@@ -94,6 +102,7 @@ def relay(
     metrics_port: int | None,
     metrics_addr: str,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Publish the outbox's rows to the bus in commit order, then delete them.
 
@@ -101,7 +110,8 @@ def relay(
     absorbs re-sends after a crash. Several relays may run: on PostgreSQL they share the rows
     (FOR UPDATE SKIP LOCKED, order per entity kept) and wake on NOTIFY; on SQLite one holds a
     lease and the others stand by. A bus or database that fails keeps the rows and is retried
-    with backoff. Logs one JSON object per line on stderr; --metrics-port serves rows
+    with backoff. Logs on stderr, one JSON object per line (readable lines on a terminal,
+    see --log-format); --metrics-port serves rows
     waiting, oldest age, published and published/s to Prometheus. SIGTERM or SIGINT finishes the
     batch in hand and exits 0. Exit 1 when the database cannot be reached or the table is
     missing or misshapen.
@@ -112,7 +122,7 @@ def relay(
       damestoilet relay --db postgresql://app@db:5432/shop --bus redis://bus:6379/0 --batch 1000
       damestoilet relay --db sqlite:///service.db --bus nats://127.0.0.1:4222
     """
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     try:
         publisher = open_publisher(bus_url, stream=stream, maxlen=maxlen, cluster=bus_cluster)
     except ValueError as exc:

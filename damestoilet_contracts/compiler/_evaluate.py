@@ -33,6 +33,7 @@ from damestoilet_contracts.model import (
     TypeRef,
     render_value,
 )
+from damestoilet_contracts.model.json_form import payload_from_json
 
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
 
@@ -83,16 +84,20 @@ def plan_for(
     payload: Mapping[str, Any],
     cap: int = DEFAULT_FANOUT_CAP,
 ) -> Plan:
-    """The plan of the event ``type_name`` of ``contracts`` for ``payload``.
+    """The plan of the event ``type_name`` of ``contracts`` for ``payload``, a payload in the
+    JSON form (:func:`~damestoilet_contracts.model.json_form.payload_from_json` checks all of
+    it, as the generated ``from_dict()`` and ``damestoilet emit`` do, not only the fields the
+    templates name).
 
-    Raises :class:`PayloadError` for an unknown type, and what :func:`compile_event` and
-    :func:`evaluate` raise.
+    Raises :class:`PayloadError` for an unknown type or a payload that does not fit it, and
+    what :func:`compile_event` and :func:`evaluate` raise.
     """
     event = contracts.events.get(type_name)
     if event is None:
         known = ", ".join(sorted(contracts.events)) or "none"
         raise PayloadError(f"unknown event type {type_name!r}; the contracts define: {known}")
-    return evaluate(compile_event(event, contracts.graph), event, payload, cap=cap)
+    typed = payload_from_json(event, payload)
+    return evaluate(compile_event(event, contracts.graph), event, typed, cap=cap)
 
 
 def _values(
@@ -146,7 +151,7 @@ def _lookup(
         value = value[segment]
     dotted = placeholder.dotted
     if current.kind is Kind.ARRAY and current.items is not None:
-        if not isinstance(value, list):
+        if not isinstance(value, list | tuple):
             raise PayloadError(f"event {event.full_name}: field {dotted!r} must be a list")
         return [_scalar(event, dotted, current.items, item) for item in value]
     return _scalar(event, dotted, current, value)

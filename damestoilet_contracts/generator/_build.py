@@ -24,6 +24,7 @@ from damestoilet_contracts.generator._code import (
     py_str,
     relative_import_lines,
     split_text,
+    wrapped_str,
 )
 from damestoilet_contracts.generator._collect import (
     CONTENT_TYPES,
@@ -40,7 +41,9 @@ from damestoilet_contracts.generator._fields import (
     TypeNames,
     annotation,
     checks,
+    from_json,
     from_wire,
+    to_json,
     to_wire,
 )
 from damestoilet_contracts.generator._flush import plan_code
@@ -185,6 +188,8 @@ def _module_imports(
     events = [r for r in records if r.event is not None]
     if records:
         imports.stdlib.add("dataclasses")
+        imports.typing.add("Any")  # to_dict() gives dict[str, Any]
+        imports.abc.add("Mapping")  # from_dict() takes Mapping[str, Any]
     if any(not r.pb_class for r in records):
         imports.typing.add("Any")  # _to_avro/_from_avro take and give dict[str, Any]
     if "_enum_number" in imports.helpers:
@@ -196,6 +201,7 @@ def _module_imports(
         imports.errors.add("PayloadError")
     decode_errors: set[str] = set()
     if events:
+        imports.stdlib.add("json")  # to_json(), from_json()
         imports.typing.update({"ClassVar", "Final"})
         imports.model.update({"DEFAULT_FANOUT_CAP", "FlushOp", "Plan"})
         imports.errors.add("PayloadError")
@@ -268,6 +274,14 @@ def _record_view(
                 doc=" ".join(f.doc.split()),
                 to_wire=to_wire(f"self.{attr}", f.type, names, imports),
                 from_wire=wire_from,
+                to_json=to_json(f"self.{attr}", f.type, names, imports),
+                from_json=from_json(
+                    f"data.get({py_str(f.name)})" if f.type.nullable else f"data[{py_str(f.name)}]",
+                    f"at.field({py_str(f.name)})",
+                    f.type,
+                    names,
+                    imports,
+                ),
             )
         )
     if body:
@@ -304,6 +318,10 @@ def _record_view(
             partition_key=key_expr,
             partition_key_fields=key_fields,
         )
+    imports.model.add("json_form")
+    required = (f"{py_str(f.name)}: {not f.type.nullable}" for f in item.type.fields)
+    json_fields = "{" + ", ".join(required) + "}"
+    owner = "event" if item.event is not None else "record"
     return RecordView(
         name=item.name,
         full_name=item.full_name,
@@ -311,6 +329,8 @@ def _record_view(
         fields=tuple(fields),
         checks=tuple(flatten(body)),
         pb_class=pb_class,
+        json_fields=json_fields,
+        json_at=f"json_form.At({wrapped_str(owner + ' ' + item.full_name)})",
         event=event_view,
     )
 

@@ -339,3 +339,87 @@ def is_wrapper(type_: TypeRef) -> bool:
     """Whether a Protobuf field is a well-known wrapper message, ``google.protobuf.StringValue``."""
     logical = type_.logical or ""
     return logical.startswith("google.protobuf.") and logical.endswith("Value")
+
+
+# -- the JSON form ----------------------------------------------------------------------------
+
+
+def from_json(source: str, at: str, type_: TypeRef, names: TypeNames, imports: Imports) -> str:
+    """The typed value of the JSON-form value ``source`` at the ``json_form.At`` expression
+    ``at``: a call of the shared coercers (``damestoilet_contracts.model.json_form``)."""
+    imports.model.add("json_form")
+    return f"{json_coercer(type_, names, imports)}({source}, {at})"
+
+
+def json_coercer(type_: TypeRef, names: TypeNames, imports: Imports) -> str:
+    """The expression of the ``json_form`` coercer of ``type_``."""
+    inner = _bare_json_coercer(type_, names, imports)
+    return f"json_form.nullable({inner})" if type_.nullable else inner
+
+
+def _bare_json_coercer(type_: TypeRef, names: TypeNames, imports: Imports) -> str:
+    kind = type_.kind
+    simple = {
+        Kind.STRING: "string",
+        Kind.BOOL: "boolean",
+        Kind.FLOAT: "floating",
+        Kind.BYTES: "binary",
+        Kind.UUID: "uuid_value",
+        Kind.TIMESTAMP: "timestamp",
+        Kind.DATE: "date",
+        Kind.DECIMAL: "decimal_number",
+    }
+    if kind in simple:
+        return f"json_form.{simple[kind]}"
+    if kind is Kind.INT:
+        wire = py_str(type_.width) if type_.width is not None else "None"
+        return f"json_form.integer({wire})"
+    if kind is Kind.ENUM:
+        symbol = "name" if names.format == "proto" else "value"
+        return f'json_form.enum_of({class_of(type_, names, imports)}, "{symbol}")'
+    if kind is Kind.RECORD:
+        return f"{class_of(type_, names, imports)}._from_dict"
+    if kind is Kind.ARRAY:
+        return f"json_form.array_of({json_coercer(_items(type_), names, imports)})"
+    if kind is Kind.MAP:
+        return f"json_form.map_of({json_coercer(_items(type_), names, imports)})"
+    raise CodegenError(f"type {type_.describe()} has no JSON form in generated code")
+
+
+def to_json(expr: str, type_: TypeRef, names: TypeNames, imports: Imports, depth: int = 0) -> str:
+    """The JSON-form value of ``expr``, what ``to_dict()`` holds and ``from_dict()`` takes."""
+    inner = _to_json_bare(expr, type_, names, imports, depth)
+    if type_.nullable and inner != expr:
+        return f"None if {expr} is None else {inner}"
+    return inner
+
+
+def _to_json_bare(expr: str, type_: TypeRef, names: TypeNames, imports: Imports, depth: int) -> str:
+    kind = type_.kind
+    if kind is Kind.BYTES:
+        imports.model.add("json_form")
+        return f"json_form.dump_bytes({expr})"
+    if kind is Kind.TIMESTAMP:
+        imports.model.add("json_form")
+        return f"json_form.dump_timestamp({expr})"
+    if kind in (Kind.UUID, Kind.DECIMAL):
+        return f"str({expr})"
+    if kind is Kind.DATE:
+        return f"{expr}.isoformat()"
+    if kind is Kind.ENUM:
+        return f"{expr}.name" if names.format == "proto" else f"{expr}.value"
+    if kind is Kind.RECORD:
+        return f"{expr}.to_dict()"
+    if kind is Kind.ARRAY:
+        item = _loop_name("item", depth)
+        converted = to_json(item, _items(type_), names, imports, depth + 1)
+        if converted == item:
+            return f"list({expr})"
+        return f"[{converted} for {item} in {expr}]"
+    if kind is Kind.MAP:
+        key, value = _loop_name("key", depth), _loop_name("value", depth)
+        converted = to_json(value, _items(type_), names, imports, depth + 1)
+        if converted == value:
+            return f"dict({expr})"
+        return f"{{{key}: {converted} for {key}, {value} in {expr}.items()}}"
+    return expr

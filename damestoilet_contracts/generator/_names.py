@@ -29,6 +29,8 @@ RESERVED_MODULE_NAMES = frozenset(
         "Mapping",
         "Plan",
         "cast",
+        "json",
+        "json_form",
     }
 )
 
@@ -39,8 +41,12 @@ RESERVED_ATTRIBUTES = frozenset(
         "self",
         "flush_plan",
         "from_bytes",
+        "from_dict",
+        "from_json",
         "key_count",
         "to_bytes",
+        "to_dict",
+        "to_json",
     }
 )
 

@@ -42,6 +42,8 @@ class FieldView:
     doc: str
     to_wire: str  # expression over ``self``
     from_wire: str  # expression over ``datum`` (Avro dict) or ``message`` (Protobuf)
+    to_json: str  # expression over ``self``: the field's value in the JSON form
+    from_json: str  # expression over ``data`` (the checked object) and ``at`` (where it sits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ class RecordView:
     fields: tuple[FieldView, ...]
     checks: tuple[str, ...]  # __post_init__ lines: type checks and normalisation
     pb_class: str  # Protobuf: the pb2 class expression; Avro: ""
+    json_fields: str  # a literal dict: schema field name -> whether the JSON form requires it
+    json_at: str  # the ``json_form.At`` of the top of this record's JSON form
     event: EventView | None = None
 
 

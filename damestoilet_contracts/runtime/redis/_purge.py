@@ -19,7 +19,6 @@ is shared with :class:`AsyncRedisPurgeTarget` in :mod:`runtime.redis._purge_asyn
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -32,6 +31,7 @@ import redis.exceptions
 
 from damestoilet_contracts._errors import PurgeError, PurgeInterruptedError
 from damestoilet_contracts.model import FlushOp, StormGuard
+from damestoilet_contracts.runtime._logging import log_fields
 from damestoilet_contracts.runtime._storm import StormBudget
 from damestoilet_contracts.runtime.redis import _layout as layout
 from damestoilet_contracts.runtime.redis import _prefix_index as pidx
@@ -292,17 +292,17 @@ def report_storm(budget: StormBudget) -> int:
     """Log each op whose keys the storm guard spread in a stage; return how many were spread."""
     for scan, seen in budget.engaged().items():
         assert isinstance(scan, ScanOp) and scan.guard is not None
-        logger.warning(
-            json.dumps(
-                {
-                    "msg": "storm_guard",
-                    "text": scan.text,
-                    "deleted": seen.deleted,
-                    "spread": seen.spread,
-                    "max_keys": scan.guard.max_keys,
-                    "spread_seconds": scan.guard.spread_seconds,
-                }
-            )
+        log_fields(
+            logger,
+            logging.WARNING,
+            "storm_guard",
+            {
+                "text": scan.text,
+                "deleted": seen.deleted,
+                "spread": seen.spread,
+                "max_keys": scan.guard.max_keys,
+                "spread_seconds": scan.guard.spread_seconds,
+            },
         )
     return budget.spread
 

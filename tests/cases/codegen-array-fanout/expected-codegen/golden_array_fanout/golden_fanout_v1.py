@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final, cast
 
 import fastavro
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 __all__ = [
     "FANOUT_CAP",
@@ -200,6 +201,73 @@ class BundleRepriced:
                 f"payload of golden.fanout.v1.BundleRepriced does not decode: {exc!r}"
             ) from exc
         return cls._from_avro(cast("dict[str, Any]", datum))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "bundle_id": self.bundle_id,
+            "sku_ids": list(self.sku_ids),
+            "store_numbers": list(self.store_numbers),
+            "flags": list(self.flags),
+            "notes": [list(item) for item in self.notes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BundleRepriced:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event golden.fanout.v1.BundleRepriced"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> BundleRepriced:
+        data = json_form.record_fields(
+            value,
+            at,
+            {
+                "bundle_id": True,
+                "sku_ids": True,
+                "store_numbers": True,
+                "flags": True,
+                "notes": True,
+            },
+        )
+        return cls(
+            bundle_id=json_form.string(data["bundle_id"], at.field("bundle_id")),
+            sku_ids=json_form.array_of(json_form.string)(data["sku_ids"], at.field("sku_ids")),
+            store_numbers=(
+                json_form.array_of(json_form.integer("int"))(
+                    data["store_numbers"], at.field("store_numbers")
+                )
+            ),
+            flags=json_form.array_of(json_form.boolean)(data["flags"], at.field("flags")),
+            notes=(
+                json_form.array_of(json_form.array_of(json_form.string))(
+                    data["notes"], at.field("notes")
+                )
+            ),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> BundleRepriced:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event golden.fanout.v1.BundleRepriced: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event golden.fanout.v1.BundleRepriced"))
 
     def _to_avro(self) -> dict[str, Any]:
         return {

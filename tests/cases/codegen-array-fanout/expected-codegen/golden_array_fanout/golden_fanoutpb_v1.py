@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
-from typing import ClassVar, Final, TypeVar
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Final, TypeVar
 
 from google.protobuf.message import DecodeError
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 from ._pb.golden.fanoutpb.v1 import tags_pb2 as golden_fanoutpb_v1_tags_pb2
 
@@ -181,6 +182,67 @@ class TagsReplaced:
                 f"payload of golden.fanoutpb.v1.TagsReplaced does not decode: {exc!r}"
             ) from exc
         return cls._from_pb(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "item_id": self.item_id,
+            "tags": list(self.tags),
+            "versions": list(self.versions),
+            "colors": [item.name for item in self.colors],
+            "bundle_id": self.bundle_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TagsReplaced:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event golden.fanoutpb.v1.TagsReplaced"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> TagsReplaced:
+        data = json_form.record_fields(
+            value,
+            at,
+            {"item_id": True, "tags": True, "versions": True, "colors": True, "bundle_id": True},
+        )
+        return cls(
+            item_id=json_form.string(data["item_id"], at.field("item_id")),
+            tags=json_form.array_of(json_form.string)(data["tags"], at.field("tags")),
+            versions=(
+                json_form.array_of(json_form.integer("int64"))(
+                    data["versions"], at.field("versions")
+                )
+            ),
+            colors=(
+                json_form.array_of(json_form.enum_of(Color, "name"))(
+                    data["colors"], at.field("colors")
+                )
+            ),
+            bundle_id=json_form.string(data["bundle_id"], at.field("bundle_id")),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> TagsReplaced:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event golden.fanoutpb.v1.TagsReplaced: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event golden.fanoutpb.v1.TagsReplaced"))
 
     def _to_pb(self) -> golden_fanoutpb_v1_tags_pb2.TagsReplaced:
         return golden_fanoutpb_v1_tags_pb2.TagsReplaced(

@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import io
+import json
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final, cast
 
 import fastavro
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 __all__ = [
     "FANOUT_CAP",
@@ -161,6 +163,57 @@ class TicketEscalated:
                 f"payload of golden.enums.v1.TicketEscalated does not decode: {exc!r}"
             ) from exc
         return cls._from_avro(cast("dict[str, Any]", datum))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "ticket_id": self.ticket_id,
+            "priority": self.priority.value,
+            "previous": None if self.previous is None else self.previous.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TicketEscalated:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event golden.enums.v1.TicketEscalated"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> TicketEscalated:
+        data = json_form.record_fields(
+            value, at, {"ticket_id": True, "priority": True, "previous": False}
+        )
+        return cls(
+            ticket_id=json_form.string(data["ticket_id"], at.field("ticket_id")),
+            priority=json_form.enum_of(Priority, "value")(data["priority"], at.field("priority")),
+            previous=(
+                json_form.nullable(json_form.enum_of(Priority, "value"))(
+                    data.get("previous"), at.field("previous")
+                )
+            ),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> TicketEscalated:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event golden.enums.v1.TicketEscalated: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event golden.enums.v1.TicketEscalated"))
 
     def _to_avro(self) -> dict[str, Any]:
         return {

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import ClassVar, Final, TypeVar
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final, TypeVar
 
 from google.protobuf.message import DecodeError
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 from ._pb.golden.enumspb.v1 import refunds_pb2 as golden_enumspb_v1_refunds_pb2
 
@@ -142,6 +144,59 @@ class RefundIssued:
                 f"payload of golden.enumspb.v1.RefundIssued does not decode: {exc!r}"
             ) from exc
         return cls._from_pb(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "refund_id": self.refund_id,
+            "reason": self.reason.name,
+            "prior": None if self.prior is None else self.prior.name,
+            "channel": self.channel.name,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RefundIssued:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event golden.enumspb.v1.RefundIssued"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> RefundIssued:
+        data = json_form.record_fields(
+            value, at, {"refund_id": True, "reason": True, "prior": False, "channel": True}
+        )
+        return cls(
+            refund_id=json_form.string(data["refund_id"], at.field("refund_id")),
+            reason=json_form.enum_of(Reason, "name")(data["reason"], at.field("reason")),
+            prior=(
+                json_form.nullable(json_form.enum_of(Reason, "name"))(
+                    data.get("prior"), at.field("prior")
+                )
+            ),
+            channel=json_form.enum_of(Channel, "name")(data["channel"], at.field("channel")),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RefundIssued:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event golden.enumspb.v1.RefundIssued: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event golden.enumspb.v1.RefundIssued"))
 
     def _to_pb(self) -> golden_enumspb_v1_refunds_pb2.RefundIssued:
         return golden_enumspb_v1_refunds_pb2.RefundIssued(

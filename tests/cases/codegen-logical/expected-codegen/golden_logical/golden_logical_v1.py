@@ -10,13 +10,15 @@ import dataclasses
 import datetime
 import decimal
 import io
+import json
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final, cast
 
 import fastavro
 
 from damestoilet_contracts import FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 __all__ = [
     "FANOUT_CAP",
@@ -167,6 +169,72 @@ class PaymentCaptured:
                 f"payload of golden.logical.v1.PaymentCaptured does not decode: {exc!r}"
             ) from exc
         return cls._from_avro(cast("dict[str, Any]", datum))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "payment_id": str(self.payment_id),
+            "captured_at": json_form.dump_timestamp(self.captured_at),
+            "settled_at": json_form.dump_timestamp(self.settled_at),
+            "value_date": self.value_date.isoformat(),
+            "amount": str(self.amount),
+            "refund_of": None if self.refund_of is None else str(self.refund_of),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PaymentCaptured:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event golden.logical.v1.PaymentCaptured"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> PaymentCaptured:
+        data = json_form.record_fields(
+            value,
+            at,
+            {
+                "payment_id": True,
+                "captured_at": True,
+                "settled_at": True,
+                "value_date": True,
+                "amount": True,
+                "refund_of": False,
+            },
+        )
+        return cls(
+            payment_id=json_form.uuid_value(data["payment_id"], at.field("payment_id")),
+            captured_at=json_form.timestamp(data["captured_at"], at.field("captured_at")),
+            settled_at=json_form.timestamp(data["settled_at"], at.field("settled_at")),
+            value_date=json_form.date(data["value_date"], at.field("value_date")),
+            amount=json_form.decimal_number(data["amount"], at.field("amount")),
+            refund_of=(
+                json_form.nullable(json_form.uuid_value)(
+                    data.get("refund_of"), at.field("refund_of")
+                )
+            ),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> PaymentCaptured:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event golden.logical.v1.PaymentCaptured: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event golden.logical.v1.PaymentCaptured"))
 
     def _to_avro(self) -> dict[str, Any]:
         return {

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Sequence
-from typing import ClassVar, Final
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Final
 
 from google.protobuf.message import DecodeError
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 from ._pb.golden.logicalpb.v1 import reservations_pb2 as golden_logicalpb_v1_reservations_pb2
 
@@ -126,6 +127,65 @@ class ReservationHeld:
                 f"payload of golden.logicalpb.v1.ReservationHeld does not decode: {exc!r}"
             ) from exc
         return cls._from_pb(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "reservation_id": self.reservation_id,
+            "held_until": (
+                None if self.held_until is None else json_form.dump_timestamp(self.held_until)
+            ),
+            "reminders": [json_form.dump_timestamp(item) for item in self.reminders],
+            "seats": self.seats,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReservationHeld:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event golden.logicalpb.v1.ReservationHeld"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> ReservationHeld:
+        data = json_form.record_fields(
+            value,
+            at,
+            {"reservation_id": True, "held_until": False, "reminders": True, "seats": True},
+        )
+        return cls(
+            reservation_id=json_form.string(data["reservation_id"], at.field("reservation_id")),
+            held_until=(
+                json_form.nullable(json_form.timestamp)(
+                    data.get("held_until"), at.field("held_until")
+                )
+            ),
+            reminders=(
+                json_form.array_of(json_form.timestamp)(data["reminders"], at.field("reminders"))
+            ),
+            seats=json_form.integer("uint64")(data["seats"], at.field("seats")),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ReservationHeld:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event golden.logicalpb.v1.ReservationHeld: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event golden.logicalpb.v1.ReservationHeld"))
 
     def _to_pb(self) -> golden_logicalpb_v1_reservations_pb2.ReservationHeld:
         return golden_logicalpb_v1_reservations_pb2.ReservationHeld(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final, cast
 
 import fastavro
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 __all__ = [
     "FANOUT_CAP",
@@ -79,6 +80,31 @@ class Slot:
             raise _type_error("Slot.shelf", "an int", self.shelf)
         if not -2147483648 <= self.shelf <= 2147483647:
             raise _range_error("Slot.shelf", "int", self.shelf)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this record: fields by schema name, as from_dict() takes them."""
+        return {
+            "aisle": self.aisle,
+            "shelf": self.shelf,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Slot:
+        """Build a record from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the record; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError).
+        """
+        return cls._from_dict(data, json_form.At("record golden.maps.v1.Slot"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> Slot:
+        data = json_form.record_fields(value, at, {"aisle": True, "shelf": True})
+        return cls(
+            aisle=json_form.string(data["aisle"], at.field("aisle")),
+            shelf=json_form.integer("int")(data["shelf"], at.field("shelf")),
+        )
 
     def _to_avro(self) -> dict[str, Any]:
         return {
@@ -202,6 +228,63 @@ class InventorySnapshot:
                 f"payload of golden.maps.v1.InventorySnapshot does not decode: {exc!r}"
             ) from exc
         return cls._from_avro(cast("dict[str, Any]", datum))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "snapshot_id": self.snapshot_id,
+            "counts": dict(self.counts),
+            "labels": dict(self.labels),
+            "slots": {key: value.to_dict() for key, value in self.slots.items()},
+            "reserved": None if self.reserved is None else dict(self.reserved),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InventorySnapshot:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event golden.maps.v1.InventorySnapshot"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> InventorySnapshot:
+        data = json_form.record_fields(
+            value,
+            at,
+            {"snapshot_id": True, "counts": True, "labels": True, "slots": True, "reserved": False},
+        )
+        return cls(
+            snapshot_id=json_form.string(data["snapshot_id"], at.field("snapshot_id")),
+            counts=json_form.map_of(json_form.integer("long"))(data["counts"], at.field("counts")),
+            labels=json_form.map_of(json_form.string)(data["labels"], at.field("labels")),
+            slots=json_form.map_of(Slot._from_dict)(data["slots"], at.field("slots")),
+            reserved=(
+                json_form.nullable(json_form.map_of(json_form.integer("int")))(
+                    data.get("reserved"), at.field("reserved")
+                )
+            ),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> InventorySnapshot:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event golden.maps.v1.InventorySnapshot: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event golden.maps.v1.InventorySnapshot"))
 
     def _to_avro(self) -> dict[str, Any]:
         return {

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final, TypeVar
 
 from google.protobuf.message import DecodeError
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 from ._pb.golden.mapspb.v1 import prices_pb2 as golden_mapspb_v1_prices_pb2
 
@@ -54,6 +55,31 @@ class Tier:
             raise _type_error("Tier.level", "an int", self.level)
         if not 0 <= self.level <= 4294967295:
             raise _range_error("Tier.level", "uint32", self.level)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this record: fields by schema name, as from_dict() takes them."""
+        return {
+            "name": self.name,
+            "level": self.level,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Tier:
+        """Build a record from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the record; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError).
+        """
+        return cls._from_dict(data, json_form.At("record golden.mapspb.v1.Tier"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> Tier:
+        data = json_form.record_fields(value, at, {"name": True, "level": True})
+        return cls(
+            name=json_form.string(data["name"], at.field("name")),
+            level=json_form.integer("uint32")(data["level"], at.field("level")),
+        )
 
     def _to_pb(self) -> golden_mapspb_v1_prices_pb2.Tier:
         return golden_mapspb_v1_prices_pb2.Tier(
@@ -165,6 +191,59 @@ class PriceTable:
                 f"payload of golden.mapspb.v1.PriceTable does not decode: {exc!r}"
             ) from exc
         return cls._from_pb(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "table_id": self.table_id,
+            "prices": dict(self.prices),
+            "tiers": {key: value.to_dict() for key, value in self.tiers.items()},
+            "currencies": {key: value.name for key, value in self.currencies.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PriceTable:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event golden.mapspb.v1.PriceTable"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> PriceTable:
+        data = json_form.record_fields(
+            value, at, {"table_id": True, "prices": True, "tiers": True, "currencies": True}
+        )
+        return cls(
+            table_id=json_form.string(data["table_id"], at.field("table_id")),
+            prices=(
+                json_form.map_of(json_form.integer("int64"))(data["prices"], at.field("prices"))
+            ),
+            tiers=json_form.map_of(Tier._from_dict)(data["tiers"], at.field("tiers")),
+            currencies=(
+                json_form.map_of(json_form.enum_of(Currency, "name"))(
+                    data["currencies"], at.field("currencies")
+                )
+            ),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> PriceTable:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(f"event golden.mapspb.v1.PriceTable: not valid JSON: {exc}") from exc
+        return cls._from_dict(data, json_form.At("event golden.mapspb.v1.PriceTable"))
 
     def _to_pb(self) -> golden_mapspb_v1_prices_pb2.PriceTable:
         return golden_mapspb_v1_prices_pb2.PriceTable(

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final, cast
 
 import fastavro
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 __all__ = [
     "FANOUT_CAP",
@@ -91,6 +93,31 @@ class GeoPoint:
         if not isinstance(self.region, str):
             raise _type_error("GeoPoint.region", "a str", self.region)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this record: fields by schema name, as from_dict() takes them."""
+        return {
+            "country": self.country,
+            "region": self.region,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GeoPoint:
+        """Build a record from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the record; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError).
+        """
+        return cls._from_dict(data, json_form.At("record golden.nested.v1.GeoPoint"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> GeoPoint:
+        data = json_form.record_fields(value, at, {"country": True, "region": True})
+        return cls(
+            country=json_form.string(data["country"], at.field("country")),
+            region=json_form.string(data["region"], at.field("region")),
+        )
+
     def _to_avro(self) -> dict[str, Any]:
         return {
             "country": self.country,
@@ -118,6 +145,31 @@ class Location:
             raise _type_error("Location.warehouse_id", "a str", self.warehouse_id)
         if not isinstance(self.geo, GeoPoint):
             raise _type_error("Location.geo", "GeoPoint", self.geo)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this record: fields by schema name, as from_dict() takes them."""
+        return {
+            "warehouseId": self.warehouse_id,
+            "geo": self.geo.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Location:
+        """Build a record from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the record; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError).
+        """
+        return cls._from_dict(data, json_form.At("record golden.nested.v1.Location"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> Location:
+        data = json_form.record_fields(value, at, {"warehouseId": True, "geo": True})
+        return cls(
+            warehouse_id=json_form.string(data["warehouseId"], at.field("warehouseId")),
+            geo=GeoPoint._from_dict(data["geo"], at.field("geo")),
+        )
 
     def _to_avro(self) -> dict[str, Any]:
         return {
@@ -258,6 +310,57 @@ class ShipmentDispatched:
                 f"payload of golden.nested.v1.ShipmentDispatched does not decode: {exc!r}"
             ) from exc
         return cls._from_avro(cast("dict[str, Any]", datum))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "shipment_id": self.shipment_id,
+            "origin": self.origin.to_dict(),
+            "destination": None if self.destination is None else self.destination.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShipmentDispatched:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event golden.nested.v1.ShipmentDispatched"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> ShipmentDispatched:
+        data = json_form.record_fields(
+            value, at, {"shipment_id": True, "origin": True, "destination": False}
+        )
+        return cls(
+            shipment_id=json_form.string(data["shipment_id"], at.field("shipment_id")),
+            origin=Location._from_dict(data["origin"], at.field("origin")),
+            destination=(
+                json_form.nullable(Location._from_dict)(
+                    data.get("destination"), at.field("destination")
+                )
+            ),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ShipmentDispatched:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event golden.nested.v1.ShipmentDispatched: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event golden.nested.v1.ShipmentDispatched"))
 
     def _to_avro(self) -> dict[str, Any]:
         return {

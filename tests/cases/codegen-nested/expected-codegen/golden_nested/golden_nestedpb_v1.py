@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Final
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
 
 from google.protobuf.message import DecodeError
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 from ._pb.golden.nestedpb.v1 import parcels_pb2 as golden_nestedpb_v1_parcels_pb2
 
@@ -42,6 +44,31 @@ class Address:
         if not isinstance(self.city, str):
             raise _type_error("Address.city", "a str", self.city)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this record: fields by schema name, as from_dict() takes them."""
+        return {
+            "country": self.country,
+            "city": self.city,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Address:
+        """Build a record from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the record; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError).
+        """
+        return cls._from_dict(data, json_form.At("record golden.nestedpb.v1.Address"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> Address:
+        data = json_form.record_fields(value, at, {"country": True, "city": True})
+        return cls(
+            country=json_form.string(data["country"], at.field("country")),
+            city=json_form.string(data["city"], at.field("city")),
+        )
+
     def _to_pb(self) -> golden_nestedpb_v1_parcels_pb2.Address:
         return golden_nestedpb_v1_parcels_pb2.Address(
             country=self.country,
@@ -68,6 +95,33 @@ class Hub:
             raise _type_error("Hub.hub_id", "a str", self.hub_id)
         if self.address is not None and not isinstance(self.address, Address):
             raise _type_error("Hub.address", "Address", self.address)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this record: fields by schema name, as from_dict() takes them."""
+        return {
+            "hub_id": self.hub_id,
+            "address": None if self.address is None else self.address.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Hub:
+        """Build a record from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the record; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError).
+        """
+        return cls._from_dict(data, json_form.At("record golden.nestedpb.v1.ParcelMoved.Hub"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> Hub:
+        data = json_form.record_fields(value, at, {"hub_id": True, "address": False})
+        return cls(
+            hub_id=json_form.string(data["hub_id"], at.field("hub_id")),
+            address=(
+                json_form.nullable(Address._from_dict)(data.get("address"), at.field("address"))
+            ),
+        )
 
     def _to_pb(self) -> golden_nestedpb_v1_parcels_pb2.ParcelMoved.Hub:
         return golden_nestedpb_v1_parcels_pb2.ParcelMoved.Hub(
@@ -201,6 +255,55 @@ class ParcelMoved:
                 f"payload of golden.nestedpb.v1.ParcelMoved does not decode: {exc!r}"
             ) from exc
         return cls._from_pb(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "parcel_id": self.parcel_id,
+            "from_hub": None if self.from_hub is None else self.from_hub.to_dict(),
+            "to_hub": None if self.to_hub is None else self.to_hub.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ParcelMoved:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event golden.nestedpb.v1.ParcelMoved"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> ParcelMoved:
+        data = json_form.record_fields(
+            value, at, {"parcel_id": True, "from_hub": False, "to_hub": False}
+        )
+        return cls(
+            parcel_id=json_form.string(data["parcel_id"], at.field("parcel_id")),
+            from_hub=(
+                json_form.nullable(Hub._from_dict)(data.get("from_hub"), at.field("from_hub"))
+            ),
+            to_hub=json_form.nullable(Hub._from_dict)(data.get("to_hub"), at.field("to_hub")),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ParcelMoved:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event golden.nestedpb.v1.ParcelMoved: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event golden.nestedpb.v1.ParcelMoved"))
 
     def _to_pb(self) -> golden_nestedpb_v1_parcels_pb2.ParcelMoved:
         return golden_nestedpb_v1_parcels_pb2.ParcelMoved(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final, cast
 
 import fastavro
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 __all__ = [
     "FANOUT_CAP",
@@ -74,6 +76,29 @@ class Referrer:
     def __post_init__(self) -> None:
         if not isinstance(self.code, str):
             raise _type_error("Referrer.code", "a str", self.code)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this record: fields by schema name, as from_dict() takes them."""
+        return {
+            "code": self.code,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Referrer:
+        """Build a record from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the record; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError).
+        """
+        return cls._from_dict(data, json_form.At("record golden.optional.v1.Referrer"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> Referrer:
+        data = json_form.record_fields(value, at, {"code": True})
+        return cls(
+            code=json_form.string(data["code"], at.field("code")),
+        )
 
     def _to_avro(self) -> dict[str, Any]:
         return {
@@ -220,6 +245,71 @@ class ProfileChanged:
                 f"payload of golden.optional.v1.ProfileChanged does not decode: {exc!r}"
             ) from exc
         return cls._from_avro(cast("dict[str, Any]", datum))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "user_id": self.user_id,
+            "nickname": self.nickname,
+            "age": self.age,
+            "verified": self.verified,
+            "referrer": None if self.referrer is None else self.referrer.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProfileChanged:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event golden.optional.v1.ProfileChanged"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> ProfileChanged:
+        data = json_form.record_fields(
+            value,
+            at,
+            {
+                "user_id": True,
+                "nickname": False,
+                "age": False,
+                "verified": False,
+                "referrer": False,
+            },
+        )
+        return cls(
+            user_id=json_form.string(data["user_id"], at.field("user_id")),
+            nickname=(
+                json_form.nullable(json_form.string)(data.get("nickname"), at.field("nickname"))
+            ),
+            age=json_form.nullable(json_form.integer("int"))(data.get("age"), at.field("age")),
+            verified=(
+                json_form.nullable(json_form.boolean)(data.get("verified"), at.field("verified"))
+            ),
+            referrer=(
+                json_form.nullable(Referrer._from_dict)(data.get("referrer"), at.field("referrer"))
+            ),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ProfileChanged:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event golden.optional.v1.ProfileChanged: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event golden.optional.v1.ProfileChanged"))
 
     def _to_avro(self) -> dict[str, Any]:
         return {

@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Final
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
 
 from google.protobuf.message import DecodeError
 
 from damestoilet_contracts import EmptyValueError, FanOutError, PayloadError
-from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan
+from damestoilet_contracts.model import DEFAULT_FANOUT_CAP, FlushOp, Plan, json_form
 
 from ._pb.golden.optionalpb.v1 import settings_pb2 as golden_optionalpb_v1_settings_pb2
 
@@ -37,6 +39,29 @@ class Owner:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
             raise _type_error("Owner.name", "a str", self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this record: fields by schema name, as from_dict() takes them."""
+        return {
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Owner:
+        """Build a record from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the record; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError).
+        """
+        return cls._from_dict(data, json_form.At("record golden.optionalpb.v1.Owner"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> Owner:
+        data = json_form.record_fields(value, at, {"name": True})
+        return cls(
+            name=json_form.string(data["name"], at.field("name")),
+        )
 
     def _to_pb(self) -> golden_optionalpb_v1_settings_pb2.Owner:
         return golden_optionalpb_v1_settings_pb2.Owner(
@@ -209,6 +234,72 @@ class SettingsChanged:
                 f"payload of golden.optionalpb.v1.SettingsChanged does not decode: {exc!r}"
             ) from exc
         return cls._from_pb(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of this event: fields by schema name, as from_dict() takes them."""
+        return {
+            "account_id": self.account_id,
+            "theme": self.theme,
+            "font_size": self.font_size,
+            "dark": self.dark,
+            "locale": self.locale,
+            "owner": None if self.owner is None else self.owner.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SettingsChanged:
+        """Build an event from its JSON form (docs/codegen.md, "The JSON form").
+
+        Takes the fields by schema name; returns the event; raises :class:`PayloadError`
+        naming the field for an unknown, missing or mistyped one, and what construction raises
+        (EmptyValueError, FanOutError).
+        """
+        return cls._from_dict(data, json_form.At("event golden.optionalpb.v1.SettingsChanged"))
+
+    @classmethod
+    def _from_dict(cls, value: object, at: json_form.At) -> SettingsChanged:
+        data = json_form.record_fields(
+            value,
+            at,
+            {
+                "account_id": True,
+                "theme": False,
+                "font_size": False,
+                "dark": False,
+                "locale": False,
+                "owner": False,
+            },
+        )
+        return cls(
+            account_id=json_form.string(data["account_id"], at.field("account_id")),
+            theme=json_form.nullable(json_form.string)(data.get("theme"), at.field("theme")),
+            font_size=(
+                json_form.nullable(json_form.integer("int32"))(
+                    data.get("font_size"), at.field("font_size")
+                )
+            ),
+            dark=json_form.nullable(json_form.boolean)(data.get("dark"), at.field("dark")),
+            locale=json_form.nullable(json_form.string)(data.get("locale"), at.field("locale")),
+            owner=json_form.nullable(Owner._from_dict)(data.get("owner"), at.field("owner")),
+        )
+
+    def to_json(self) -> str:
+        """This event as JSON text: what from_json(), damestoilet plan and emit take."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> SettingsChanged:
+        """Build an event from JSON text holding its JSON form; see from_dict().
+
+        Raises :class:`PayloadError` when the text is not JSON, and what from_dict() raises.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PayloadError(
+                f"event golden.optionalpb.v1.SettingsChanged: not valid JSON: {exc}"
+            ) from exc
+        return cls._from_dict(data, json_form.At("event golden.optionalpb.v1.SettingsChanged"))
 
     def _to_pb(self) -> golden_optionalpb_v1_settings_pb2.SettingsChanged:
         return golden_optionalpb_v1_settings_pb2.SettingsChanged(
