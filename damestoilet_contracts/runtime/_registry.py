@@ -96,6 +96,10 @@ for _kind, _path in _NATS.items():
     register(_kind, "tls", _path, extra="nats")  # type: ignore[arg-type]
 for _kind, _path in _KAFKA.items():
     register(_kind, "kafka", _path, extra="kafka")  # type: ignore[arg-type]
+_V = "damestoilet_contracts.runtime.varnish._purge"
+for _scheme in ("varnish", "varnishs"):
+    register("target", _scheme, f"{_V}:VarnishPurgeTarget", extra="varnish")
+    register("async_target", _scheme, f"{_V}:AsyncVarnishPurgeTarget", extra="varnish")
 
 
 def schemes(kind: Kind) -> list[str]:
