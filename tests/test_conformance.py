@@ -333,3 +333,39 @@ class TestJetStream(BusPromises):
                 await nc.close()
 
         asyncio.run(main())
+
+
+@pytest.mark.kafka
+class TestKafka(BusPromises):
+    """The promises on Kafka (Tansu, or the broker DAMESTOILET_KAFKA_BOOTSTRAP names)."""
+
+    @pytest.fixture
+    def bus_url(self, kafka_bootstrap: str) -> str:
+        # a librdkafka option through the URL: Tansu's first join waits half of it
+        return f"kafka://{kafka_bootstrap}?session.timeout.ms=6000"
+
+    def publish_raw(self, bus_url: str, stream: str, body: bytes, msg_id: str) -> None:
+        from confluent_kafka import Producer
+
+        from damestoilet_contracts.runtime.kafka._layout import (
+            ensure_topics,
+            parse_url,
+            topic_name,
+        )
+
+        config, partitions = parse_url(bus_url)
+        ensure_topics(config, [topic_name(stream)], partitions)
+        producer = Producer(config)
+        producer.produce(topic_name(stream), value=body, key=msg_id.encode())
+        assert producer.flush(30) == 0
+
+    def backlog(self, bus_url: str, config: CoordinatorConfig) -> Any:
+        """On Kafka a probe sees no one else's pending records; what the promise means there
+        is that the group committed every record: the lag, with end offsets read from the
+        records themselves (Tansu's ListOffsets answers short, docs/kafka.md)."""
+        from tests.kafka_support import committed_lag
+
+        class Backlog:
+            pending = committed_lag(bus_url, config.stream, config.group)
+
+        return Backlog
