@@ -3,6 +3,7 @@ endpoint of a coordinator on the real redis-server; label values stay bounded.""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import urllib.request
 from collections import Counter
@@ -16,11 +17,13 @@ from damestoilet_contracts.compiler import flush_specs
 from damestoilet_contracts.loaders import load_contracts
 from damestoilet_contracts.model import FlushOp, Plan
 from damestoilet_contracts.runtime import (
+    AsyncCoordinator,
     Coordinator,
     CoordinatorConfig,
     CoordinatorStats,
     Emitter,
     Envelope,
+    FlushAgent,
     RedisDoneStore,
     RedisPurgeTarget,
     RedisStreamBus,
@@ -107,6 +110,34 @@ def test_events_dead_letters_and_ops_are_served_by_type_and_target(
     assert samples[f"{PREFIX}events_total"] == 2
     assert samples[f"{PREFIX}dead_lettered_total"] == 2
     assert samples[f'{PREFIX}keys_purged_total{{op="key"}}'] >= 0
+
+
+def test_the_async_coordinator_labels_by_the_contracts_too(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    event = ProductPriceChanged(product_id="p1", store_ids=["s1"], category_id="c1", price_cents=5)
+    Emitter(redis_client, source="//tests", stream=STREAM).emit(event)
+    _forge(redis_client, "evil.v1.Anything", FlushOp("key", "default", "users:1"))
+
+    async def main() -> AsyncCoordinator:
+        async with AsyncCoordinator.from_url(redis_url, FAST, flush_specs=SPECS) as worker:
+            await worker.run(stop_when_idle=True)
+        return worker
+
+    samples = _scrape(asyncio.run(main()).stats)
+    assert samples[f'{PREFIX}events_by_type_total{{type="{PRICE}"}}'] == 1
+    assert samples[f'{PREFIX}dead_lettered_by_type_total{{type="other"}}'] == 1
+
+
+def test_an_agent_counts_the_ops_of_its_own_targets_only(redis_client: redis.Redis) -> None:
+    event = ProductPriceChanged(product_id="p1", store_ids=["s1"], category_id="c1", price_cents=5)
+    Emitter(redis_client, source="//tests", stream=STREAM).emit(event)
+    agent = FlushAgent(redis_client, ["pricing"], FAST, flush_specs=SPECS)
+    agent.run(stop_when_idle=True)
+    samples = _scrape(agent.stats)
+    assert samples[f'{PREFIX}events_by_type_total{{type="{PRICE}"}}'] == 1
+    counted = [name for name in samples if name.startswith(f"{PREFIX}ops_by_target_total")]
+    assert counted == [f'{PREFIX}ops_by_target_total{{op="key",target="pricing"}}']
 
 
 def test_without_contracts_label_values_are_capped_to_other(redis_client: redis.Redis) -> None:

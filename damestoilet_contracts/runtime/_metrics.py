@@ -149,6 +149,8 @@ class CoordinatorStats:
     retries_by_type: dict[str, int] = field(default_factory=dict)
     duplicates_by_type: dict[str, int] = field(default_factory=dict)
     ops_by_target: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: The targets whose ops are counted (an agent's own); None: every target.
+    served: frozenset[str] | None = None
 
     def bound_labels(self, flush_specs: Iterable[tuple[str, Iterable[Sequence[str]]]]) -> None:
         """Allow as label values only the event types and targets of ``flush_specs``
@@ -169,12 +171,15 @@ class CoordinatorStats:
         counter[label] = counter.get(label, 0) + 1
 
     def add_event(self, event_type: str, stages: Iterable[Iterable[Any]]) -> None:
-        """Count one purged event of ``event_type`` and the ops of its ``stages``."""
+        """Count one purged event of ``event_type`` and the ops of its ``stages`` (of the
+        :attr:`served` targets only)."""
         label = self.types(event_type)
         self.events_by_type[label] = self.events_by_type.get(label, 0) + 1
-        ops, targets = self.ops_by_target, self.targets
+        ops, targets, served = self.ops_by_target, self.targets, self.served
         for stage in stages:
             for op in stage:
+                if served is not None and op.target not in served:
+                    continue
                 key = (targets(op.target), op.op)
                 ops[key] = ops.get(key, 0) + 1
 
