@@ -94,6 +94,8 @@ def coordinator(
       damestoilet coordinator --bus nats://127.0.0.1:4222 \\
         --target default=redis://cache:6379/0 --target pricing=redis://pricing:6379/0 \\
         --target cdn=redis://edge:6379/0 --flush-graph schemas/flush-graph.yaml
+      damestoilet coordinator --bus 'kafka://k1:9093,k2:9093?security.protocol=SASL_SSL' \
+        --target default=redis://cache:6379/0
     """
     configure_logging(log_level, log_format)
     if retry_max < retry_base:

@@ -15,6 +15,7 @@ from damestoilet_contracts.outbox import (
 )
 from damestoilet_contracts.outbox._store import DEFAULT_LEASE_S
 from damestoilet_contracts.runtime import DEFAULT_STREAM
+from damestoilet_contracts.runtime._redact import redact
 
 
 @click.command("relay")
@@ -25,7 +26,14 @@ from damestoilet_contracts.runtime import DEFAULT_STREAM
     metavar="URL",
     help="The outbox's database: sqlite:///path.db or postgresql://user@host:port/dbname.",
 )
-@click.option("--bus", "bus_url", required=True, metavar="URL", help="redis://host:port/db.")
+@click.option(
+    "--bus",
+    "bus_url",
+    required=True,
+    metavar="URL",
+    help="The bus: redis://host:port/db (a Redis stream), nats://host:port (JetStream) or "
+    "kafka://host:port.",
+)
 @click.option("--bus-cluster", is_flag=True, help="--bus names a node of a Redis Cluster.")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Stream to append to.")
 @click.option(
@@ -112,12 +120,16 @@ def relay(
     Examples:
       damestoilet relay --db sqlite:///service.db --bus redis://127.0.0.1:6379/0
       damestoilet relay --db postgresql://app@db:5432/shop --bus redis://bus:6379/0 --batch 1000
+      damestoilet relay --db sqlite:///service.db --bus nats://127.0.0.1:4222
     """
     configure_logging(log_level, log_format)
     try:
         publisher = open_publisher(bus_url, stream=stream, maxlen=maxlen, cluster=bus_cluster)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--bus") from exc
+        raise click.BadParameter(redact(str(exc)), param_hint="--bus") from exc
+    except DamestoiletError as exc:  # the bus cannot be reached at start
+        click.echo(redact(f"relay cannot start: {exc}"), err=True)
+        raise SystemExit(1) from exc
     try:
         store = open_store(db_url, table=table, lease_s=lease_s)
     except ValueError as exc:

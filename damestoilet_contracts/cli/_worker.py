@@ -70,8 +70,8 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         "--bus",
         "bus_url",
         metavar="URL",
-        help="The bus: redis://, rediss:// (a Redis stream) or nats:// (JetStream) "
-        "[default: --redis].",
+        help="The bus: redis://, rediss:// (a Redis stream), nats:// (JetStream) or "
+        "kafka://HOST:PORT[,HOST:PORT][?librdkafka options] [default: --redis].",
     ),
     click.option(
         "--target",
