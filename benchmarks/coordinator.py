@@ -675,47 +675,50 @@ def scaling(port: int, client: redis.Redis, args: argparse.Namespace) -> None:
 def scaling_reading(drains: list[Drain], cores: int) -> list[str]:
     """Where the curve flattens and what was saturated there, read from the figures: a step
     that adds under 15% events/s is flat; Redis is the limit when its main thread is near one
-    core (0.85 or more), the machine when its cores are 90% busy or more."""
+    core (0.85 or more), the cores when the machine's are 90% busy or more."""
     if len(drains) < 2:
         return ["one process count only: no curve"]
-    step = next(
-        ((p, d) for p, d in itertools.pairwise(drains) if d.events_per_s < 1.15 * p.events_per_s),
-        None,
+    first = drains[0]
+    steps = list(itertools.pairwise(drains))
+    gains = ", ".join(
+        f"{p.processes}->{d.processes} {d.events_per_s / p.events_per_s:.2f}x" for p, d in steps
     )
-    flat = step[1] if step else None
     best = max(drains, key=lambda d: d.events_per_s)
     out = [
-        f"best {best.events_per_s:,.0f} events/s with {best.processes} processes, "
-        f"{best.events_per_s / drains[0].events_per_s:.2f}x one process"
+        f"events/s per step: {gains}; best {best.events_per_s:,.0f} with {best.processes} "
+        f"processes, {best.events_per_s / first.events_per_s:.2f}x one process"
     ]
-    at = flat or drains[-1]
+    flat = next(((p, d) for p, d in steps if d.events_per_s < 1.15 * p.events_per_s), None)
+    at = flat[1] if flat else drains[-1]
     redis_cores = at.server_s / at.seconds
     busy = at.machine_s / at.seconds
     clients = at.clients_s / at.seconds
     other = max(0.0, busy - redis_cores - clients)
     where = (
-        f"flattens from {step[0].processes} to {at.processes} processes "
-        f"({at.events_per_s / step[0].events_per_s:.2f}x events/s, under 1.15x)"
-        if step
-        else f"does not flatten up to {at.processes} processes"
+        f"flattens from {flat[0].processes} to {at.processes} processes (under 1.15x)"
+        if flat
+        else f"does not flatten up to {at.processes} processes (every step 1.15x or more)"
     )
-    saturated = (
-        f"Redis: its main thread used {redis_cores:.2f} of its one core"
+    limit = (
+        "Redis, its main thread near one core"
         if redis_cores >= 0.85
-        else f"the cores the clients run on: the machine's {cores} were {busy:.2f} busy "
-        f"(coordinators {clients:.2f}, redis-server {redis_cores:.2f}, other sessions and this "
-        f"script's polling {other:.2f}), so more processes share cores instead of adding some"
+        else "the cores the clients share, not Redis"
         if busy >= 0.9 * cores
-        else f"neither: redis-server at {redis_cores:.2f} of a core, the machine's {cores} "
-        f"cores {busy:.2f} busy"
+        else "neither Redis nor the cores"
     )
-    out.append(f"{where}; there the limit is {saturated}")
-    first = drains[0]
     out.append(
-        f"per event, redis-server {first.server_s * 1e6 / first.events:.2f} -> "
+        f"{where}; with {at.processes}: redis-server {redis_cores:.2f} of its one core, the "
+        f"machine's {cores} cores {busy:.2f} busy (coordinators {clients:.2f}, redis-server "
+        f"{redis_cores:.2f}, other sessions and this script {other:.2f}): the limit is {limit}"
+    )
+    out.append(
+        f"one process: coordinator {first.clients_s / first.seconds:.2f} + redis-server "
+        f"{first.server_s / first.seconds:.2f} cores, together "
+        f"{(first.clients_s + first.server_s) / first.seconds:.2f} of {cores}; per event, "
+        f"redis-server {first.server_s * 1e6 / first.events:.2f} -> "
         f"{at.server_s * 1e6 / at.events:.2f} us and the coordinators "
         f"{first.clients_s * 1e6 / first.events:.2f} -> {at.clients_s * 1e6 / at.events:.2f} us "
-        f"of CPU, from {first.processes} to {at.processes} processes"
+        f"of CPU from {first.processes} to {at.processes} processes"
     )
     return out
 
