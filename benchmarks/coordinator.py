@@ -720,6 +720,13 @@ def scaling_reading(drains: list[Drain], cores: int) -> list[str]:
         f"{first.clients_s * 1e6 / first.events:.2f} -> {at.clients_s * 1e6 / at.events:.2f} us "
         f"of CPU from {first.processes} to {at.processes} processes"
     )
+    ceiling = at.events / at.server_s if at.server_s else float("inf")
+    out.append(
+        f"redis-server's CPU per event with {at.processes} processes would allow "
+        f"{ceiling:,.0f} events/s on one full core, {ceiling / best.events_per_s:.1f}x the best "
+        f"measured; the coordinators' {at.clients_s * 1e6 / at.events:.1f} us per event allow "
+        f"{at.events / at.clients_s:,.0f} events/s per core they get"
+    )
     return out
 
 
