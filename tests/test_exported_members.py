@@ -14,6 +14,7 @@ PACKAGES = [
     "damestoilet_contracts.loaders",
     "damestoilet_contracts.compiler",
     "damestoilet_contracts.lint",
+    "damestoilet_contracts.logging",
     "damestoilet_contracts.generator",
     "damestoilet_contracts.runtime",
     "damestoilet_contracts.outbox",

@@ -222,8 +222,9 @@ def test_relay_command_refuses_a_missing_table_and_bad_urls(tmp_path: Path, redi
     result = runner.invoke(main, ["relay", "--db", "mysql://x/y", "--bus", redis_url])
     assert result.exit_code == 2
     assert "sqlite:///path.db or postgresql://" in result.output
-    result = runner.invoke(main, ["relay", "--db", f"sqlite:///{empty}", "--bus", "kafka://x"])
+    result = runner.invoke(main, ["relay", "--db", f"sqlite:///{empty}", "--bus", "amqp://x"])
     assert result.exit_code == 2
+    assert "nats://" in result.output  # the schemes it does publish to
     missing = tmp_path / "missing.db"
     result = runner.invoke(main, ["relay", "--db", f"sqlite:///{missing}", "--bus", redis_url])
     assert result.exit_code == 1
@@ -302,3 +303,38 @@ def test_relay_metrics_are_served_for_prometheus(
     assert "damestoilet_relay_published_total 30.0" in text
     assert "damestoilet_relay_batches_total 3.0" in text
     assert "damestoilet_relay_waiting 0.0" in text
+
+
+@pytest.mark.nats
+def test_relay_publishes_through_the_runtimes_publisher_onto_jetstream(
+    sqlite_url: str, redis_url: str, redis_client: redis.Redis, nats_url: str, nats_subject: str
+) -> None:
+    """On a bus other than Redis the relay goes through the runtime's publisher: the
+    coordinator on that bus reads what the outbox stored and purges it."""
+    from damestoilet_contracts.runtime import Coordinator, CoordinatorConfig
+
+    redis_client.mset({"k:0": 1, "k:1": 1, "k:2": 1})
+    ids = _write(sqlite_url, _events(3))
+    store = open_store(sqlite_url)
+    relay = Relay(store, open_publisher(nats_url, stream=nats_subject))
+    try:
+        assert relay.drain() == 3
+    finally:
+        store.close()
+        relay.publisher.close()
+    config = CoordinatorConfig(stream=nats_subject, consumer="c1", block_ms=50)
+    with Coordinator.from_url(redis_url, config, bus_url=nats_url) as worker:
+        worker.run(stop_when_idle=True)
+    assert worker.stats.events == 3
+    assert redis_client.exists("k:0", "k:1", "k:2") == 0
+    assert len(ids) == 3
+
+
+def test_relay_command_says_when_the_bus_cannot_be_reached(sqlite_url: str) -> None:
+    port = free_port()
+    result = CliRunner().invoke(
+        main, ["relay", "--db", sqlite_url, "--bus", f"nats://u:secret@127.0.0.1:{port}"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "relay cannot start" in result.output
+    assert "secret" not in result.output

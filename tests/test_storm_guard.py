@@ -9,6 +9,7 @@ import asyncio
 import random
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -17,12 +18,21 @@ import redis.asyncio.cluster
 import redis.cluster
 
 from damestoilet_contracts.model import FlushOp, StormGuard
-from damestoilet_contracts.runtime import Cache
+from damestoilet_contracts.runtime import (
+    AsyncCoordinator,
+    Cache,
+    Coordinator,
+    CoordinatorConfig,
+    Emitter,
+)
+from damestoilet_contracts.runtime._metrics import CoordinatorStats
+from damestoilet_contracts.runtime._router import TargetRouter
 from damestoilet_contracts.runtime._storm import StormBudget
 from damestoilet_contracts.runtime._verify import SPREAD, STALE, Verifier
 from damestoilet_contracts.runtime.redis import _layout as layout
 from damestoilet_contracts.runtime.redis._purge import PurgeStats, RedisPurgeTarget
 from damestoilet_contracts.runtime.redis._purge_async import AsyncRedisPurgeTarget
+from tests.runtime_support import KeysChanged
 
 pytestmark = pytest.mark.redis
 
@@ -235,3 +245,108 @@ def test_cluster_spreads_per_slot(
     stats = target.purge_stage([op(kind, text)])
     assert stats.spread == 50
     assert classify(redis_cluster_client, keys) == {"gone": 10, "spread": 50, "plain": 0}
+
+
+# -- the coordinator says on which event the guard engaged ---------------------------------
+
+
+def _run_coordinator(url: str, stream: str, asynchronous: bool) -> CoordinatorStats:
+    config = CoordinatorConfig(stream=stream, consumer="c1", block_ms=20)
+    options: dict[str, Any] = {"grace": GRACE, "storm": GUARD}
+    if not asynchronous:
+        worker = Coordinator.from_url(url, config, **options)
+        worker.run(stop_when_idle=True)
+        return worker.stats
+
+    async def main() -> CoordinatorStats:
+        worker = AsyncCoordinator.from_url(url, config, **options)
+        await worker.run(stop_when_idle=True)
+        return worker.stats
+
+    return asyncio.run(main())
+
+
+def _guard_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [
+        r.damestoilet  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.getMessage() == "storm_guard"
+    ]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_the_guard_line_names_the_event_whose_op_it_spread(
+    redis_url: str,
+    redis_client: redis.Redis,
+    caplog: pytest.LogCaptureFixture,
+    asynchronous: bool,
+) -> None:
+    """One batch, three events: only the one that flushes the wide tag is named."""
+    fill(Cache(redis_client, ttl=60), [f"listing:c1:{i}" for i in range(50)], "category:c1")
+    emitter = Emitter(redis_client, source="//t", stream="storm-events")
+    ids = emitter.emit_many(
+        [
+            KeysChanged(keys=["k:1"]),
+            KeysChanged(tags=["category:c1"]),
+            KeysChanged(prefixes=["nothing:"]),
+        ]
+    )
+    with caplog.at_level("WARNING", logger="damestoilet.purge"):
+        stats = _run_coordinator(redis_url, "storm-events", asynchronous)
+    [line] = _guard_lines(caplog)
+    assert line["id"] == ids[1] and "ids" not in line
+    assert (line["op"], line["text"]) == ("tag", "category:c1")
+    assert (line["deleted"], line["spread"], line["max_keys"]) == (10, 40, 10)
+    assert stats.storm_spread == 40 and stats.storm_engaged == 1
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_guarded_op_shared_by_several_events_names_them_all(
+    redis_url: str,
+    redis_client: redis.Redis,
+    caplog: pytest.LogCaptureFixture,
+    asynchronous: bool,
+) -> None:
+    """Two events of one batch flush the same tag: the stage purges it once, so the line
+    cannot say which one it was and names both (``ids``), never one of them alone."""
+    fill(Cache(redis_client, ttl=60), [f"listing:c1:{i}" for i in range(50)], "category:c1")
+    emitter = Emitter(redis_client, source="//t", stream="storm-events")
+    ids = emitter.emit_many(
+        [
+            KeysChanged(tags=["category:c1"]),
+            KeysChanged(keys=["k:1"]),
+            KeysChanged(tags=["category:c1"], keys=["k:2"]),
+        ]
+    )
+    with caplog.at_level("WARNING", logger="damestoilet.purge"):
+        _run_coordinator(redis_url, "storm-events", asynchronous)
+    [line] = _guard_lines(caplog)
+    assert "id" not in line
+    assert line["ids"] == [ids[0], ids[2]] and line["attributed"] is True
+    assert line["spread"] == 40
+
+
+def test_the_guard_line_without_an_owning_op_names_the_whole_stage(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from damestoilet_contracts.runtime._storm import Engagement, report
+
+    with caplog.at_level("WARNING", logger="damestoilet.purge"):
+        report(
+            [Engagement("tag", "t", 10, 5, 10, 60.0)],
+            [("e1", (op("tag", "u"),)), ("e2", (op("tag", "t", "hard"),))],
+        )
+    [line] = _guard_lines(caplog)
+    assert line["ids"] == ["e1", "e2"] and line["attributed"] is False
+
+
+def test_a_router_over_several_backends_keeps_the_guard_counts(
+    redis_client: redis.Redis,
+) -> None:
+    fill(Cache(redis_client, ttl=60), [f"listing:c1:{i}" for i in range(50)], "category:c1")
+    guarded = RedisPurgeTarget(redis_client, grace=GRACE, storm=GUARD)
+    router = TargetRouter({"other": RedisPurgeTarget(redis_client)}, default=guarded)
+    stats = router.purge_stage([op("tag", "category:c1"), FlushOp("key", "other", "x")])
+    collected = CoordinatorStats()
+    collected.add_purge(stats)
+    assert (collected.storm_spread, collected.storm_engaged) == (40, 1)

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from damestoilet_contracts.cli import main
 from damestoilet_contracts.cli._coordinator import coordinator as coordinator_command
+from damestoilet_contracts.logging import record_fields
 from damestoilet_contracts.runtime import (
     Coordinator,
     CoordinatorConfig,
@@ -167,7 +168,7 @@ def test_entries_trimmed_before_delivery_are_counted_logged_and_shown_by_verify(
     assert worker.stats.lost == trimmed
     assert worker.stats.events == info["length"]
     assert redis_client.exists(*keys[-info["length"] :]) == 0  # what was left is purged
-    [line] = [json.loads(r.message) for r in caplog.records if '"lost"' in r.message]
+    [line] = [record_fields(r) for r in caplog.records if r.getMessage() == "lost"]
     assert line["count"] == trimmed
     assert line["before"] == info["recorded-first-entry-id"].decode()
     # Counted once, in Redis, for every consumer of the group and for `verify`.

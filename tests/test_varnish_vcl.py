@@ -237,3 +237,19 @@ def test_a_page_tagged_by_response_tags_is_purged_by_the_plans_tag_op(cdn: Cdn) 
         assert target.purge_stage([FlushOp("tag", "cdn", op_key)]) == PurgeStats(tag_keys=1)
     cdn.get(page)
     assert cdn.fetched(page) == 2
+
+
+def test_the_registry_opens_varnish_urls_as_purge_targets() -> None:
+    from damestoilet_contracts.runtime._registry import open_backend, schemes
+    from damestoilet_contracts.runtime.varnish import AsyncVarnishPurgeTarget
+
+    assert {"varnish", "varnishs"} <= set(schemes("target"))
+    target = open_backend("target", "varnish://127.0.0.1:6081?host=www.example.com", grace={})
+    assert isinstance(target, VarnishPurgeTarget)
+    assert target.host == "www.example.com"
+    assert [n.base_url for n in target.nodes] == ["http://127.0.0.1:6081"]
+    target.close()
+    secure = open_backend("async_target", "varnishs://a:443,b:443", targets=frozenset({"cdn"}))
+    assert isinstance(secure, AsyncVarnishPurgeTarget)
+    assert [n.base_url for n in secure.nodes] == ["https://a:443", "https://b:443"]
+    assert secure.targets == frozenset({"cdn"})

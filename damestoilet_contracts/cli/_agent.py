@@ -73,16 +73,18 @@ def agent(
     metrics_port: int | None,
     metrics_addr: str,
     log_level: str,
+    log_format: str,
     group: str | None,
     until_idle: bool,
 ) -> None:
     """Purge only the operations of --targets, in a consumer group of this agent's own.
 
     Every group receives every event, so a team runs an agent for the caches it owns next to
-    the central coordinator (or instead of it, for its targets). Logs one JSON object per
-    line on stderr; SIGTERM or SIGINT finishes the batch in hand and exits 0. Exit 1 when
-    the handlers cannot be loaded, one of --targets has no backend (--target NAME=URL or
-    --redis), or a backend cannot be reached at start.
+    the central coordinator (or instead of it, for its targets). Logs on stderr, one JSON
+    object per line (readable lines on a terminal, see --log-format); SIGTERM or SIGINT
+    finishes the batch in hand and exits 0. Exit 1 when the handlers cannot be loaded, one
+    of --targets has no backend (--target NAME=URL or --redis), or a backend cannot be
+    reached at start.
 
     \b
     Examples:
@@ -92,7 +94,7 @@ def agent(
       damestoilet agent --bus nats://127.0.0.1:4222 --targets pricing \\
         --target pricing=redis://pricing:6379/0
     """
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     if group == DEFAULT_GROUP:
         raise click.BadParameter(
             "that is the coordinator's group: an agent in it would take events from the "

@@ -62,6 +62,7 @@ def coordinator(
     metrics_port: int | None,
     metrics_addr: str,
     log_level: str,
+    log_format: str,
     group: str,
     claim_interval: float,
     retry_base: float,
@@ -74,7 +75,8 @@ def coordinator(
     --redis for every other target; with no --redis, an event naming an unbound target is
     dead-lettered with the reason, and a --flush-graph naming one refuses to start.
 
-    Logs one JSON object per line on stderr. SIGTERM or SIGINT finishes the batch in hand,
+    Logs on stderr: one JSON object per line, or readable lines when stderr is a terminal
+    (--log-format). SIGTERM or SIGINT finishes the batch in hand,
     settles it and exits 0. Exit 1 when the handlers package, the contracts or the flush
     graph cannot be loaded, a target of the graph is unbound, or a backend cannot be reached
     at start.
@@ -92,8 +94,10 @@ def coordinator(
       damestoilet coordinator --bus nats://127.0.0.1:4222 \\
         --target default=redis://cache:6379/0 --target pricing=redis://pricing:6379/0 \\
         --target cdn=redis://edge:6379/0 --flush-graph schemas/flush-graph.yaml
+      damestoilet coordinator --bus 'kafka://k1:9093,k2:9093?security.protocol=SASL_SSL' \
+        --target default=redis://cache:6379/0
     """
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     if retry_max < retry_base:
         raise click.UsageError("--retry-max must be at least --retry-base")
     config = CoordinatorConfig(

@@ -33,11 +33,25 @@ from damestoilet_contracts.demo import run_demo
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Contract directory [default: ./schemas, else the repository's].",
 )
-def demo(redis_url: str | None, bus_url: str | None, keep: bool, schemas: Path | None) -> None:
+@click.option(
+    "--varnish/--no-varnish",
+    default=None,
+    help="Run the CDN story through a local varnishd [default: when varnishd is installed].",
+)
+def demo(
+    redis_url: str | None,
+    bus_url: str | None,
+    keep: bool,
+    schemas: Path | None,
+    varnish: bool | None,
+) -> None:
     """Show the toolkit end to end: start a local Redis (unless --redis), generate code from
     the contracts, start a coordinator, fill product, price, listing, search and CDN-page
     caches through the read-through cache, emit a price change, and print what the
-    coordinator flushed, stage by stage, ending with the counts.
+    coordinator flushed, stage by stage, ending with the counts. Then, when varnishd is
+    installed, the CDN story: an asset image and its product page served by a local Varnish,
+    the old image served after the asset was replaced, an AssetReplaced event purging the
+    Redis key and then the CDN objects, and the new image served.
 
     Exit 0 when every stale entry was flushed and every unrelated one kept; 1 otherwise,
     or when Redis or the schemas fail. It cleans up what it started.
@@ -47,6 +61,7 @@ def demo(redis_url: str | None, bus_url: str | None, keep: bool, schemas: Path |
       damestoilet demo
       damestoilet demo --redis redis://127.0.0.1:6379/0 --keep
       damestoilet demo --bus nats://127.0.0.1:4222
+      damestoilet demo --no-varnish
     """
     try:
         result = run_demo(
@@ -55,6 +70,7 @@ def demo(redis_url: str | None, bus_url: str | None, keep: bool, schemas: Path |
             keep=keep,
             echo=click.echo,
             bus_url=bus_url,
+            varnish=varnish,
         )
     except DamestoiletError as exc:
         click.echo(f"demo failed: {exc}", err=True)

@@ -19,7 +19,8 @@ _bus_option = click.option(
     "--bus",
     "bus_url",
     metavar="URL",
-    help="The bus instead: redis://, rediss:// or nats:// (JetStream) [default: --redis].",
+    help="The bus instead: redis://, rediss://, nats:// (JetStream) or kafka:// "
+    "[default: --redis].",
 )
 _cluster_option = click.option(
     "--cluster", is_flag=True, help="--redis names a node of a Redis Cluster."

@@ -41,7 +41,8 @@ _SHOWN_ERRORS = 20
     "--bus",
     "bus_url",
     metavar="URL",
-    help="The bus instead: redis://, rediss:// or nats:// (JetStream) [default: --redis].",
+    help="The bus instead: redis://, rediss://, nats:// (JetStream) or kafka:// "
+    "[default: --redis].",
 )
 @click.option("--cluster", is_flag=True, help="--redis names a node of a Redis Cluster.")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Stream to append to.")

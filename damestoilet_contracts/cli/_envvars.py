@@ -28,6 +28,7 @@ SHARED = frozenset(
         "HANDLERS",
         "FLUSH_GRAPH",
         "LOG_LEVEL",
+        "LOG_FORMAT",
         "METRICS_PORT",
         "METRICS_ADDR",
     }

@@ -15,6 +15,7 @@ from damestoilet_contracts.outbox import (
 )
 from damestoilet_contracts.outbox._store import DEFAULT_LEASE_S
 from damestoilet_contracts.runtime import DEFAULT_STREAM
+from damestoilet_contracts.runtime._redact import redact
 
 
 @click.command("relay")
@@ -25,7 +26,14 @@ from damestoilet_contracts.runtime import DEFAULT_STREAM
     metavar="URL",
     help="The outbox's database: sqlite:///path.db or postgresql://user@host:port/dbname.",
 )
-@click.option("--bus", "bus_url", required=True, metavar="URL", help="redis://host:port/db.")
+@click.option(
+    "--bus",
+    "bus_url",
+    required=True,
+    metavar="URL",
+    help="The bus: redis://host:port/db (a Redis stream), nats://host:port (JetStream) or "
+    "kafka://host:port.",
+)
 @click.option("--bus-cluster", is_flag=True, help="--bus names a node of a Redis Cluster.")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Stream to append to.")
 @click.option(
@@ -70,7 +78,15 @@ from damestoilet_contracts.runtime import DEFAULT_STREAM
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
     show_default=True,
-    help="JSON logs on stderr.",
+    help="Logs on stderr.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "json", "text"]),
+    default="auto",
+    show_default=True,
+    help="json: one JSON object per line; text: one readable line; auto: text when stderr "
+    "is a terminal, else json.",
 )
 def relay(
     db_url: str,
@@ -86,6 +102,7 @@ def relay(
     metrics_port: int | None,
     metrics_addr: str,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Publish the outbox's rows to the bus in commit order, then delete them.
 
@@ -93,7 +110,8 @@ def relay(
     absorbs re-sends after a crash. Several relays may run: on PostgreSQL they share the rows
     (FOR UPDATE SKIP LOCKED, order per entity kept) and wake on NOTIFY; on SQLite one holds a
     lease and the others stand by. A bus or database that fails keeps the rows and is retried
-    with backoff. Logs one JSON object per line on stderr; --metrics-port serves rows
+    with backoff. Logs on stderr, one JSON object per line (readable lines on a terminal,
+    see --log-format); --metrics-port serves rows
     waiting, oldest age, published and published/s to Prometheus. SIGTERM or SIGINT finishes the
     batch in hand and exits 0. Exit 1 when the database cannot be reached or the table is
     missing or misshapen.
@@ -102,12 +120,16 @@ def relay(
     Examples:
       damestoilet relay --db sqlite:///service.db --bus redis://127.0.0.1:6379/0
       damestoilet relay --db postgresql://app@db:5432/shop --bus redis://bus:6379/0 --batch 1000
+      damestoilet relay --db sqlite:///service.db --bus nats://127.0.0.1:4222
     """
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     try:
         publisher = open_publisher(bus_url, stream=stream, maxlen=maxlen, cluster=bus_cluster)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--bus") from exc
+        raise click.BadParameter(redact(str(exc)), param_hint="--bus") from exc
+    except DamestoiletError as exc:  # the bus cannot be reached at start
+        click.echo(redact(f"relay cannot start: {exc}"), err=True)
+        raise SystemExit(1) from exc
     try:
         store = open_store(db_url, table=table, lease_s=lease_s)
     except ValueError as exc:

@@ -7,16 +7,15 @@ hands them to its purge target.
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
 from damestoilet_contracts._errors import DamestoiletError
+from damestoilet_contracts.logging import LogFormat, configure
 from damestoilet_contracts.model import FlushGraph, StormGuard
 from damestoilet_contracts.runtime import (
     DEFAULT_STREAM,
@@ -71,8 +70,8 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         "--bus",
         "bus_url",
         metavar="URL",
-        help="The bus: redis://, rediss:// (a Redis stream) or nats:// (JetStream) "
-        "[default: --redis].",
+        help="The bus: redis://, rediss:// (a Redis stream), nats:// (JetStream) or "
+        "kafka://HOST:PORT[,HOST:PORT][?librdkafka options] [default: --redis].",
     ),
     click.option(
         "--target",
@@ -182,7 +181,15 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         type=click.Choice(["debug", "info", "warning", "error"]),
         default="info",
         show_default=True,
-        help="JSON logs on stderr; per-event lines at info (use warning for throughput).",
+        help="Logs on stderr; per-event lines at info (use warning for throughput).",
+    ),
+    click.option(
+        "--log-format",
+        type=click.Choice(["auto", "json", "text"]),
+        default="auto",
+        show_default=True,
+        help="json: one JSON object per line; text: one readable line; auto: text when stderr "
+        "is a terminal, else json.",
     ),
 ]
 
@@ -192,17 +199,16 @@ def worker_options(command: F) -> F:
     ``redis_url, bus_url, target_urls, done_url, cluster, bus_cluster, stream, consumer,
     dlq_stream, handlers_package, schemas_dir, signing_key_files, flush_graph, grace,
     max_deliveries, batch, block_ms, claim_idle_ms, done_ttl, metrics_port, metrics_addr,
-    log_level``)."""
+    log_level, log_format``)."""
     for option in reversed(_OPTIONS):
         command = option(command)
     return command
 
 
-def configure_logging(log_level: str) -> None:
-    """One JSON object per line on stderr, at ``log_level``."""
-    logging.basicConfig(
-        stream=sys.stderr, format="%(message)s", level=getattr(logging, log_level.upper())
-    )
+def configure_logging(log_level: str, log_format: str = "auto") -> None:
+    """Log at ``log_level`` on stderr, as ``log_format`` says (``auto``: readable lines on a
+    terminal, else one JSON object per line)."""
+    configure(log_level, log_format=cast(LogFormat, log_format))
 
 
 @contextmanager

@@ -30,7 +30,13 @@ from typing import Any
 import redis
 
 from damestoilet_contracts._errors import DamestoiletError, EnvelopeError
-from damestoilet_contracts.bench import forget_events, generate_events, local_redis
+from damestoilet_contracts.bench import (
+    forget_events,
+    generate_events,
+    local_redis,
+    varnish_available,
+)
+from damestoilet_contracts.demo._cdn import CdnResult, run_cdn_story
 from damestoilet_contracts.lint import load_linted
 from damestoilet_contracts.model import FlushOp, Plan
 from damestoilet_contracts.runtime import (
@@ -123,11 +129,14 @@ class DemoResult:
     stale_left: list[str] = field(default_factory=list)
     unrelated_kept: int = 0
     unrelated_lost: list[str] = field(default_factory=list)
+    #: The CDN story's findings, when Varnish ran (see :mod:`demo._cdn`).
+    cdn: CdnResult | None = None
 
     @property
     def ok(self) -> bool:
-        """Every stale entry flushed and every unrelated one kept."""
-        return not self.stale_left and not self.unrelated_lost
+        """Every stale entry flushed and every unrelated one kept (and, with Varnish, the new
+        image served after the event)."""
+        return not self.stale_left and not self.unrelated_lost and (self.cdn is None or self.cdn.ok)
 
 
 def run_demo(
@@ -138,6 +147,7 @@ def run_demo(
     echo: Callable[[str], None] = print,
     timeout: float = 10.0,
     bus_url: str | None = None,
+    varnish: bool | None = None,
 ) -> DemoResult:
     """Run the scenario and ``echo`` each step; return what it found.
 
@@ -145,9 +155,11 @@ def run_demo(
     at the end unless ``keep``); None starts a local redis-server, stopped at the end.
     ``bus_url`` carries the events on another bus (``nats://host:port``: JetStream) instead
     of a Redis stream; the caches stay in Redis.
-    ``keep`` also leaves the generated code in place and says where. Raises
-    :class:`DamestoiletError` when Redis cannot be used, the schemas are wrong, or the
-    coordinator does not purge within ``timeout`` seconds.
+    ``keep`` also leaves the generated code in place and says where. ``varnish`` runs the
+    CDN story too (:mod:`demo._cdn`): None when varnishd and the xkey vmod are installed,
+    True always, False never. Raises :class:`DamestoiletError` when Redis cannot be used,
+    the schemas are wrong, the coordinator does not purge within ``timeout`` seconds, or
+    varnishd does not start.
     """
     with contextlib.ExitStack() as stack:
         url = redis_url or stack.enter_context(local_redis())
@@ -176,6 +188,10 @@ def run_demo(
             result = _scenario(
                 client, contracts.graph.grace, events, stack, keep, echo, timeout, bus_url
             )
+            if varnish or (varnish is None and varnish_available()):
+                result.cdn = run_cdn_story(client, events, contracts.graph.grace, echo)
+            elif varnish is None:
+                echo("cdn: varnishd or its xkey vmod is not installed; the CDN story is skipped")
         except redis.RedisError as exc:
             raise DamestoiletError(f"the demo lost Redis at {url}: {exc}") from exc
         if keep:

@@ -1,10 +1,14 @@
 """Where the relay hands envelopes to the bus: one function, :func:`open_publisher`, so that
 the relay follows the runtime's publisher seam from one place.
 
-Today the bus is Redis Streams, written exactly as :class:`~damestoilet_contracts.runtime.Emitter`
-writes it: one ``XADD`` per envelope with the single field ``e`` holding the version-2 blob,
-which is what the outbox stored. Errors of the client are translated here into
-:class:`DeliveryError`, so the relay never sees a client library's exception.
+On Redis Streams the stored blobs are written exactly as
+:class:`~damestoilet_contracts.runtime.Emitter` writes them: one ``XADD`` per envelope with
+the single field ``e`` holding the version-2 blob, which is what the outbox stored, with no
+decode. Any other bus the runtime registers a publisher for (``nats://``, ``kafka://``) is
+reached through that publisher: each blob is decoded back into its envelope (byte for byte
+what the emitter would have sent) and published as the emitter would. Errors of the client
+are translated here into :class:`DeliveryError`, so the relay never sees a client library's
+exception.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ from urllib.parse import urlsplit
 
 import redis
 
-from damestoilet_contracts._errors import DeliveryError
+from damestoilet_contracts._errors import ConfigError, DeliveryError
 from damestoilet_contracts.runtime import DEFAULT_STREAM
-from damestoilet_contracts.runtime._envelope import STREAM_FIELD
-from damestoilet_contracts.runtime._seams import DEFAULT_MAXLEN
+from damestoilet_contracts.runtime._envelope import STREAM_FIELD, Envelope
+from damestoilet_contracts.runtime._registry import open_backend, schemes
+from damestoilet_contracts.runtime._seams import DEFAULT_MAXLEN, Publisher
 from damestoilet_contracts.runtime.redis._bus import connect, xadd_options
 
-#: The bus URL schemes :func:`open_publisher` accepts.
+#: The bus URL schemes written directly (the stored blob as the entry's one field).
 SCHEMES = ("redis", "rediss")
 
 
@@ -59,6 +64,28 @@ class _RedisStreamPublisher:
         self._client.close()
 
 
+class _SeamPublisher:
+    """Publishes stored envelopes through the runtime's publisher for the bus's scheme."""
+
+    def __init__(self, url: str, publisher: Publisher) -> None:
+        self.url = url
+        self._publisher = publisher
+
+    def publish(self, blobs: Sequence[bytes]) -> None:
+        # A stored blob was checked when it was written; one that no longer decodes raises
+        # EnvelopeError, a DeliveryError, and stays in the table for an operator to look at.
+        envelopes = [Envelope.from_bytes(blob) for blob in blobs]
+        try:
+            self._publisher.publish(envelopes)
+        except DeliveryError:
+            raise
+        except Exception as exc:  # a publisher's own bug must not look like success
+            raise DeliveryError(f"cannot publish to {self.url}: {exc}") from exc
+
+    def close(self) -> None:
+        self._publisher.close()
+
+
 def open_publisher(
     url: str,
     *,
@@ -66,11 +93,17 @@ def open_publisher(
     maxlen: int | None = DEFAULT_MAXLEN,
     cluster: bool = False,
 ) -> OutboxPublisher:
-    """The publisher for bus ``url`` (``redis://host:port/db``; with ``cluster``, a node of a
-    Redis Cluster). Raises ValueError naming the accepted schemes for another URL."""
-    scheme = urlsplit(url).scheme
-    if scheme not in SCHEMES:
-        raise ValueError(
-            f"bus URL {url!r}: the relay publishes to {', '.join(s + '://' for s in SCHEMES)}"
-        )
-    return _RedisStreamPublisher(url, stream=stream, maxlen=maxlen, cluster=cluster)
+    """The publisher for bus ``url``: ``redis://host:port/db`` (with ``cluster``, a node of a
+    Redis Cluster), or any scheme the runtime has a publisher for (``nats://``,
+    ``kafka://``). Raises ValueError naming the accepted schemes for another URL (a
+    :class:`ConfigError`, also when the scheme's client library is not installed)."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in SCHEMES:
+        return _RedisStreamPublisher(url, stream=stream, maxlen=maxlen, cluster=cluster)
+    if scheme not in schemes("publisher"):
+        accepted = ", ".join(s + "://" for s in schemes("publisher"))
+        raise ConfigError(f"bus URL {url!r}: the relay publishes to {accepted}")
+    options: dict[str, object] = {"stream": stream}
+    if maxlen != DEFAULT_MAXLEN:
+        options["maxlen"] = maxlen
+    return _SeamPublisher(url, open_backend("publisher", url, **options))

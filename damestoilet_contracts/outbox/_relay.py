@@ -8,7 +8,6 @@ A bus that cannot be reached keeps the rows, and the relay retries with backoff.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
 import signal
@@ -22,6 +21,7 @@ from typing import Any
 from damestoilet_contracts._errors import DeliveryError, OutboxError
 from damestoilet_contracts.outbox._publish import OutboxPublisher
 from damestoilet_contracts.outbox._store import RelayStore
+from damestoilet_contracts.runtime._logging import log_fields
 
 logger = logging.getLogger("damestoilet.relay")
 
@@ -181,5 +181,4 @@ def _log_backlog(s: RelayStats) -> None:
 
 
 def _log(msg: str, *, level: int = logging.INFO, **fields: Any) -> None:
-    if logger.isEnabledFor(level):
-        logger.log(level, json.dumps({"msg": msg, **fields}, default=str))
+    log_fields(logger, level, msg, fields)

@@ -71,6 +71,10 @@ class AsyncCoordinator:
         self.config = config or CoordinatorConfig()
         self.handlers: HandlerRegistry = dict(handlers or {})
         counters = stats or CoordinatorStats()
+        if flush_specs is not None:
+            # the contracts bound the metrics' type and target labels
+            flush_specs = {name: tuple(specs) for name, specs in flush_specs.items()}
+            counters.bound_labels(flush_specs.items())
         if bound is None and isinstance(target, AsyncTargetRouter):
             bound = target.is_bound
         self.checker = PlanChecker(flush_specs, protected=own_streams(bus))

@@ -32,7 +32,6 @@ Per batch, in this order (docs/runtime.md, the coordinator):
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -44,9 +43,9 @@ from damestoilet_contracts._errors import DamestoiletError, EnvelopeError, Purge
 from damestoilet_contracts.model import FlushOp, Plan
 from damestoilet_contracts.runtime._cloudevents import from_binary
 from damestoilet_contracts.runtime._envelope import Envelope
+from damestoilet_contracts.runtime._logging import log_fields
 from damestoilet_contracts.runtime._metrics import CoordinatorStats
 from damestoilet_contracts.runtime._plan_check import PlanChecker
-from damestoilet_contracts.runtime._redact import redact
 from damestoilet_contracts.runtime._seams import (
     Dead,
     Delivery,
@@ -56,6 +55,7 @@ from damestoilet_contracts.runtime._seams import (
     Settlement,
 )
 from damestoilet_contracts.runtime._signing import SigningKeys
+from damestoilet_contracts.runtime._storm import report as report_storm
 
 logger = logging.getLogger("damestoilet.coordinator")
 
@@ -312,6 +312,8 @@ class BatchCore:
                 error = result
                 break
             self.stats.add_purge(result)
+            if getattr(result, "storm", None):  # the guard engaged: say on which event(s)
+                report_storm(result.storm, _stage_of(work, plans, k))
         if error is None:
             return work, [], []
         if len(work) == 1:
@@ -334,6 +336,8 @@ class BatchCore:
                     reason = _reason(result)
                     break
                 self.stats.add_purge(result)
+                if getattr(result, "storm", None):
+                    report_storm(result.storm, [(w.envelope.id, stage)])
             if reason is None:
                 done.append(w)
             else:
@@ -350,21 +354,26 @@ class BatchCore:
         now = time.time()
         stats.events += len(result.done)
         observe = stats.latency.observe
-        # The per-event JSON lines cost more than the rest of this loop: build them only when
-        # INFO is on (the CLI's default; `--log-level warning` turns them off).
+        add_event = stats.add_event
+        # The per-event lines (a record, its fields, a formatted line) cost more than the rest
+        # of this loop: build them only when INFO is on (the CLI's default; `--log-level
+        # warning` turns them off).
         logging_events = logger.isEnabledFor(logging.INFO)
         for w in result.done:
             latency = now - w.envelope.timestamp
             latency = latency if latency > 0.0 else 0.0
             observe(latency)
+            add_event(w.envelope.type, _stages(w))
             if logging_events:
                 log_event("purged", w.envelope, w.delivery, latency_ms=round(latency * 1000, 3))
         stats.duplicates_skipped += len(result.duplicates)
-        if logging_events:
-            for w in result.duplicates:
+        for w in result.duplicates:
+            stats.by_type(stats.duplicates_by_type, w.envelope.type)
+            if logging_events:
                 log_event("duplicate", w.envelope, w.delivery)
         for w, retry, tried in result.retried:
             stats.retries += 1
+            stats.by_type(stats.retries_by_type, w.envelope.type)
             log_event(
                 "retry",
                 w.envelope,
@@ -375,6 +384,7 @@ class BatchCore:
             )
         for d, env in result.dead:
             stats.dead_lettered += 1
+            stats.by_type(stats.dead_lettered_by_type, env.type if env else None)
             log_event("dead_lettered", env, d.delivery, reason=d.reason, level=logging.WARNING)
 
     def report_lost(self, lost: Lost) -> None:
@@ -432,14 +442,21 @@ def _stages(w: _Work) -> tuple[tuple[FlushOp, ...], ...]:
     return w.plan.stages
 
 
+def _stage_of(
+    work: list[_Work], plans: list[tuple[tuple[FlushOp, ...], ...]], k: int
+) -> list[tuple[str, tuple[FlushOp, ...]]]:
+    # each event of stage k with its ops of the stage: whom a storm guard line names
+    return [(w.envelope.id, p[k]) for w, p in zip(work, plans, strict=True) if k < len(p)]
+
+
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
 def log(msg: str, *, level: int = logging.INFO, **fields: Any) -> None:
-    """Log one JSON line ``{"msg": msg, **fields}`` when ``level`` is on."""
-    if logger.isEnabledFor(level):
-        logger.log(level, redact(json.dumps({"msg": msg, **fields}, default=str)))
+    """Log ``msg`` with ``fields`` in ``extra=`` (see :mod:`runtime._logging`) when ``level``
+    is on."""
+    log_fields(logger, level, msg, fields)
 
 
 def log_event(
@@ -450,7 +467,8 @@ def log_event(
     level: int = logging.INFO,
     **fields: Any,
 ) -> None:
-    """Log one JSON line about one event's outcome when ``level`` is on."""
+    """Log one event's ``outcome`` (the message, and the ``outcome`` field) with its id,
+    type, bus entry and deliveries, when ``level`` is on."""
     if logger.isEnabledFor(level):
         record = {
             "outcome": outcome,
@@ -460,4 +478,4 @@ def log_event(
             "deliveries": delivery.deliveries,
             **fields,
         }
-        logger.log(level, redact(json.dumps(record, default=str)))
+        log_fields(logger, level, outcome, record)

@@ -1,10 +1,16 @@
 """The coordinator's counters, kept in a plain in-process object, and their exposure as
-Prometheus metrics (``prometheus_client``, the ``metrics`` extra, imported only when asked)."""
+Prometheus metrics (``prometheus_client``, the ``metrics`` extra, imported only when asked).
+
+Besides the totals, events are counted by event type and flush ops by target. Their label
+values are bounded (:class:`LabelValues`): a type or target the contracts do not name, or one
+past the first :data:`MAX_LABEL_VALUES` distinct values when no contracts are given, is
+counted as ``other``; an entry that never decoded has the type ``undecoded``.
+"""
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +35,53 @@ LATENCY_BUCKETS = (
 
 #: The op kinds keys are counted by.
 OPS = ("key", "prefix", "tag")
+
+#: Distinct values a label takes, when no contracts say which, before the rest are ``other``.
+MAX_LABEL_VALUES = 100
+#: The label value of every type or target beyond those allowed.
+OTHER = "other"
+#: The type label of an entry dead-lettered before its envelope was read.
+UNDECODED = "undecoded"
+
+
+class LabelValues:
+    """Keeps a label's values bounded: ``known`` values (from the contracts) pass and every
+    other is :data:`OTHER`; without ``known``, the first ``limit`` distinct values pass."""
+
+    def __init__(self, known: Iterable[str] | None = None, limit: int = MAX_LABEL_VALUES) -> None:
+        """Raises ValueError for a ``limit`` below 1."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self.known = None if known is None else frozenset(known)
+        self.limit = limit
+        self._seen: dict[str, str] = {}
+        self._passed = 0
+
+    def __call__(self, value: str) -> str:
+        """The label value that stands for ``value``."""
+        label = self._seen.get(value)
+        if label is not None:
+            return label
+        if self.known is not None:
+            label = value if value in self.known else OTHER
+        elif self._passed < self.limit and value != OTHER:
+            label = value
+            self._passed += 1
+        else:
+            label = OTHER
+        # every value that passes is remembered (so it keeps passing); refused ones only
+        # while the memo is small, so a flood of distinct types cannot grow it
+        if label != OTHER or len(self._seen) < 10 * self.limit:
+            self._seen[value] = label
+        return label
+        if self.known is not None:
+            label = value if value in self.known else OTHER
+        else:
+            passed = sum(1 for v, lab in self._seen.items() if v == lab)
+            label = value if passed < self.limit and value != OTHER else OTHER
+        if len(self._seen) < 10 * self.limit:  # the memo is bounded too
+            self._seen[value] = label
+        return label
 
 
 @dataclass
@@ -87,10 +140,54 @@ class CoordinatorStats:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     #: Keys the storm guard spread over its window instead of deleting at once.
     storm_spread: int = 0
+    #: Times the storm guard engaged: ops of a stage whose keys it spread (some).
+    storm_engaged: int = 0
+    #: Label values of event types and of targets (see :class:`LabelValues`).
+    types: LabelValues = field(default_factory=LabelValues)
+    targets: LabelValues = field(default_factory=LabelValues)
+    #: The counters above by event type (label value), and flush ops purged by (target, op).
+    events_by_type: dict[str, int] = field(default_factory=dict)
+    dead_lettered_by_type: dict[str, int] = field(default_factory=dict)
+    retries_by_type: dict[str, int] = field(default_factory=dict)
+    duplicates_by_type: dict[str, int] = field(default_factory=dict)
+    ops_by_target: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: The targets whose ops are counted (an agent's own); None: every target.
+    served: frozenset[str] | None = None
+
+    def bound_labels(self, flush_specs: Iterable[tuple[str, Iterable[Sequence[str]]]]) -> None:
+        """Allow as label values only the event types and targets of ``flush_specs``
+        (``(type, specs)`` pairs, each spec ``(op, target, mode, template)``); the rest are
+        counted as :data:`OTHER`."""
+        types: set[str] = set()
+        targets: set[str] = set()
+        for name, specs in flush_specs:
+            types.add(name)
+            targets.update(spec[1] for spec in specs)
+        self.types = LabelValues(types)
+        self.targets = LabelValues(targets)
+
+    def by_type(self, counter: dict[str, int], event_type: str | None) -> None:
+        """Count one in ``counter`` (a ``*_by_type`` dict) for ``event_type`` (None: an
+        entry that never decoded)."""
+        label = UNDECODED if event_type is None else self.types(event_type)
+        counter[label] = counter.get(label, 0) + 1
+
+    def add_event(self, event_type: str, stages: Iterable[Iterable[Any]]) -> None:
+        """Count one purged event of ``event_type`` and the ops of its ``stages`` (of the
+        :attr:`served` targets only)."""
+        label = self.types(event_type)
+        self.events_by_type[label] = self.events_by_type.get(label, 0) + 1
+        ops, targets, served = self.ops_by_target, self.targets, self.served
+        for stage in stages:
+            for op in stage:
+                if served is not None and op.target not in served:
+                    continue
+                key = (targets(op.target), op.op)
+                ops[key] = ops.get(key, 0) + 1
 
     def add_purge(self, result: object) -> None:
-        """Add a purge target's result (``keys``, ``prefix_keys``, ``tag_keys`` and ``spread``
-        if present)."""
+        """Add a purge target's result (``keys``, ``prefix_keys``, ``tag_keys``, ``spread``
+        and ``storm`` if present)."""
         for op, attr in (("key", "keys"), ("prefix", "prefix_keys"), ("tag", "tag_keys")):
             value = getattr(result, attr, 0)
             if isinstance(value, int):
@@ -98,6 +195,9 @@ class CoordinatorStats:
         spread = getattr(result, "spread", 0)
         if isinstance(spread, int):
             self.storm_spread += spread
+        storm = getattr(result, "storm", ())
+        if isinstance(storm, tuple):
+            self.storm_engaged += len(storm)
 
 
 class _Collector:
@@ -116,6 +216,27 @@ class _Collector:
         s = self.stats
         prefix = "damestoilet_coordinator_"
         yield CounterMetricFamily(prefix + "events", "Events purged.", value=s.events)
+        by_type = (
+            ("events", "Events purged", s.events_by_type),
+            ("dead_lettered", "Entries moved to the dead-letter stream", s.dead_lettered_by_type),
+            ("retries", "Purge attempts retried", s.retries_by_type),
+            ("duplicates_skipped", "Events skipped as already done", s.duplicates_by_type),
+        )
+        for name, text, counts in by_type:
+            family = CounterMetricFamily(
+                f"{prefix}{name}_by_type", f"{text}, by event type.", labels=["type"]
+            )
+            for label, n in sorted(counts.items()):
+                family.add_metric([label], n)
+            yield family
+        ops = CounterMetricFamily(
+            prefix + "ops_by_target",
+            "Flush ops of purged events, by target and op.",
+            labels=["target", "op"],
+        )
+        for (target, op), n in sorted(s.ops_by_target.items()):
+            ops.add_metric([target, op], n)
+        yield ops
         keys = CounterMetricFamily(prefix + "keys_purged", "Keys purged, by op.", labels=["op"])
         for op, n in s.keys_purged.items():
             keys.add_metric([op], n)
@@ -124,6 +245,11 @@ class _Collector:
             prefix + "storm_spread_keys",
             "Keys the storm guard spread over its window instead of deleting at once.",
             value=s.storm_spread,
+        )
+        yield CounterMetricFamily(
+            prefix + "storm_engaged",
+            "Times the storm guard engaged: ops of a stage whose keys it spread (some).",
+            value=s.storm_engaged,
         )
         yield CounterMetricFamily(
             prefix + "dead_lettered", "Entries moved to the dead-letter stream.", s.dead_lettered

@@ -33,6 +33,7 @@ Kind: TypeAlias = Literal[
 
 _R = "damestoilet_contracts.runtime.redis"
 _N = "damestoilet_contracts.runtime.nats"
+_K = "damestoilet_contracts.runtime.kafka"
 
 _REDIS: dict[str, str] = {
     "bus": f"{_R}._bus:RedisStreamBus",
@@ -52,6 +53,14 @@ _NATS: dict[str, str] = {
     "publisher": f"{_N}._publisher:BlockingJetStreamPublisher",
     "async_publisher": f"{_N}._publisher:JetStreamPublisher",
     "dead_letters": f"{_N}._dead_letters:JetStreamDeadLetters",
+}
+
+_KAFKA: dict[str, str] = {
+    "bus": f"{_K}._bus:KafkaBus",
+    "async_bus": f"{_K}._bus:AsyncKafkaBus",
+    "publisher": f"{_K}._publisher:KafkaPublisher",
+    "async_publisher": f"{_K}._publisher:AsyncKafkaPublisher",
+    "dead_letters": f"{_K}._dead_letters:KafkaDeadLetters",
 }
 
 _WHAT = {
@@ -85,6 +94,12 @@ for _scheme in ("redis", "rediss"):
 for _kind, _path in _NATS.items():
     register(_kind, "nats", _path, extra="nats")  # type: ignore[arg-type]
     register(_kind, "tls", _path, extra="nats")  # type: ignore[arg-type]
+for _kind, _path in _KAFKA.items():
+    register(_kind, "kafka", _path, extra="kafka")  # type: ignore[arg-type]
+_V = "damestoilet_contracts.runtime.varnish._purge"
+for _scheme in ("varnish", "varnishs"):
+    register("target", _scheme, f"{_V}:VarnishPurgeTarget", extra="varnish")
+    register("async_target", _scheme, f"{_V}:AsyncVarnishPurgeTarget", extra="varnish")
 
 
 def schemes(kind: Kind) -> list[str]:

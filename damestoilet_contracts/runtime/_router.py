@@ -23,7 +23,8 @@ T = TypeVar("T")
 
 class StageStats:
     """The results of one stage purged through several backends, read as one: ``keys``,
-    ``prefix_keys``, ``tag_keys`` and ``soft_marked`` are the sums of theirs."""
+    ``prefix_keys``, ``tag_keys``, ``soft_marked`` and ``spread`` are the sums of theirs,
+    ``storm`` the storm guard's engagements of them all."""
 
     def __init__(self, results: Sequence[object]) -> None:
         self.results = list(results)
@@ -55,6 +56,16 @@ class StageStats:
     def soft_marked(self) -> int:
         """Keys soft-marked rather than removed."""
         return self._sum("soft_marked")
+
+    @property
+    def spread(self) -> int:
+        """Keys the storm guard spread rather than deleted."""
+        return self._sum("spread")
+
+    @property
+    def storm(self) -> tuple[object, ...]:
+        """What the storm guard did, per op it engaged on, over every backend."""
+        return tuple(e for result in self.results for e in getattr(result, "storm", ()))
 
 
 class _Routes(Generic[T]):

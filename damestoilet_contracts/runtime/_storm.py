@@ -11,17 +11,24 @@ target's grace window). The refills of a 50,000-key tag then reach the source at
 in a schema) and soft ops are never spread.
 
 A budget lives for one stage of one purge target call; a backend asks it, page by page as it
-finds an op's keys, which of them to delete and which to spread.
+finds an op's keys, which of them to delete and which to spread. The backend returns what the
+guard did as :class:`Engagement` records (in ``PurgeStats.storm``); it sees only ops, so the
+coordinator's batch core, which knows which event each op of a stage came from, logs each one
+with its event id(s) (:func:`report`).
 """
 
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from damestoilet_contracts.model import StormGuard
+from damestoilet_contracts.model import FlushOp, StormGuard
+from damestoilet_contracts.runtime._logging import log_fields
+
+logger = logging.getLogger("damestoilet.purge")
 
 K = TypeVar("K")
 
@@ -69,3 +76,52 @@ class StormBudget:
     def engaged(self) -> dict[Hashable, Engaged]:
         """The ops whose keys the guard spread (some), with their counts."""
         return {op: e for op, e in self.ops.items() if e.spread}
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """What the guard did to one op of a stage: which op (its kind and its prefix or tag),
+    the keys it deleted and spread, and the guard that did it."""
+
+    op: str
+    text: str
+    deleted: int
+    spread: int
+    max_keys: int
+    spread_seconds: float
+
+    def owned_by(self, ops: Iterable[FlushOp]) -> bool:
+        """Whether ``ops`` (one event's stage) hold a guarded op this engagement stands for."""
+        return any(o.op == self.op and o.key == self.text and o.mode == "delete" for o in ops)
+
+
+def report(
+    engagements: Iterable[Engagement], stage: Sequence[tuple[str, Sequence[FlushOp]]]
+) -> None:
+    """Log one WARNING ``storm_guard`` line per engagement of a stage, with the event(s) it
+    came from: ``stage`` holds, per event of the stage, its id and its ops of the stage. One
+    event: its ``id``; an op that several events of the batch share (purged once for all):
+    every one of their ``ids``; when no op of the stage matches (a backend that renamed it),
+    the ``ids`` of the whole stage, as the events it may have come from."""
+    for e in engagements:
+        ids = [event_id for event_id, ops in stage if e.owned_by(ops)]
+        who: dict[str, object]
+        if len(ids) == 1:
+            who = {"id": ids[0]}
+        else:
+            who = {"ids": ids or [event_id for event_id, _ in stage]}
+            who["attributed"] = bool(ids)
+        log_fields(
+            logger,
+            logging.WARNING,
+            "storm_guard",
+            {
+                **who,
+                "op": e.op,
+                "text": e.text,
+                "deleted": e.deleted,
+                "spread": e.spread,
+                "max_keys": e.max_keys,
+                "spread_seconds": e.spread_seconds,
+            },
+        )

@@ -17,6 +17,7 @@ nats-py errors leave this package as :class:`BackendError`.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -83,12 +84,26 @@ async def translated(what: str) -> AsyncIterator[None]:
         raise backend_error(what, exc) from exc
 
 
+#: How long a first connection may take before it is an error (s). Once connected, a client
+#: reconnects for ever (``max_reconnect_attempts=-1``); nats-py applies that to the first
+#: connection too, which would wait for ever on a server that is down at start.
+FIRST_CONNECT_S = 15.0
+
+
 async def connect(url: str) -> Any:
-    """A nats-py client connected to ``url``; raises :class:`BackendError` when it cannot."""
+    """A nats-py client connected to ``url``; raises :class:`BackendError` when it cannot
+    within :data:`FIRST_CONNECT_S`."""
     check_url(url)
     async with translated(f"cannot connect to {url}"):
-        return await nats.connect(
-            url, connect_timeout=5, max_reconnect_attempts=-1, allow_reconnect=True
+        return await asyncio.wait_for(
+            nats.connect(
+                url,
+                connect_timeout=5,
+                max_reconnect_attempts=-1,
+                allow_reconnect=True,
+                reconnect_time_wait=1,
+            ),
+            FIRST_CONNECT_S,
         )
 
 

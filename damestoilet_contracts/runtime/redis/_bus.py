@@ -13,7 +13,6 @@ the neutral verbs as :class:`BackendError`; the lower-level methods (``read_new`
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from damestoilet_contracts._errors import BackendError
+from damestoilet_contracts.runtime._logging import log_fields
 from damestoilet_contracts.runtime._seams import (
     DEFAULT_GROUP,
     DEFAULT_MAXLEN,
@@ -482,5 +482,4 @@ def raise_backend(what: str, exc: redis.RedisError) -> NoReturn:
 
 
 def _log(msg: str, *, level: int = logging.INFO, **fields: Any) -> None:
-    if logger.isEnabledFor(level):
-        logger.log(level, json.dumps({"msg": msg, **fields}, default=str))
+    log_fields(logger, level, msg, fields)

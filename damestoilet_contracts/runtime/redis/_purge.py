@@ -19,8 +19,6 @@ is shared with :class:`AsyncRedisPurgeTarget` in :mod:`runtime.redis._purge_asyn
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +30,7 @@ import redis.exceptions
 
 from damestoilet_contracts._errors import PurgeError, PurgeInterruptedError
 from damestoilet_contracts.model import FlushOp, StormGuard
-from damestoilet_contracts.runtime._storm import StormBudget
+from damestoilet_contracts.runtime._storm import Engagement, StormBudget
 from damestoilet_contracts.runtime.redis import _layout as layout
 from damestoilet_contracts.runtime.redis import _prefix_index as pidx
 from damestoilet_contracts.runtime.redis._prefix_purge import (
@@ -46,8 +44,6 @@ from damestoilet_contracts.runtime.redis._prefix_purge import (
 
 Key: TypeAlias = str | bytes
 AnyKey = TypeVar("AnyKey", str, bytes, str | bytes)
-
-logger = logging.getLogger("damestoilet.purge")
 
 #: Keys per ``UNLINK`` or soft-script call. Large enough to amortise the round trip, small
 #: enough that one call never blocks the server noticeably.
@@ -131,6 +127,8 @@ class PurgeStats:
     soft_marked: int = 0
     #: Of the keys above, those the storm guard spread over its window instead of deleting.
     spread: int = 0
+    #: What the storm guard did, per op it engaged on (the coordinator logs each one).
+    storm: tuple[Engagement, ...] = ()
 
     def __add__(self, other: PurgeStats) -> PurgeStats:
         return PurgeStats(
@@ -139,6 +137,7 @@ class PurgeStats:
             self.tag_keys + other.tag_keys,
             self.soft_marked + other.soft_marked,
             self.spread + other.spread,
+            self.storm + other.storm,
         )
 
     @property
@@ -163,6 +162,8 @@ class ScanOp:
     indexed: bool = False
     #: The target's storm guard when this op may be spread (a ``delete`` of a guarded target).
     guard: StormGuard | None = None
+    #: ``prefix`` or ``tag`` (a prefix and a tag of the same text are two ops).
+    kind: str = ""
 
 
 @dataclass(slots=True)
@@ -245,7 +246,7 @@ class PurgePlanner:
             elif op.op in ("prefix", "tag"):
                 indexed = op.op == "prefix" and op.target in self.prefix_index
                 guard = self.storm.get(op.target) if op.mode == "delete" else None
-                scan = ScanOp(op.key, is_soft, self.grace_ms(op.target), indexed, guard)
+                scan = ScanOp(op.key, is_soft, self.grace_ms(op.target), indexed, guard, op.op)
                 prior = scans.get((op.op, op.key))
                 if prior is not None:
                     # hard beats a guarded delete, delete beats soft; between two soft windows
@@ -253,7 +254,12 @@ class PurgePlanner:
                     # prefix keeps it
                     best = scan if stronger(scan, prior) else prior
                     scan = ScanOp(
-                        best.text, best.soft, best.grace_ms, indexed and prior.indexed, best.guard
+                        best.text,
+                        best.soft,
+                        best.grace_ms,
+                        indexed and prior.indexed,
+                        best.guard,
+                        op.op,
                     )
                 scans[(op.op, op.key)] = scan
             else:
@@ -288,23 +294,30 @@ def prefix_pattern(prefix: str) -> str:
     return layout.escape_glob(prefix) + "*"
 
 
-def report_storm(budget: StormBudget) -> int:
-    """Log each op whose keys the storm guard spread in a stage; return how many were spread."""
+def engagements(budget: StormBudget) -> tuple[Engagement, ...]:
+    """What the storm guard did in a stage, per op whose keys it spread (some)."""
+    out = []
     for scan, seen in budget.engaged().items():
         assert isinstance(scan, ScanOp) and scan.guard is not None
-        logger.warning(
-            json.dumps(
-                {
-                    "msg": "storm_guard",
-                    "text": scan.text,
-                    "deleted": seen.deleted,
-                    "spread": seen.spread,
-                    "max_keys": scan.guard.max_keys,
-                    "spread_seconds": scan.guard.spread_seconds,
-                }
+        guard = scan.guard
+        out.append(
+            Engagement(
+                scan.kind,
+                scan.text,
+                seen.deleted,
+                seen.spread,
+                guard.max_keys,
+                guard.spread_seconds,
             )
         )
-    return budget.spread
+    return tuple(out)
+
+
+def stage_stats(
+    keys: int, prefix_keys: int, tag_keys: int, soft_marked: int, budget: StormBudget
+) -> PurgeStats:
+    """The :class:`PurgeStats` of a stage whose guarded ops asked ``budget``."""
+    return PurgeStats(keys, prefix_keys, tag_keys, soft_marked, budget.spread, engagements(budget))
 
 
 def purge_error(what: str, exc: Exception) -> PurgeError:
@@ -529,7 +542,7 @@ class RedisPurgeTarget(PurgeTargetBase):
         except redis.exceptions.RedisError as exc:
             self._after_error(exc)
             raise purge_error("executing a stage", exc) from exc
-        return PurgeStats(keys, prefix_keys, tag_keys, soft_marked, report_storm(budget))
+        return stage_stats(keys, prefix_keys, tag_keys, soft_marked, budget)
 
     def _purge_keys(self, keys: Sequence[Key], soft: bool, grace_ms: int) -> int:
         """Purge ``keys``; on a cluster, one plain pipeline per primary (a cluster pipeline

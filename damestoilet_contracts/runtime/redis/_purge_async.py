@@ -31,7 +31,7 @@ from damestoilet_contracts.runtime.redis._purge import (
     ScanOp,
     chunks,
     purge_error,
-    report_storm,
+    stage_stats,
 )
 
 
@@ -111,7 +111,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
         except redis.exceptions.RedisError as exc:
             await self._after_error(exc)
             raise purge_error("executing a stage", exc) from exc
-        return PurgeStats(keys, prefix_keys, tag_keys, soft_marked, report_storm(budget))
+        return stage_stats(keys, prefix_keys, tag_keys, soft_marked, budget)
 
     async def _run(self, calls: Iterable[tuple[Any, ...]]) -> int:
         total = 0

@@ -297,9 +297,13 @@ class VarnishPurgeTarget(VarnishPurgeBase):
         )
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> VarnishPurgeTarget:
+    def from_url(
+        cls, url: str, *, grace: Mapping[str, float] | None = None, **options: Any
+    ) -> VarnishPurgeTarget:
         """A target for a ``varnish://`` URL (see :func:`parse_varnish_url`); ``options``
-        override what the URL says. Raises ValueError for a malformed URL."""
+        override what the URL says. ``grace`` is taken for the registry's sake and unused:
+        how long a soft-purged object stays servable is the VCL's ``beresp.grace``. Raises
+        ValueError for a malformed URL."""
         return cls(**{**parse_varnish_url(url), **options})
 
     def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
@@ -383,8 +387,10 @@ class AsyncVarnishPurgeTarget(VarnishPurgeBase):
         ]
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> AsyncVarnishPurgeTarget:
-        """The async :meth:`VarnishPurgeTarget.from_url`."""
+    def from_url(
+        cls, url: str, *, grace: Mapping[str, float] | None = None, **options: Any
+    ) -> AsyncVarnishPurgeTarget:
+        """The async :meth:`VarnishPurgeTarget.from_url` (``grace`` unused likewise)."""
         return cls(**{**parse_varnish_url(url), **options})
 
     async def purge_stage(self, ops: Sequence[FlushOp]) -> PurgeStats:
