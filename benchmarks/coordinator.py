@@ -22,14 +22,27 @@ each) drained by the coordinator reading the prefix index, by the coordinator sc
 per batch, and by the seed article's KEYS+DEL per event (capped at --seed-seconds), against a
 client unlinking the known keys; and the cost of ``damestoilet index-audit`` over them.
 
+Scaling, for each shape of --scaling-shapes (default 5 and 1 exact keys per event): the same
+backlog of --events events over --resident keys, drained by 1, 2, 4 (--processes) real
+``damestoilet coordinator`` processes of this tree in one consumer group (distinct
+--consumer names, --batch, --log-level warning). The processes start before the clock and
+are handed the whole backlog at once (``XGROUP SETID``); the clock stops when the group has
+nothing pending and a lag of 0, then every target must be gone and every resident key there.
+Printed per process count: keys/s and events/s, the ratio to the plain pipelined UNLINK of the
+same keys in the same run, redis-server's main-thread CPU (``INFO cpu``) and the coordinators'
+CPU (``/proc``) per event and in cores, the machine's busy cores (``/proc/stat``, every
+session on it) and its load average; then where the curve flattens and what was saturated
+there, read from those figures.
+
 Whether redis-py uses hiredis (the ``fast`` extra) is printed first: it speeds up both sides.
 
-    python benchmarks/coordinator.py [--sections throughput,scale,latency]
+    python benchmarks/coordinator.py [--sections throughput,scaling,scale,latency]
                                      [--events 100000] [--shapes 1,4,10] [--batch 500]
                                      [--resident 1000000] [--rate 2000] [--seconds 10]
                                      [--profile] [--sizes 10000,1000000]
                                      [--exact-events 20000] [--prefix-events 2000]
                                      [--seed-seconds 20]
+                                     [--processes 1,2,4] [--scaling-shapes 5,1]
 """
 
 from __future__ import annotations
@@ -37,8 +50,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import itertools
 import json
 import logging
+import os
 import pstats
 import signal
 import statistics
@@ -69,6 +84,7 @@ from damestoilet_contracts.runtime.redis import _layout as layout
 from damestoilet_contracts.runtime.redis._prefix_index import INDEX_KEY, audit
 from tests.servers import redis_server
 
+REPO = Path(__file__).resolve().parent.parent
 STREAM = "bench:events"
 #: redis-server's main-thread CPU time (INFO cpu) per key of the last plain run and per event
 #: of the last coordinator run: what no client-side work can remove.
@@ -471,6 +487,249 @@ def throughput(client: redis.Redis, args: argparse.Namespace) -> None:
         stats.sort_stats("tottime").print_stats(12)
 
 
+# -- several coordinator processes in one group -----------------------------------------------
+
+SCALING_GROUP = "bench-scaling"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pids: list[int]) -> float:
+    """User plus system CPU seconds the processes ``pids`` have used (``/proc/<pid>/stat``)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy, over all cores (``/proc/stat``): every
+    session's work, not only this benchmark's."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / CLK_TCK
+
+
+@dataclass
+class Drain:
+    """N coordinator processes draining one backlog: wall time and who used the CPU."""
+
+    processes: int
+    events: int
+    keys: int
+    seconds: float
+    server_s: float  # redis-server's main thread
+    clients_s: float  # the coordinator processes, together
+    machine_s: float  # every core of the machine, every process on it
+    load: float  # 1-minute load average when the drain ended
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def keys_per_s(self) -> float:
+        return self.keys / self.seconds
+
+
+def coordinator_command(port: int, consumer: str, batch: int) -> list[str]:
+    """``damestoilet coordinator`` of this tree (not the installed console script)."""
+    return [
+        sys.executable, "-c", "from damestoilet_contracts.cli import main; main()",
+        "coordinator", "--redis", f"redis://127.0.0.1:{port}/0", "--stream", STREAM,
+        "--group", SCALING_GROUP, "--consumer", consumer, "--batch", str(batch),
+        "--block-ms", "5", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def group_state(client: redis.Redis) -> tuple[int, int | None]:
+    """The scaling group's pending count and lag (None while Redis cannot tell)."""
+    for group in client.xinfo_groups(STREAM):
+        name = group["name"]
+        if (name.decode() if isinstance(name, bytes) else name) == SCALING_GROUP:
+            return int(group["pending"]), group["lag"]
+    raise SystemExit(f"group {SCALING_GROUP} is gone")
+
+
+def processes_drain(
+    port: int, client: redis.Redis, keys: list[str], per_event: int, processes: int, batch: int
+) -> Drain:
+    """Emit ``keys`` as a backlog of ``per_event`` keys per event and time ``processes``
+    coordinator processes, one group, distinct consumers, until it is drained."""
+    load(client, keys)
+    events = [keys[i : i + per_event] for i in range(0, len(keys), per_event)]
+    emit_backlog(client, [envelope(*e) for e in events])
+    # The group starts at the end of the stream, so the processes start (imports, connect)
+    # with nothing to read; once each has registered as a consumer, SETID hands them all the
+    # backlog at once and the clock starts. Their 5 ms block bounds how late each notices.
+    client.xgroup_create(STREAM, SCALING_GROUP, id="$")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    procs = [
+        subprocess.Popen(
+            coordinator_command(port, f"bench-{i}", batch),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(processes)
+    ]
+    pids = [p.pid for p in procs]
+
+    def check_alive() -> None:
+        for proc in procs:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise SystemExit(f"a coordinator exited with {proc.returncode}: {err}")
+
+    try:
+        deadline = time.monotonic() + 120
+        while len(client.xinfo_consumers(STREAM, SCALING_GROUP)) < processes:
+            check_alive()
+            if time.monotonic() > deadline:
+                raise SystemExit("the coordinators did not start in 120 s")
+            time.sleep(0.05)
+        gc.collect()
+        cpu, clients, machine = server_us(client), process_cpu_s(pids), machine_busy_s()
+        started = time.perf_counter()
+        client.xgroup_setid(STREAM, SCALING_GROUP, id="0", entries_read=0)
+        while group_state(client) != (0, 0):
+            check_alive()
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        drain = Drain(
+            processes,
+            len(events),
+            len(keys),
+            elapsed,
+            (server_us(client) - cpu) / 1e6,
+            process_cpu_s(pids) - clients,
+            machine_busy_s() - machine,
+            os.getloadavg()[0],
+        )
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    if any(proc.returncode for proc in procs):
+        raise SystemExit(f"coordinator exit codes {[p.returncode for p in procs]}")
+    if left_of(client, keys):
+        raise SystemExit("the group is drained but target keys survived")
+    return drain
+
+
+def scaling(port: int, client: redis.Redis, args: argparse.Namespace) -> None:
+    """1, 2, 4 ... ``damestoilet coordinator`` processes sharing one group's backlog, per shape,
+    next to the plain pipelined UNLINK of the same keys in the same run."""
+    counts = [int(n) for n in args.processes.split(",")]
+    cores = os.cpu_count() or 1
+    print(
+        f"scaling: backlog of {args.events:,} events, {args.resident:,} resident keys, "
+        f"processes {','.join(map(str, counts))} (damestoilet coordinator, one group, "
+        f"--batch {args.batch}, --log-level warning); {cores} cores, "
+        f"load average {os.getloadavg()[0]:.2f} at the start"
+    )
+    for per_event in (int(n) for n in args.scaling_shapes.split(",")):
+        keys = [f"catalog:product:{i}" for i in range(args.events * per_event)]
+        plain = statistics.median(plain_unlink(client, keys) for _ in range(3))
+        print(
+            f"  {per_event} keys/event: plain pipelined UNLINK {plain:,.0f} keys/s "
+            f"(redis-server {SERVER_US['plain']:.2f} us/key)"
+        )
+        print(
+            f"  {'procs':>5} {'keys/s':>9} {'events/s':>9} {'vs plain':>8} {'vs 1':>5}  "
+            f"{'redis us/ev':>11} {'redis cores':>11}  {'coord us/ev':>11} {'coord cores':>11}  "
+            f"{'busy cores':>10} {'load 1m':>7}"
+        )
+        drains: list[Drain] = []
+        for processes in counts:
+            drain = processes_drain(port, client, keys, per_event, processes, args.batch)
+            drains.append(drain)
+            print(
+                f"  {processes:>5} {drain.keys_per_s:>9,.0f} {drain.events_per_s:>9,.0f} "
+                f"{drain.keys_per_s / plain:>8.1%} "
+                f"{drain.events_per_s / drains[0].events_per_s:>4.2f}x  "
+                f"{drain.server_s * 1e6 / drain.events:>11.2f} "
+                f"{drain.server_s / drain.seconds:>11.2f}  "
+                f"{drain.clients_s * 1e6 / drain.events:>11.2f} "
+                f"{drain.clients_s / drain.seconds:>11.2f}  "
+                f"{drain.machine_s / drain.seconds:>10.2f} {drain.load:>7.2f}",
+                flush=True,
+            )
+            # fresh stream and group, no done markers: the next run starts alike
+            if client.dbsize() != args.resident + drain.events + 1:  # done markers, stream
+                raise SystemExit("a resident key was purged or an event was not marked done")
+            drop_bookkeeping(client, SCALING_GROUP)
+        for line in scaling_reading(drains, cores):
+            print(f"  {line}")
+        del keys
+
+
+def scaling_reading(drains: list[Drain], cores: int) -> list[str]:
+    """Where the curve flattens and what was saturated there, read from the figures: a step
+    that adds under 15% events/s is flat; Redis is the limit when its main thread is near one
+    core (0.85 or more), the cores when the machine's are 90% busy or more."""
+    if len(drains) < 2:
+        return ["one process count only: no curve"]
+    first = drains[0]
+    steps = list(itertools.pairwise(drains))
+    gains = ", ".join(
+        f"{p.processes}->{d.processes} {d.events_per_s / p.events_per_s:.2f}x" for p, d in steps
+    )
+    best = max(drains, key=lambda d: d.events_per_s)
+    out = [
+        f"events/s per step: {gains}; best {best.events_per_s:,.0f} with {best.processes} "
+        f"processes, {best.events_per_s / first.events_per_s:.2f}x one process"
+    ]
+    flat = next(((p, d) for p, d in steps if d.events_per_s < 1.15 * p.events_per_s), None)
+    at = flat[1] if flat else drains[-1]
+    redis_cores = at.server_s / at.seconds
+    busy = at.machine_s / at.seconds
+    clients = at.clients_s / at.seconds
+    other = max(0.0, busy - redis_cores - clients)
+    where = (
+        f"flattens from {flat[0].processes} to {at.processes} processes (under 1.15x)"
+        if flat
+        else f"does not flatten up to {at.processes} processes (every step 1.15x or more)"
+    )
+    limit = (
+        "Redis, its main thread near one core"
+        if redis_cores >= 0.85
+        else "the cores the clients share, not Redis"
+        if busy >= 0.9 * cores
+        else "neither Redis nor the cores"
+    )
+    out.append(
+        f"{where}; with {at.processes}: redis-server {redis_cores:.2f} of its one core, the "
+        f"machine's {cores} cores {busy:.2f} busy (coordinators {clients:.2f}, redis-server "
+        f"{redis_cores:.2f}, other sessions and this script {other:.2f}): the limit is {limit}"
+    )
+    out.append(
+        f"one process: coordinator {first.clients_s / first.seconds:.2f} + redis-server "
+        f"{first.server_s / first.seconds:.2f} cores, together "
+        f"{(first.clients_s + first.server_s) / first.seconds:.2f} of {cores}; per event, "
+        f"redis-server {first.server_s * 1e6 / first.events:.2f} -> "
+        f"{at.server_s * 1e6 / at.events:.2f} us and the coordinators "
+        f"{first.clients_s * 1e6 / first.events:.2f} -> {at.clients_s * 1e6 / at.events:.2f} us "
+        f"of CPU from {first.processes} to {at.processes} processes"
+    )
+    ceiling = at.events / at.server_s if at.server_s else float("inf")
+    out.append(
+        f"redis-server's CPU per event with {at.processes} processes would allow "
+        f"{ceiling:,.0f} events/s on one full core, {ceiling / best.events_per_s:.1f}x the best "
+        f"measured; the coordinators' {at.clients_s * 1e6 / at.events:.1f} us per event allow "
+        f"{at.events / at.clients_s:,.0f} events/s per core they get"
+    )
+    return out
+
+
 def chunked(items: Iterator[bytes], size: int = 10_000) -> Iterator[list[bytes]]:
     batch: list[bytes] = []
     for item in items:
@@ -523,6 +782,12 @@ def main() -> None:
     parser.add_argument(
         "--seed-seconds", type=float, default=20.0, help="scale: time cap of the seed's KEYS+DEL"
     )
+    parser.add_argument(
+        "--processes", default="1,2,4", help="scaling: coordinator processes, comma-separated"
+    )
+    parser.add_argument(
+        "--scaling-shapes", default="5,1", help="scaling: exact keys per event, comma-separated"
+    )
     args = parser.parse_args()
     sections = args.sections.split(",")
     logging.getLogger("damestoilet.coordinator").setLevel(logging.WARNING)
@@ -537,6 +802,10 @@ def main() -> None:
         if "throughput" in sections:
             load(client, [f"resident:{i}" for i in range(args.resident)])
             throughput(client, args)
+        if "scaling" in sections:
+            if "throughput" not in sections:
+                load(client, [f"resident:{i}" for i in range(args.resident)])
+            scaling(port, client, args)
         if "scale" in sections:
             scale(client, args)
         if "latency" not in sections:
