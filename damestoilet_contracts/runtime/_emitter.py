@@ -25,6 +25,7 @@ from damestoilet_contracts.runtime._seams import (
 )
 from damestoilet_contracts.runtime._signing import SigningKeys
 from damestoilet_contracts.runtime._uri import check_source
+from damestoilet_contracts.runtime._wiring import check_signing
 
 _UNSIGNED = (
     "signing is implemented for the Redis stream bus only (an `s` field of each entry); "
@@ -41,8 +42,7 @@ def _publisher_options(
     if maxlen != DEFAULT_MAXLEN:
         options["maxlen"] = maxlen
     if signing is not None:
-        if not url.lower().startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(_UNSIGNED)
+        check_signing(signing, url)
         options["signing"] = signing
     return options
 
