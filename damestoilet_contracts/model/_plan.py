@@ -36,6 +36,26 @@ class FlushOp:
         return {"op": self.op, "target": self.target, "key": self.key, "mode": self.mode}
 
 
+def op_maker() -> Any:
+    """A function ``(op, target, key, mode) -> FlushOp`` that skips the frozen dataclass's
+    ``__init__`` (four ``object.__setattr__`` calls): it sets the slots directly. For decoders
+    that have already checked the four values and build one op per key of a backlog; about
+    twice as fast as ``FlushOp(...)``, and the same object."""
+    new, cls, slot = object.__new__, FlushOp, vars(FlushOp)
+    set_op, set_target = slot["op"].__set__, slot["target"].__set__
+    set_key, set_mode = slot["key"].__set__, slot["mode"].__set__
+
+    def make(op: str, target: str, key: str, mode: str) -> FlushOp:
+        made = new(cls)
+        set_op(made, op)
+        set_target(made, target)
+        set_key(made, key)
+        set_mode(made, mode)
+        return made
+
+    return make
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """The stages of one event's purge; every op of a stage runs before the next stage starts."""

@@ -356,7 +356,6 @@ class BatchCore:
         now = time.time()
         stats.events += len(result.done)
         observe = stats.latency.observe
-        add_event = stats.add_event
         # The per-event lines (a record, its fields, a formatted line) cost more than the rest
         # of this loop: build them only when INFO is on (the CLI's default; `--log-level
         # warning` turns them off).
@@ -365,9 +364,9 @@ class BatchCore:
             latency = now - w.envelope.timestamp
             latency = latency if latency > 0.0 else 0.0
             observe(latency)
-            add_event(w.envelope.type, _stages(w))
             if logging_events:
                 log_event("purged", w.envelope, w.delivery, latency_ms=round(latency * 1000, 3))
+        stats.add_events([(w.envelope.type, _stages(w)) for w in result.done])
         stats.duplicates_skipped += len(result.duplicates)
         for w in result.duplicates:
             stats.by_type(stats.duplicates_by_type, w.envelope.type)

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 from damestoilet_contracts._errors import EnvelopeError
 from damestoilet_contracts.model import FlushOp, Plan
+from damestoilet_contracts.model._plan import op_maker
 from damestoilet_contracts.runtime._event import ContractEvent
 from damestoilet_contracts.runtime._uri import check_source
 
@@ -530,9 +531,13 @@ class Envelope:
         key = head[9] if len(head) > 9 else ""
         if type(key) is not str:
             raise EnvelopeError("envelope attribute partitionkey must be text")
-        for value in (event_id, source, type_, time, content_type, schema, rules, spec, key):
-            if type(value) is str and len(value) > MAX_ATTRIBUTE_CHARS:
-                raise EnvelopeError(f"an envelope attribute is longer than {MAX_ATTRIBUTE_CHARS}")
+        if size > MAX_ATTRIBUTE_CHARS:
+            # (a head no longer than the limit cannot hold a longer attribute)
+            for value in (event_id, source, type_, time, content_type, schema, rules, spec, key):
+                if type(value) is str and len(value) > MAX_ATTRIBUTE_CHARS:
+                    raise EnvelopeError(
+                        f"an envelope attribute is longer than {MAX_ATTRIBUTE_CHARS}"
+                    )
         if "\\" in text:
             # Only a JSON escape yields a control character or a lone surrogate (strict
             # JSON refuses raw ones), so text without a backslash needs no scan.
@@ -571,6 +576,10 @@ def _groups(stage: tuple[FlushOp, ...]) -> list[list[Any]]:
     return groups
 
 
+#: FlushOp(...) without the frozen dataclass's __init__: one per key of every event read.
+_make_op = op_maker()
+
+
 def _plan_v2(type_: Any, stages: Any) -> Plan:
     """The plan of a v2 envelope from its ``[op, target, mode, [key, ...]]`` groups."""
     if type(stages) is not list:
@@ -600,7 +609,7 @@ def _plan_v2(type_: Any, stages: Any) -> Plan:
             count += len(keys)
             if count > MAX_PLAN_OPS:
                 raise EnvelopeError(f"flush plan has more than {MAX_PLAN_OPS} operations")
-            ops += [FlushOp(op, target, key, mode) for key in keys]
+            ops += [_make_op(op, target, key, mode) for key in keys]
         out.append(tuple(ops))
     return Plan(type_, tuple(out))
 

@@ -175,15 +175,30 @@ class CoordinatorStats:
     def add_event(self, event_type: str, stages: Iterable[Iterable[Any]]) -> None:
         """Count one purged event of ``event_type`` and the ops of its ``stages`` (of the
         :attr:`served` targets only)."""
-        label = self.types(event_type)
-        self.events_by_type[label] = self.events_by_type.get(label, 0) + 1
-        ops, targets, served = self.ops_by_target, self.targets, self.served
-        for stage in stages:
-            for op in stage:
-                if served is not None and op.target not in served:
-                    continue
-                key = (targets(op.target), op.op)
-                ops[key] = ops.get(key, 0) + 1
+        self.add_events([(event_type, stages)])
+
+    def add_events(self, events: Iterable[tuple[str, Iterable[Iterable[Any]]]]) -> None:
+        """:meth:`add_event` for each ``(event_type, stages)`` of a batch: counted by raw
+        type and (target, op) first, then each distinct one labelled once."""
+        types: dict[str, int] = {}
+        pairs: dict[tuple[str, str], int] = {}
+        get = pairs.get
+        for event_type, stages in events:
+            types[event_type] = types.get(event_type, 0) + 1
+            for stage in stages:
+                for op in stage:
+                    pair = (op.target, op.op)
+                    pairs[pair] = get(pair, 0) + 1
+        by_type = self.events_by_type
+        for event_type, n in types.items():
+            label = self.types(event_type)
+            by_type[label] = by_type.get(label, 0) + n
+        ops, served = self.ops_by_target, self.served
+        for (target, op_kind), n in pairs.items():
+            if served is not None and target not in served:
+                continue
+            key = (self.targets(target), op_kind)
+            ops[key] = ops.get(key, 0) + n
 
     def add_purge(self, result: object) -> None:
         """Add a purge target's result (``keys``, ``prefix_keys``, ``tag_keys``, ``spread``
