@@ -2,7 +2,8 @@
 a Node service sees of the output (node's own test runner over tests/node/behaviour.test.mjs).
 
 ``DAMESTOILET_UPDATE_GOLDEN=1 pytest tests/test_ts_generator.py`` rewrites each case's
-``expected-ts/``; read the diff before committing.
+``expected-ts/``; read the diff before committing. The runtime modules every output carries
+word for word below its header (:data:`SHARED`) are kept in the first case only.
 """
 
 from __future__ import annotations
@@ -36,9 +37,27 @@ UPDATE = os.environ.get("DAMESTOILET_UPDATE_GOLDEN") == "1"
 GOLDEN = sorted(name for name in ts_schema_dirs() if name.startswith("codegen-"))
 
 
+#: The runtime modules of every output: the same text in each below the header that names
+#: the case's schemas. Golden files keep them once, in :data:`SHARED_CASE`.
+SHARED = ("src/avro.ts", "src/redis.ts", "src/runtime.ts")
+SHARED_CASE = GOLDEN[0]
+
+
+def _split_header(text: str) -> tuple[str, str]:
+    """A generated file's header (up to its rules fingerprint line) and the rest."""
+    end = text.index("\n", text.index("\n// rules fingerprint: ") + 1) + 1
+    return text[:end], text[end:]
+
+
 @pytest.mark.parametrize("case", GOLDEN)
 def test_case_generates_its_expected_typescript_byte_for_byte(case: str) -> None:
     files = dict(generated_ts(case))
+    if case != SHARED_CASE:
+        # the shared modules: this case's header over the first case's text
+        header, _ = _split_header(files["src/index.ts"])
+        for path in SHARED:
+            shared = (CASES / SHARED_CASE / "expected-ts" / path).read_text("utf-8")
+            assert files.pop(path) == header + _split_header(shared)[1], path
     target = CASES / case / "expected-ts"
     if UPDATE:
         write_output(files, target)
