@@ -1,5 +1,5 @@
-"""What the Redis stream bus reads, entry by entry, through the one script that checks for
-trims and reads (its reply is flat: a version-2 entry's blob, else the entry's fields)."""
+"""What the Redis stream bus reads, entry by entry: every kind of entry comes back with its
+fields as they were written, from the sync and the async bus alike."""
 
 from __future__ import annotations
 

@@ -329,7 +329,7 @@ class RedisStreamBus:
         """Up to ``count`` undelivered entries (``XREADGROUP >``), blocking up to ``block_ms``.
 
         Entries trimmed from the stream before the group read them are counted as the read
-        passes them (see :meth:`take_lost`), checked in the same script as the read.
+        passes them (see :meth:`take_lost`), checked in one MULTI with the read.
         """
         entries, lost = self._trust.read(self.consumer, count, block_ms)
         if lost is not None:

@@ -33,11 +33,10 @@ from damestoilet_contracts.runtime.redis._layout import NAMESPACE
 #: entries before the stream's first one number ``entries-added - length``; so a group behind
 #: the first entry lost the difference. Redis keeps ``entries-read`` counting reads one by one
 #: across a trim, so the script then sets it to that number (``XGROUP SETID ... ENTRIESREAD``):
-#: the count stays a position, and Redis's own ``lag`` comes out right again. The read that
-#: follows runs in the same script (:data:`_READ_LUA`), so no trim slips in between; on a
-#: cluster, whose pipelines take no script, just before it.
-_CHECK_FUNCTION = """
-local function check(stream, group, lost_key)
+#: the count stays a position, and Redis's own ``lag`` comes out right again. Sent in one
+#: MULTI with the read that follows, so no trim slips in between.
+_CHECK_LUA = """
+local stream, group = KEYS[1], ARGV[1]
 local function older(a, b)
   local am, as = string.match(a, '(%d+)-(%d+)')
   local bm, bs = string.match(b, '(%d+)-(%d+)')
@@ -62,7 +61,7 @@ for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
   end
   if name == group then last, read = l, r end
 end
-if not last then return 0, '0-0', first end
+if not last then return {0, '0-0', first} end
 if not read and last == '0-0' then read = 0 end
 local removed = added - length
 local lost = 0
@@ -72,44 +71,11 @@ if removed > 0 and (length == 0 or older(last, first)) then
     redis.call('XGROUP', 'SETID', stream, group, last, 'ENTRIESREAD', removed)
   end
 end
-if lost > 0 then redis.call('HINCRBY', lost_key, 'total', lost)
-elseif lost < 0 then redis.call('HINCRBY', lost_key, 'unknown', 1) end
-if lost ~= 0 then redis.call('HSET', lost_key, 'after', last, 'before', first) end
-return lost, last, first
-end
+if lost > 0 then redis.call('HINCRBY', KEYS[2], 'total', lost)
+elseif lost < 0 then redis.call('HINCRBY', KEYS[2], 'unknown', 1) end
+if lost ~= 0 then redis.call('HSET', KEYS[2], 'after', last, 'before', first) end
+return {lost, last, first}
 """
-
-_CHECK_LUA = _CHECK_FUNCTION + "return {check(KEYS[1], ARGV[1], KEYS[2])}\n"
-
-#: The check above, then ``XREADGROUP GROUP ARGV[1] ARGV[2] COUNT ARGV[3] STREAMS KEYS[1] >``
-#: in the same script (so no trim slips in between), answered flat: ``{lost, last, first,
-#: id, e, id, e, ...}`` where ``e`` is the value of an entry's only field ``e`` (a version-2
-#: envelope, the common case) or else the entry's ``{field, value, ...}`` array. A flat reply
-#: of bulk strings costs the client about a third less to parse than XREADGROUP's nested
-#: one, and saves the MULTI around the two.
-_READ_LUA = (
-    _CHECK_FUNCTION
-    + """
-local lost, last, first = check(KEYS[1], ARGV[1], KEYS[2])
-local out = {lost, last, first}
-local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
-                         'STREAMS', KEYS[1], '>')
-if reply then
-  local n = 3
-  for _, entry in ipairs(reply[1][2]) do
-    local fields = entry[2]
-    out[n + 1] = entry[1]
-    if fields and #fields == 2 and fields[1] == 'e' then
-      out[n + 2] = fields[2]
-    else
-      out[n + 2] = fields or {}
-    end
-    n = n + 2
-  end
-end
-return out
-"""
-)
 
 #: Appends ARGV[2..] (field, value, ...) to dead-letter stream KEYS[1] unless index hash
 #: KEYS[2] already has ARGV[1] (group:entry id); returns the letter's id either way.
@@ -221,7 +187,6 @@ class StreamTrust:
         self.attempts_key = attempts_key(stream, group)
         self.index_key = dlq_index_key(dlq_stream)
         self._check: Any = None
-        self._read: Any = None
         self._dead: Any = None
 
     def read(
@@ -229,27 +194,28 @@ class StreamTrust:
     ) -> tuple[list[tuple[str, Mapping[bytes, bytes]]], Lost | None]:
         """Up to ``count`` new entries for ``consumer`` (waiting up to ``block_ms`` when
         there are none), and what was lost to trimming before them (None: nothing)."""
-        keys = [self.stream, self.lost_key]
+        if self._check is None:
+            self._check = self._client.register_script(_CHECK_LUA)
+        keys, args = [self.stream, self.lost_key], [self.group]
         streams: dict[Any, Any] = {self.stream: ">"}
         if isinstance(self._client, RedisCluster):
-            # a trim between check and read is counted at the next check that finds the
-            # group behind
-            if self._check is None:
-                self._check = self._client.register_script(_CHECK_LUA)
-            checked = self._check(keys=keys, args=[self.group])
-            entries = _entries(self._client.xreadgroup(self.group, consumer, streams, count=count))
+            # a cluster pipeline takes no script: check, then read (a trim in between is
+            # counted at the next check that finds the group behind)
+            checked = self._check(keys=keys, args=args)
+            reply = self._client.xreadgroup(self.group, consumer, streams, count=count)
         else:
-            if self._read is None:
-                self._read = self._client.register_script(_READ_LUA)
-            checked = self._read(keys=keys, args=[self.group, consumer, count])
-            entries = _flat_entries(checked)
-        if not entries and block_ms:
+            pipe = self._client.pipeline(transaction=True)
+            self._check(keys=keys, args=args, client=pipe)
+            pipe.xreadgroup(self.group, consumer, streams, count=count)
+            checked, reply = pipe.execute()
+        if not reply and block_ms:
             # Blocked, a read is served by the XADD that wakes it: no trim comes between.
             reply = self._client.xreadgroup(
                 self.group, consumer, streams, count=count, block=block_ms
             )
-            entries = _entries(reply)
-        return entries, _lost(checked)
+        lost, last, first = checked
+        gone = Lost(int(lost), _text(last), _text(first)) if int(lost) else None
+        return _entries(reply), gone
 
     def lost_total(self) -> LostTotal:
         """The group's losses to trimming, as counted so far."""
@@ -298,7 +264,6 @@ class AsyncStreamTrust:
         self.attempts_key = attempts_key(stream, group)
         self.index_key = dlq_index_key(dlq_stream)
         self._check: Any = None
-        self._read: Any = None
         self._dead: Any = None
 
     async def read(
@@ -307,25 +272,25 @@ class AsyncStreamTrust:
         """See :meth:`StreamTrust.read`."""
         import redis.asyncio.cluster
 
-        keys = [self.stream, self.lost_key]
+        if self._check is None:
+            self._check = self._client.register_script(_CHECK_LUA)
+        keys, args = [self.stream, self.lost_key], [self.group]
         streams: dict[Any, Any] = {self.stream: ">"}
         if isinstance(self._client, redis.asyncio.cluster.RedisCluster):
-            if self._check is None:
-                self._check = self._client.register_script(_CHECK_LUA)
-            checked = await self._check(keys=keys, args=[self.group])
+            checked = await self._check(keys=keys, args=args)
             reply = await self._client.xreadgroup(self.group, consumer, streams, count=count)
-            entries = _entries(reply)
         else:
-            if self._read is None:
-                self._read = self._client.register_script(_READ_LUA)
-            checked = await self._read(keys=keys, args=[self.group, consumer, count])
-            entries = _flat_entries(checked)
-        if not entries and block_ms:
+            pipe = self._client.pipeline(transaction=True)
+            await self._check(keys=keys, args=args, client=pipe)
+            pipe.xreadgroup(self.group, consumer, streams, count=count)
+            checked, reply = await pipe.execute()
+        if not reply and block_ms:
             reply = await self._client.xreadgroup(
                 self.group, consumer, streams, count=count, block=block_ms
             )
-            entries = _entries(reply)
-        return entries, _lost(checked)
+        lost, last, first = checked
+        gone = Lost(int(lost), _text(last), _text(first)) if int(lost) else None
+        return _entries(reply), gone
 
     async def record_failures(self, ids: Sequence[str]) -> list[int]:
         """See :meth:`StreamTrust.record_failures`."""
@@ -355,26 +320,6 @@ class AsyncStreamTrust:
 
 def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-def _lost(checked: Sequence[Any]) -> Lost | None:
-    """What a check's ``{lost, last, first}`` reports (None: nothing was lost)."""
-    lost, last, first = checked[0], checked[1], checked[2]
-    return Lost(int(lost), _text(last), _text(first)) if int(lost) else None
-
-
-def _flat_entries(reply: Sequence[Any]) -> list[tuple[str, Mapping[bytes, bytes]]]:
-    """The entries of a :data:`_READ_LUA` reply (after its three check items)."""
-    out: list[tuple[str, Mapping[bytes, bytes]]] = []
-    append = out.append
-    items = iter(reply)
-    next(items), next(items), next(items)
-    for entry_id, fields in zip(items, items, strict=True):
-        if type(fields) is bytes:
-            append((entry_id.decode(), {b"e": fields}))
-        else:
-            append((_text(entry_id), dict(zip(fields[::2], fields[1::2], strict=True))))
-    return out
 
 
 def _entries(reply: Any) -> list[tuple[str, Mapping[bytes, bytes]]]:
