@@ -212,6 +212,33 @@ def test_budget_counts_each_op_on_its_own() -> None:
     assert budget.spread == 3 and set(budget.engaged()) == {"a", "b"}
 
 
+def test_spread_moments_are_stratified_one_per_slice_and_shuffled() -> None:
+    """Of n moments over the window, each n-th of the window holds exactly one (independent
+    uniform moments would leave some slices empty and bunch others), not in key order."""
+    budget = StormBudget(random.Random(3))
+    guard = StormGuard(max_keys=1, spread_seconds=5.0)
+    delays = budget.delays_ms(guard, 500)
+    slices = sorted(d * 500 // 5000 for d in delays)
+    assert slices == list(range(500))
+    assert delays != sorted(delays)
+    assert budget.delays_ms(guard, 0) == []
+
+
+@pytest.mark.cluster
+def test_a_clusters_slot_calls_share_one_stratified_draw_per_page(
+    redis_cluster_client: redis.cluster.RedisCluster,
+) -> None:
+    """On a cluster a page's spread keys go out a slot per call, a few keys each; their
+    moments are still drawn for the page as a whole, one per slice."""
+    target = RedisPurgeTarget(redis_cluster_client, grace=GRACE, storm=GUARD)
+    scan = target.planner.plan([op("tag", "t")]).tags[0]
+    keys = [f"listing:{i}" for i in range(300)]
+    calls = target.spread_calls(keys, scan, StormBudget(random.Random(5)))
+    assert len(calls) > 100  # about one slot per key
+    delays = [d for call in calls for d in call[3 + call[2] + 1 :]]
+    assert sorted(d * 300 // 1500 for d in delays) == list(range(300))
+
+
 @pytest.fixture
 def async_client(redis_url: str, redis_client: redis.Redis) -> Iterator[redis.asyncio.Redis]:
     yield redis.asyncio.Redis.from_url(redis_url)

@@ -4,10 +4,11 @@ and when each of the rest goes stale instead.
 A target with ``storm_max_keys`` in ``flush-graph.yaml`` (:class:`~damestoilet_contracts.model.
 StormGuard`) bounds a wide purge: of the keys one ``delete`` op of a stage matches (a prefix or
 a tag), the first ``max_keys`` are deleted and every further one is *spread*: it keeps serving
-its value until a moment drawn uniformly from ``[0, spread_seconds)`` after the purge, then goes
-stale the way a soft purge makes it (one reader refills, the others get the stale value for the
-target's grace window). The refills of a 50,000-key tag then reach the source at about
-``keys / spread_seconds`` a second instead of all at once. ``mode: hard`` ops (``storm: never``
+its value until a moment in ``[0, spread_seconds)`` after the purge (stratified jitter: see
+:meth:`StormBudget.delays_ms`), then goes stale the way a soft purge makes it (one reader
+refills, the others get the stale value for the target's grace window). The refills of a
+50,000-key tag then reach the source at about ``keys / spread_seconds`` a second instead of
+all at once. ``mode: hard`` ops (``storm: never``
 in a schema) and soft ops are never spread.
 
 A budget lives for one stage of one purge target call; a backend asks it, page by page as it
@@ -62,11 +63,21 @@ class StormBudget:
         return now, later
 
     def delays_ms(self, guard: StormGuard, count: int) -> list[int]:
-        """When each of ``count`` spread keys goes stale, in ms from now: uniform over the
-        window, so the refills arrive at a bounded rate."""
-        window = guard.spread_seconds * 1000.0
-        uniform = self.rng.uniform
-        return [int(uniform(0.0, window)) for _ in range(count)]
+        """When each of ``count`` spread keys goes stale, in ms from now: stratified jitter
+        over the window (the window cut into ``count`` equal slices, one moment drawn
+        uniformly in each) and shuffled, so that the i-th key is not the i-th slice.
+
+        Independent uniform moments bunch (a 1 s slice of the window gets its expected share
+        plus or minus its square root); stratified ones give every slice its share, give or
+        take one key, so when readers refill a key as soon as it goes stale the refills are as
+        even as the moments."""
+        if count <= 0:
+            return []
+        step = guard.spread_seconds * 1000.0 / count
+        random_ = self.rng.random
+        delays = [int((i + random_()) * step) for i in range(count)]
+        self.rng.shuffle(delays)
+        return delays
 
     @property
     def spread(self) -> int:

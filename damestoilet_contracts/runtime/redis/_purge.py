@@ -454,10 +454,13 @@ class PurgeTargetBase:
         self, keys: Sequence[Key], scan: ScanOp, budget: StormBudget
     ) -> list[tuple[Any, ...]]:
         """Spread-script calls for ``keys`` of the guarded op ``scan``, chunked like
-        :meth:`unlink_calls`."""
+        :meth:`unlink_calls`. The moments are drawn once for all of ``keys`` (a page of the
+        op), not per call: a cluster's calls hold a slot's few keys each, and stratifying so
+        few would leave the page's moments as bunched as independent ones."""
         assert scan.guard is not None
+        moments = dict(zip(keys, budget.delays_ms(scan.guard, len(keys)), strict=True))
         return [
-            self.spread_call(batch, scan.grace_ms, budget.delays_ms(scan.guard, len(batch)))
+            self.spread_call(batch, scan.grace_ms, [moments[k] for k in batch])
             for batch in self.planner.batches(keys, self.slot_of)
         ]
 
