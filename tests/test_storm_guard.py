@@ -330,7 +330,7 @@ def test_the_guard_line_names_the_event_whose_op_it_spread(
         stats = _run_coordinator(redis_url, "storm-events", asynchronous)
     [line] = _guard_lines(caplog)
     assert line["id"] == ids[1] and "ids" not in line
-    assert (line["op"], line["text"]) == ("tag", "category:c1")
+    assert (line["target"], line["op"], line["text"]) == ("default", "tag", "category:c1")
     assert (line["deleted"], line["spread"], line["max_keys"]) == (10, 40, 10)
     assert stats.storm_spread == 40 and stats.storm_engaged == 1
 
@@ -406,6 +406,19 @@ def test_one_events_exact_keys_past_max_keys_are_spread(redis_client: redis.Redi
     assert (engaged.op, engaged.event, engaged.deleted, engaged.spread) == ("key", "e7", 10, 40)
     time.sleep(1.5 + 0.5 + 0.2)
     assert not any(redis_client.exists(k) for k in keys)
+
+
+def test_an_exact_key_engagement_counts_the_keys_it_spread(redis_client: redis.Redis) -> None:
+    """Of 50 keys of one event only 30 exist: 10 deleted, and the engagement says 20 spread,
+    as ``PurgeStats.spread`` does, not the 40 the plan had past max_keys."""
+    keys = [f"pricing:{i}:p1" for i in range(50)]
+    redis_client.mset(dict.fromkeys(keys[:30], 1))
+    stats = RedisPurgeTarget(redis_client, grace=GRACE, storm=GUARD).purge_stage(
+        one_event([op("key", k) for k in keys], "e7")
+    )
+    [engaged] = stats.storm
+    assert (engaged.target, engaged.event) == ("default", "e7")
+    assert (engaged.spread, stats.spread) == (20, 20)
 
 
 def test_exact_keys_are_counted_per_event_not_per_batch(redis_client: redis.Redis) -> None:
@@ -493,3 +506,4 @@ def test_cluster_guard_counts_exact_keys_per_event(
     stats = RedisPurgeTarget(redis_cluster_client, grace=GRACE, storm=GUARD).purge_stage(ops)
     assert (stats.unlinked, stats.spread) == (15, 25)
     assert classify(redis_cluster_client, keys) == {"gone": 15, "spread": 25, "plain": 0}
+

@@ -94,7 +94,8 @@ class Engagement:
     """What the guard did to one op of a stage: which op (its kind and its prefix or tag),
     the keys it deleted and spread, and the guard that did it. For exact keys (``op`` is
     ``key``): the keys one event had for one target, ``text`` the first one spread, and the
-    ``event`` (its id), which the backend knows from the stage's ops."""
+    ``event`` (its id), which the backend knows from the stage's ops. ``target``: the target
+    whose guard it was ("" from a backend that does not say)."""
 
     op: str
     text: str
@@ -103,6 +104,7 @@ class Engagement:
     max_keys: int
     spread_seconds: float
     event: str | None = None
+    target: str = ""
 
     def owned_by(self, event_id: str, ops: Iterable[FlushOp]) -> bool:
         """Whether event ``event_id``, with ``ops`` of the stage, holds the guarded op(s) this
@@ -110,6 +112,18 @@ class Engagement:
         if self.event is not None:
             return self.event == event_id
         return any(o.op == self.op and o.key == self.text and o.mode == "delete" for o in ops)
+
+
+def owners(
+    engagement: Engagement, stage: Sequence[tuple[str, Sequence[FlushOp]]]
+) -> tuple[list[str], bool]:
+    """The ids of the events of ``stage`` (per event, its id and its ops of the stage) that
+    ``engagement`` came from, and whether any op says so: when none holds it (a backend that
+    renamed the op), every id of the stage, as the events it may have come from."""
+    ids = [event_id for event_id, ops in stage if engagement.owned_by(event_id, ops)]
+    if ids:
+        return ids, True
+    return [event_id for event_id, _ in stage], False
 
 
 def report(
@@ -121,19 +135,19 @@ def report(
     every one of their ``ids``; when no op of the stage matches (a backend that renamed it),
     the ``ids`` of the whole stage, as the events it may have come from."""
     for e in engagements:
-        ids = [event_id for event_id, ops in stage if e.owned_by(event_id, ops)]
+        ids, attributed = owners(e, stage)
         who: dict[str, object]
-        if len(ids) == 1:
+        if len(ids) == 1 and attributed:
             who = {"id": ids[0]}
         else:
-            who = {"ids": ids or [event_id for event_id, _ in stage]}
-            who["attributed"] = bool(ids)
+            who = {"ids": ids, "attributed": attributed}
         log_fields(
             logger,
             logging.WARNING,
             "storm_guard",
             {
                 **who,
+                "target": e.target,
                 "op": e.op,
                 "text": e.text,
                 "deleted": e.deleted,
