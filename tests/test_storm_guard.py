@@ -507,3 +507,65 @@ def test_cluster_guard_counts_exact_keys_per_event(
     assert (stats.unlinked, stats.spread) == (15, 25)
     assert classify(redis_cluster_client, keys) == {"gone": 15, "spread": 25, "plain": 0}
 
+
+# -- the asyncio purge target on the real cluster -------------------------------------------
+
+
+def _async_cluster_purge(url: str, ops: list[FlushOp] | StageOps, **options: Any) -> PurgeStats:
+    async def run() -> PurgeStats:
+        client = redis.asyncio.cluster.RedisCluster.from_url(url)
+        try:
+            target = AsyncRedisPurgeTarget(client, grace=GRACE, storm=GUARD, **options)
+            return await target.purge_stage(ops)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize(
+    ("kind", "indexed"),
+    [("tag", False), ("prefix", True), ("prefix", False), ("key", False)],
+    ids=["tag", "indexed-prefix", "scanned-prefix", "key"],
+)
+def test_async_cluster_spreads_per_slot(
+    redis_cluster_url: str,
+    redis_cluster_client: redis.cluster.RedisCluster,
+    kind: str,
+    indexed: bool,
+) -> None:
+    """The async target on a real cluster: 10 of 60 keys deleted, 50 spread, each spread
+    entry with its stale moment in the window and ``spread`` one grace later."""
+    cache = Cache(redis_cluster_client, ttl=60)
+    keys = [f"listing:c1:{i}" for i in range(60)]
+    fill(cache, keys, "category:c1")
+    redis_cluster_client.set("listing:c2:0", "other")
+    ops: list[FlushOp] | StageOps
+    if kind == "key":
+        ops = one_event([op("key", k) for k in keys])
+    else:
+        ops = [op(kind, "category:c1" if kind == "tag" else "listing:c1:")]
+    options = {"prefix_index": ["default"]} if indexed else {}
+    stats = _async_cluster_purge(redis_cluster_url, ops, **options)
+    assert (stats.spread, stats.unlinked) == (50, 10)
+    assert classify(redis_cluster_client, keys) == {"gone": 10, "spread": 50, "plain": 0}
+    assert redis_cluster_client.get("listing:c2:0") == b"other"
+    [engaged] = stats.storm
+    assert (engaged.op, engaged.deleted, engaged.spread) == (kind, 10, 50)
+    if kind == "tag":  # spread members stay in the set, so a later purge finds them
+        assert redis_cluster_client.scard(layout.tag_key("category:c1")) == 50
+
+
+@pytest.mark.cluster
+def test_async_cluster_guard_counts_exact_keys_per_event(
+    redis_cluster_url: str, redis_cluster_client: redis.cluster.RedisCluster
+) -> None:
+    keys = [f"k:{i}" for i in range(40)]
+    fill(Cache(redis_cluster_client, ttl=60), keys, "t")
+    ops = StageOps([op("key", k) for k in keys], ["small", "wide"], [5, 40])
+    stats = _async_cluster_purge(redis_cluster_url, ops)
+    assert (stats.unlinked, stats.spread) == (15, 25)
+    assert classify(redis_cluster_client, keys) == {"gone": 15, "spread": 25, "plain": 0}
+    [engaged] = stats.storm
+    assert (engaged.op, engaged.event, engaged.deleted, engaged.spread) == ("key", "wide", 10, 25)
