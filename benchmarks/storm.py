@@ -8,7 +8,8 @@ The script starts its own redis-server on a free loopback port, fills --entries 
 event flushes the tag through RedisPurgeTarget: once with no guard, then once per
 ``storm_spread_seconds`` given (--spread, default 300 and 600) with ``storm_max_keys``
 (--max-keys, default 1,000). It prints, for each run, the source's peak queries per second
-(1 s windows, each query counted when it reaches the source), the p50 and p99 read latency
+(1 s windows, each query counted when it reaches the source, and again by when the read
+that made it was due on the loop's schedule), the p50 and p99 read latency
 after the event, the reads per second achieved, how late the read loop ever fell behind its
 schedule (a stall of this process, not of the system, bunches reads; a large lag makes that
 run's peak suspect), the reads that returned the old data within and after the window (spread
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import random
 import sys
 import time
@@ -52,8 +54,10 @@ class Run:
     #: When the purge began, in s from the start of the run.
     purge_began: float = 0.0
     window_end: float = 0.0
-    #: Source queries per 100 ms bucket, from the start of the run.
+    #: Source queries per 100 ms bucket, from the start of the run: when each reached the
+    #: source, and when the read that made it was due on the read loop's schedule.
     queries: Counter[int] = field(default_factory=Counter)
+    scheduled: Counter[int] = field(default_factory=Counter)
     latencies_after: list[float] = field(default_factory=list)
     reads: int = 0
     stale_after_window: int = 0
@@ -63,12 +67,14 @@ class Run:
     #: How far behind its schedule the read loop started a read, at worst (s).
     lag_max: float = 0.0
 
-    def peak(self) -> float:
-        """The most source queries in any 1 s window (10 buckets of 100 ms)."""
-        if not self.queries:
+    def peak(self, scheduled: bool = False) -> float:
+        """The most source queries in any 1 s window (10 buckets of 100 ms), by when they
+        reached the source or (``scheduled``) by when their reads were due."""
+        buckets = self.scheduled if scheduled else self.queries
+        if not buckets:
             return 0.0
-        last = max(self.queries)
-        return max(sum(self.queries[b + i] for i in range(10)) for b in range(last + 1))
+        last = max(buckets)
+        return max(sum(buckets[b + i] for i in range(10)) for b in range(last + 1))
 
     def p(self, q: float) -> float:
         values = sorted(self.latencies_after)
@@ -94,18 +100,20 @@ async def run_once(url: str, args: argparse.Namespace, guard: StormGuard | None)
     rng = random.Random(7)
     limit = asyncio.Semaphore(200)  # below the pool size: a read waits here, not on the pool
 
-    async def source() -> bytes:
+    async def source(due: float) -> bytes:
         # counted when the query reaches the source (not when it returns, which a stalled
-        # event loop would bunch), and what the database holds at that moment
+        # event loop would bunch), and what the database holds at that moment; also by when
+        # its read was due, which a stall of this process does not move
         run.queries[int((time.monotonic() - start) * 10)] += 1
+        run.scheduled[int((due - start) * 10)] += 1
         data = version["data"]
         await asyncio.sleep(args.source_ms / 1000)
         return data
 
-    async def read(key: str) -> None:
+    async def read(key: str, due: float) -> None:
         async with limit:
             began = time.monotonic()
-            value = await cache.get_or_fill(key, source, tags=[TAG])
+            value = await cache.get_or_fill(key, functools.partial(source, due), tags=[TAG])
             now = time.monotonic()
             run.reads += 1
             if run.event_at and began >= run.event_at:
@@ -143,7 +151,7 @@ async def run_once(url: str, args: argparse.Namespace, guard: StormGuard | None)
         if next_at <= now:
             run.lag_max = max(run.lag_max, now - next_at)
         while next_at <= now:
-            task = asyncio.create_task(read(f"listing:c1:{rng.randrange(args.entries)}"))
+            task = asyncio.create_task(read(f"listing:c1:{rng.randrange(args.entries)}", next_at))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
             next_at += interval
@@ -212,13 +220,14 @@ def main() -> None:
         f"storm_spread_seconds {spreads}, grace {args.grace:g} s\n"
     )
     header = (
-        f"{'run':<10} {'peak q/s':>9} {'queries':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'run':<10} {'peak q/s':>9} {'by due':>7} {'queries':>8} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'reads/s':>8} {'lag max ms':>10} {'spread':>7} {'old in window':>13} {'old after':>9}"
     )
     print(header)
     for run in runs:
         print(
-            f"{run.name:<10} {run.peak():>9.0f} {sum(run.queries.values()):>8} "
+            f"{run.name:<10} {run.peak():>9.0f} {run.peak(scheduled=True):>7.0f} "
+            f"{sum(run.queries.values()):>8} "
             f"{run.p(0.5):>7.1f} {run.p(0.99):>7.1f} {run.reads / run.duration:>8.0f} "
             f"{run.lag_max * 1000:>10.0f} {run.spread:>7} {run.stale_in_window:>13} "
             f"{run.stale_after_window:>9}"
@@ -229,9 +238,11 @@ def main() -> None:
         # the steady refill rate the window allows: every spread key is refilled once
         steady = on.spread / spread
         ratio = off.peak() / on.peak() if on.peak() else float("inf")
+        due = on.peak(scheduled=True)
+        by_due = off.peak(scheduled=True) / due if due else float("inf")
         print(
-            f"guard on, {spread:g} s: peak {ratio:.1f}x lower than guard off; "
-            f"steady refill rate {steady:.0f}/s"
+            f"guard on, {spread:g} s: peak {ratio:.1f}x lower than guard off "
+            f"({by_due:.1f}x by when the reads were due); steady refill rate {steady:.0f}/s"
         )
     if args.chart:
         chart(runs, args.chart)
