@@ -212,6 +212,27 @@ def test_sqlite_relays_take_turns_by_lease(sqlite_url: str) -> None:
     second.close()
 
 
+def test_a_sqlite_lease_taken_after_waiting_for_a_writer_runs_from_when_it_was_taken(
+    sqlite_url: str,
+) -> None:
+    _write(sqlite_url, _events(5))
+    path = sqlite_url.removeprefix("sqlite:///")
+    first = SqliteStore(path, lease_s=0.5, holder="first")
+    second = SqliteStore(path, lease_s=0.5, holder="second")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    claimed: list[list[tuple[int, bytes]]] = []
+    waiting = threading.Thread(target=lambda: claimed.append(first.claim(10)))
+    waiting.start()
+    time.sleep(0.8)  # a writer holds the database longer than a lease
+    writer.execute("ROLLBACK")
+    waiting.join(10)
+    assert len(claimed[0]) == 5
+    assert second.claim(10) == []  # the first's lease is not over as soon as it is written
+    for conn in (first, second, writer):
+        conn.close()
+
+
 def test_relay_command_refuses_a_missing_table_and_bad_urls(tmp_path: Path, redis_url: str) -> None:
     runner = CliRunner()
     empty = tmp_path / "empty.db"

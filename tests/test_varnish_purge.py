@@ -174,9 +174,13 @@ def test_purges_under_the_host_they_are_told(cdn: Cdn) -> None:
         assert response.status_code == 200
     with VarnishPurgeTarget([cdn.stack.url], host="www.example.com") as target:
         assert target.purge_stage([key(page)]) == PurgeStats(keys=1)
-        assert target.purge_stage([key(page)]) == PurgeStats()
+    # What is left is told by fetching, not by purging again: Varnish 7.1 takes a purged
+    # object out in its expiry thread, a moment later, and a purge in between counts it
+    # again (once in ten runs with both cores busy).
     cdn.client.get(page, headers={"host": "other.example.com"})
     assert cdn.fetched(page) == 2  # other.example.com's copy is still cached
+    cdn.client.get(page, headers={"host": "www.example.com"})
+    assert cdn.fetched(page) == 3  # www.example.com's is gone
 
 
 def test_ops_of_other_targets_are_left_alone(cdn: Cdn) -> None:

@@ -126,11 +126,13 @@ class SqliteStore:
             )
 
     def _take_lease(self) -> bool:
-        now = time.time()
-        if now < self._renew_at:
+        if time.time() < self._renew_at:
             return True  # held for at least half a lease more: spare writers a write
         t = self.table
         self._conn.execute("BEGIN IMMEDIATE")
+        # The lease runs from when the lock was got: BEGIN may have waited for a writer for
+        # longer than a lease, and a lease dated from before would be over when written.
+        now = time.time()
         try:
             self._conn.execute(
                 f"INSERT INTO {t}_lease (name, holder, expires) VALUES ('relay', ?, ?) "

@@ -91,6 +91,13 @@ class JetStreamBus:
         # one is lost with the process (a restart tries again from 0, never dead-letters an
         # event sooner) and crash loops are bounded by the delivery count instead.
         self._attempts: dict[str, int] = {}
+        # Stream sequence -> its deliveries so far, as reported (num_delivered) and never less
+        # than one more than the last delivery this process saw: an older nats-server (2.9,
+        # fixed in 2.10 by nats-server#5305 and #5338) redelivers a nak'd message that meets
+        # an expiring pull request with a count of 1 again; a count going backwards makes a
+        # letter say fewer deliveries than attempts and lets a crash loop run past
+        # crash_deliveries.
+        self._delivered: dict[str, int] = {}
 
     @classmethod
     async def connect(
@@ -175,10 +182,10 @@ class JetStreamBus:
             meta = msg.metadata
             seq = str(meta.sequence.stream)
             self._naked.pop(seq, None)
+            deliveries = max(int(meta.num_delivered or 1), self._delivered.get(seq, 0) + 1)
+            self._delivered[seq] = deliveries
             headers = msg.headers or {}
-            out.append(
-                Delivery(seq, {}, meta.num_delivered, msg, headers=headers, body=msg.data or b"")
-            )
+            out.append(Delivery(seq, {}, deliveries, msg, headers=headers, body=msg.data or b""))
         return out
 
     async def settle(self, settlement: Settlement) -> None:
@@ -188,15 +195,19 @@ class JetStreamBus:
                 await self._dead_letter(settlement.dead)
             for delivery in settlement.done:
                 await delivery.handle.ack()
-                self._attempts.pop(delivery.id, None)
+                self._forget(delivery.id)
             for dead in settlement.dead:
                 await dead.delivery.handle.ack()
-                self._attempts.pop(dead.delivery.id, None)
+                self._forget(dead.delivery.id)
             now = time.monotonic()
             for retry in settlement.retry:
                 await retry.delivery.handle.nak(delay=retry.delay_s or None)
                 self._naked[retry.delivery.id] = now + retry.delay_s
             await self._nc.flush()
+
+    def _forget(self, seq: str) -> None:
+        self._attempts.pop(seq, None)
+        self._delivered.pop(seq, None)
 
     async def _dead_letter(self, dead: Sequence[Dead]) -> None:
         now = str(int(time.time() * 1000))
