@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from codegen import ProductPriceChanged
+from codegen import CategoryRenamed, ProductPriceChanged
 from damestoilet_contracts.compiler import flush_specs
 from damestoilet_contracts.loaders import load_contracts
-from damestoilet_contracts.model import FlushOp, Plan
+from damestoilet_contracts.model import FlushOp, Plan, StormGuard
 from damestoilet_contracts.runtime import (
     AsyncCoordinator,
     Coordinator,
@@ -39,6 +39,7 @@ SPECS = flush_specs(load_contracts(REPO / "schemas"))
 STREAM = "metrics-events"
 FAST = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20, retry_base_s=0.01)
 PRICE = "catalog.v1.ProductPriceChanged"
+RENAMED = "catalog.v1.CategoryRenamed"
 PREFIX = "damestoilet_coordinator_"
 
 
@@ -49,11 +50,16 @@ def _forge(client: redis.Redis, type_: str, *ops: FlushOp) -> None:
     client.xadd(STREAM, env.to_fields(version=2))  # type: ignore[arg-type]
 
 
-def _run(client: redis.Redis, specs: object = None, stats: object = None) -> Coordinator:
+def _run(
+    client: redis.Redis,
+    specs: object = None,
+    stats: object = None,
+    storm: dict[str, StormGuard] | None = None,
+) -> Coordinator:
     bus = RedisStreamBus(client, stream=STREAM, group=FAST.group, consumer=FAST.consumer)
     worker = Coordinator(
         bus,
-        RedisPurgeTarget(client),
+        RedisPurgeTarget(client, storm=storm),
         RedisDoneStore(client),
         FAST,
         flush_specs=specs,  # type: ignore[arg-type]
@@ -172,3 +178,88 @@ def test_label_values_pass_the_known_ones_and_bound_their_memory() -> None:
     assert len(flood._seen) <= 10
     with pytest.raises(ValueError, match="limit"):
         LabelValues(limit=0)
+
+
+# -- the storm guard's metrics, by target and event type ------------------------------------
+
+GUARDS = {"default": StormGuard(10, 60.0), "pricing": StormGuard(10, 60.0)}
+
+
+def _storm_samples(samples: dict[str, float], family: str) -> dict[tuple[str, str], float]:
+    """``(target, type) -> value`` of one ``*_by_target_total`` storm family."""
+    out = {}
+    for name, value in samples.items():
+        if name.startswith(f"{PREFIX}{family}_by_target_total{{"):
+            target = re.search(r'target="([^"]*)"', name)[1]  # type: ignore[index]
+            type_ = re.search(r'type="([^"]*)"', name)[1]  # type: ignore[index]
+            out[(target, type_)] = value
+    return out
+
+
+def _listings(client: redis.Redis, category: str, count: int) -> None:
+    client.mset({f"catalog:listing:{category}:{i}": 1 for i in range(count)})
+
+
+def test_storm_metrics_are_labelled_by_target_and_event_type(redis_client: redis.Redis) -> None:
+    """Three events in one batch: a price change alone on category c2 (a wide prefix on
+    ``default``, and 30 stores' keys on ``pricing``), and a rename and a price change sharing
+    c1's prefix, purged once for both (type ``mixed``). Event ids never become labels."""
+    _listings(redis_client, "c1", 30)
+    _listings(redis_client, "c2", 25)
+    stores = [f"s{i}" for i in range(30)]
+    redis_client.mset({f"pricing:{store}:p2": 1 for store in stores})
+    ids = Emitter(redis_client, source="//tests", stream=STREAM).emit_many(
+        [
+            ProductPriceChanged(product_id="p2", store_ids=stores, category_id="c2", price_cents=5),
+            CategoryRenamed(category_id="c1", old_name="a", new_name="b"),
+            ProductPriceChanged(product_id="p1", store_ids=["s1"], category_id="c1", price_cents=5),
+        ]
+    )
+    worker = _run(redis_client, SPECS, storm=GUARDS)
+    samples = _scrape(worker.stats)
+    spread = _storm_samples(samples, "storm_spread_keys")
+    engaged = _storm_samples(samples, "storm_engaged")
+    assert spread == {("default", PRICE): 15, ("default", "mixed"): 20, ("pricing", PRICE): 20}
+    assert engaged == {("default", PRICE): 1, ("default", "mixed"): 1, ("pricing", PRICE): 1}
+    # the unlabelled totals stay, and the labelled series add up to them
+    assert samples[f"{PREFIX}storm_spread_keys_total"] == 55
+    assert samples[f"{PREFIX}storm_engaged_total"] == 3
+    assert not [name for name in samples if any(i in name for i in ids)]
+
+
+def test_the_async_coordinator_labels_the_storm_metrics_too(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    _listings(redis_client, "c1", 30)
+    Emitter(redis_client, source="//tests", stream=STREAM).emit(
+        CategoryRenamed(category_id="c1", old_name="a", new_name="b")
+    )
+
+    async def main() -> AsyncCoordinator:
+        async with AsyncCoordinator.from_url(
+            redis_url, FAST, flush_specs=SPECS, storm=GUARDS
+        ) as worker:
+            await worker.run(stop_when_idle=True)
+        return worker
+
+    samples = _scrape(asyncio.run(main()).stats)
+    assert _storm_samples(samples, "storm_spread_keys") == {("default", RENAMED): 20}
+    assert _storm_samples(samples, "storm_engaged") == {("default", RENAMED): 1}
+
+
+def test_without_contracts_storm_labels_are_capped_to_other(redis_client: redis.Redis) -> None:
+    """Five forged types, each on a target of its own with a guard: past the first two of
+    each, ``other``."""
+    for i in range(5):
+        redis_client.mset({f"w{i}:{j}": 1 for j in range(12)})
+        _forge(redis_client, f"svc.v1.Type{i}", FlushOp("prefix", f"t{i}", f"w{i}:"))
+    stats = CoordinatorStats(types=LabelValues(limit=2), targets=LabelValues(limit=2))
+    _run(redis_client, None, stats, storm={f"t{i}": StormGuard(10, 60.0) for i in range(5)})
+    samples = _scrape(stats)
+    spread = _storm_samples(samples, "storm_spread_keys")
+    # the first two engagements the core counted keep their (target, type); which two they
+    # are is the order the scan found the prefixes in
+    assert spread.pop(("other", "other")) == 6
+    assert sorted(spread.values()) == [2, 2]
+    assert all(target[1:] == type_[-1:] for target, type_ in spread)
+    assert _storm_samples(samples, "storm_engaged")[("other", "other")] == 3

@@ -94,7 +94,7 @@ def test_planner_marks_only_indexed_targets_prefixes_and_a_shared_prefix_scans()
     assert not by_text["page:b:"].indexed
     # a prefix of an indexed and a scanned target is scanned (the index sees only fills),
     # and the delete wins over the soft purge
-    assert by_text["page:c:"] == ScanOp("page:c:", False, 30000, False, kind="prefix")
+    assert by_text["page:c:"] == ScanOp("page:c:", False, 30000, False, kind="prefix", target="cdn")
     assert not plan.tags[0].indexed
 
 

@@ -260,8 +260,11 @@ def test_planner_merges_a_stage_the_stronger_purge_winning() -> None:
     )
     assert plan.unlink == ["a", "c"]
     assert plan.soft == {1000: ["b"]}
-    assert plan.prefixes == [ScanOp("p:", soft=False, grace_ms=30_000, kind="prefix")]
-    assert plan.tags == [ScanOp("t", soft=True, grace_ms=1000, kind="tag")]
+    assert plan.prefixes == [
+        ScanOp("p:", soft=False, grace_ms=30_000, kind="prefix", target="default")
+    ]
+    # the winning op's target, whose settings the merged scan uses
+    assert plan.tags == [ScanOp("t", soft=True, grace_ms=1000, kind="tag", target="fast")]
 
 
 def test_planner_refuses_an_empty_prefix_that_would_reach_every_key() -> None:

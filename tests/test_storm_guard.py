@@ -212,6 +212,33 @@ def test_budget_counts_each_op_on_its_own() -> None:
     assert budget.spread == 3 and set(budget.engaged()) == {"a", "b"}
 
 
+def test_spread_moments_are_stratified_one_per_slice_and_shuffled() -> None:
+    """Of n moments over the window, each n-th of the window holds exactly one (independent
+    uniform moments would leave some slices empty and bunch others), not in key order."""
+    budget = StormBudget(random.Random(3))
+    guard = StormGuard(max_keys=1, spread_seconds=5.0)
+    delays = budget.delays_ms(guard, 500)
+    slices = sorted(d * 500 // 5000 for d in delays)
+    assert slices == list(range(500))
+    assert delays != sorted(delays)
+    assert budget.delays_ms(guard, 0) == []
+
+
+@pytest.mark.cluster
+def test_a_clusters_slot_calls_share_one_stratified_draw_per_page(
+    redis_cluster_client: redis.cluster.RedisCluster,
+) -> None:
+    """On a cluster a page's spread keys go out a slot per call, a few keys each; their
+    moments are still drawn for the page as a whole, one per slice."""
+    target = RedisPurgeTarget(redis_cluster_client, grace=GRACE, storm=GUARD)
+    scan = target.planner.plan([op("tag", "t")]).tags[0]
+    keys = [f"listing:{i}" for i in range(300)]
+    calls = target.spread_calls(keys, scan, StormBudget(random.Random(5)))
+    assert len(calls) > 100  # about one slot per key
+    delays = [d for call in calls for d in call[3 + call[2] + 1 :]]
+    assert sorted(d * 300 // 1500 for d in delays) == list(range(300))
+
+
 @pytest.fixture
 def async_client(redis_url: str, redis_client: redis.Redis) -> Iterator[redis.asyncio.Redis]:
     yield redis.asyncio.Redis.from_url(redis_url)
@@ -303,7 +330,7 @@ def test_the_guard_line_names_the_event_whose_op_it_spread(
         stats = _run_coordinator(redis_url, "storm-events", asynchronous)
     [line] = _guard_lines(caplog)
     assert line["id"] == ids[1] and "ids" not in line
-    assert (line["op"], line["text"]) == ("tag", "category:c1")
+    assert (line["target"], line["op"], line["text"]) == ("default", "tag", "category:c1")
     assert (line["deleted"], line["spread"], line["max_keys"]) == (10, 40, 10)
     assert stats.storm_spread == 40 and stats.storm_engaged == 1
 
@@ -379,6 +406,19 @@ def test_one_events_exact_keys_past_max_keys_are_spread(redis_client: redis.Redi
     assert (engaged.op, engaged.event, engaged.deleted, engaged.spread) == ("key", "e7", 10, 40)
     time.sleep(1.5 + 0.5 + 0.2)
     assert not any(redis_client.exists(k) for k in keys)
+
+
+def test_an_exact_key_engagement_counts_the_keys_it_spread(redis_client: redis.Redis) -> None:
+    """Of 50 keys of one event only 30 exist: 10 deleted, and the engagement says 20 spread,
+    as ``PurgeStats.spread`` does, not the 40 the plan had past max_keys."""
+    keys = [f"pricing:{i}:p1" for i in range(50)]
+    redis_client.mset(dict.fromkeys(keys[:30], 1))
+    stats = RedisPurgeTarget(redis_client, grace=GRACE, storm=GUARD).purge_stage(
+        one_event([op("key", k) for k in keys], "e7")
+    )
+    [engaged] = stats.storm
+    assert (engaged.target, engaged.event) == ("default", "e7")
+    assert (engaged.spread, stats.spread) == (20, 20)
 
 
 def test_exact_keys_are_counted_per_event_not_per_batch(redis_client: redis.Redis) -> None:
@@ -466,3 +506,66 @@ def test_cluster_guard_counts_exact_keys_per_event(
     stats = RedisPurgeTarget(redis_cluster_client, grace=GRACE, storm=GUARD).purge_stage(ops)
     assert (stats.unlinked, stats.spread) == (15, 25)
     assert classify(redis_cluster_client, keys) == {"gone": 15, "spread": 25, "plain": 0}
+
+
+# -- the asyncio purge target on the real cluster -------------------------------------------
+
+
+def _async_cluster_purge(url: str, ops: list[FlushOp] | StageOps, **options: Any) -> PurgeStats:
+    async def run() -> PurgeStats:
+        client = redis.asyncio.cluster.RedisCluster.from_url(url)
+        try:
+            target = AsyncRedisPurgeTarget(client, grace=GRACE, storm=GUARD, **options)
+            return await target.purge_stage(ops)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize(
+    ("kind", "indexed"),
+    [("tag", False), ("prefix", True), ("prefix", False), ("key", False)],
+    ids=["tag", "indexed-prefix", "scanned-prefix", "key"],
+)
+def test_async_cluster_spreads_per_slot(
+    redis_cluster_url: str,
+    redis_cluster_client: redis.cluster.RedisCluster,
+    kind: str,
+    indexed: bool,
+) -> None:
+    """The async target on a real cluster: 10 of 60 keys deleted, 50 spread, each spread
+    entry with its stale moment in the window and ``spread`` one grace later."""
+    cache = Cache(redis_cluster_client, ttl=60)
+    keys = [f"listing:c1:{i}" for i in range(60)]
+    fill(cache, keys, "category:c1")
+    redis_cluster_client.set("listing:c2:0", "other")
+    ops: list[FlushOp] | StageOps
+    if kind == "key":
+        ops = one_event([op("key", k) for k in keys])
+    else:
+        ops = [op(kind, "category:c1" if kind == "tag" else "listing:c1:")]
+    options = {"prefix_index": ["default"]} if indexed else {}
+    stats = _async_cluster_purge(redis_cluster_url, ops, **options)
+    assert (stats.spread, stats.unlinked) == (50, 10)
+    assert classify(redis_cluster_client, keys) == {"gone": 10, "spread": 50, "plain": 0}
+    assert redis_cluster_client.get("listing:c2:0") == b"other"
+    [engaged] = stats.storm
+    assert (engaged.op, engaged.deleted, engaged.spread) == (kind, 10, 50)
+    if kind == "tag":  # spread members stay in the set, so a later purge finds them
+        assert redis_cluster_client.scard(layout.tag_key("category:c1")) == 50
+
+
+@pytest.mark.cluster
+def test_async_cluster_guard_counts_exact_keys_per_event(
+    redis_cluster_url: str, redis_cluster_client: redis.cluster.RedisCluster
+) -> None:
+    keys = [f"k:{i}" for i in range(40)]
+    fill(Cache(redis_cluster_client, ttl=60), keys, "t")
+    ops = StageOps([op("key", k) for k in keys], ["small", "wide"], [5, 40])
+    stats = _async_cluster_purge(redis_cluster_url, ops)
+    assert (stats.unlinked, stats.spread) == (15, 25)
+    assert classify(redis_cluster_client, keys) == {"gone": 15, "spread": 25, "plain": 0}
+    [engaged] = stats.storm
+    assert (engaged.op, engaged.event, engaged.deleted, engaged.spread) == ("key", "wide", 10, 25)

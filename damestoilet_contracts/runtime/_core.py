@@ -44,7 +44,7 @@ from damestoilet_contracts.model import FlushOp, Plan
 from damestoilet_contracts.runtime._cloudevents import from_binary
 from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._logging import log_fields
-from damestoilet_contracts.runtime._metrics import CoordinatorStats
+from damestoilet_contracts.runtime._metrics import OTHER, CoordinatorStats
 from damestoilet_contracts.runtime._plan_check import PlanChecker
 from damestoilet_contracts.runtime._seams import (
     Dead,
@@ -56,6 +56,7 @@ from damestoilet_contracts.runtime._seams import (
     StageOps,
 )
 from damestoilet_contracts.runtime._signing import SigningKeys
+from damestoilet_contracts.runtime._storm import Engagement, owners
 from damestoilet_contracts.runtime._storm import report as report_storm
 
 logger = logging.getLogger("damestoilet.coordinator")
@@ -315,7 +316,7 @@ class BatchCore:
                 break
             self.stats.add_purge(result)
             if getattr(result, "storm", None):  # the guard engaged: say on which event(s)
-                report_storm(result.storm, _stage_of(work, plans, k))
+                self._storm(result.storm, _stage_of(work, plans, k), work)
         if error is None:
             return work, [], []
         if len(work) == 1:
@@ -339,12 +340,27 @@ class BatchCore:
                     break
                 self.stats.add_purge(result)
                 if getattr(result, "storm", None):
-                    report_storm(result.storm, [(w.envelope.id, stage)])
+                    self._storm(result.storm, [(w.envelope.id, stage)], [w])
             if reason is None:
                 done.append(w)
             else:
                 failed.append((w, reason))
         return done, failed, []
+
+    def _storm(
+        self,
+        engagements: Sequence[Engagement],
+        stage: Sequence[tuple[str, Sequence[FlushOp]]],
+        work: Sequence[_Work],
+    ) -> None:
+        # the log line names the event id(s); the metrics, bounded, their type and the target
+        report_storm(engagements, stage)
+        types = {w.envelope.id: w.envelope.type for w in work}
+        for e in engagements:
+            ids, _ = owners(e, stage)
+            kinds = {types[i] for i in ids if i in types}
+            kind = kinds.pop() if len(kinds) == 1 else None
+            self.stats.add_engagement(e.target or OTHER, kind, e.spread)
 
     # -- after the settle -----------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 """The coordinator's counters, kept in a plain in-process object, and their exposure as
 Prometheus metrics (``prometheus_client``, the ``metrics`` extra, imported only when asked).
 
-Besides the totals, events are counted by event type and flush ops by target. Their label
-values are bounded (:class:`LabelValues`): a type or target the contracts do not name, or one
-past the first :data:`MAX_LABEL_VALUES` distinct values when no contracts are given, is
-counted as ``other``; an entry that never decoded has the type ``undecoded``.
+Besides the totals, events are counted by event type, flush ops by target, and the storm
+guard's engagements by target and event type. Their label values are bounded
+(:class:`LabelValues`): a type or target the contracts do not name, or one past the first
+:data:`MAX_LABEL_VALUES` distinct values when no contracts are given, is counted as ``other``;
+an entry that never decoded has the type ``undecoded``, and an engagement that events of
+several types share has the type ``mixed``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ MAX_LABEL_VALUES = 100
 OTHER = "other"
 #: The type label of an entry dead-lettered before its envelope was read.
 UNDECODED = "undecoded"
+#: The type label of a storm guard engagement that events of several types share (one op of
+#: a stage purged once for all of them).
+MIXED = "mixed"
 
 
 class LabelValues:
@@ -72,14 +77,6 @@ class LabelValues:
         # every value that passes is remembered (so it keeps passing); refused ones only
         # while the memo is small, so a flood of distinct types cannot grow it
         if label != OTHER or len(self._seen) < 10 * self.limit:
-            self._seen[value] = label
-        return label
-        if self.known is not None:
-            label = value if value in self.known else OTHER
-        else:
-            passed = sum(1 for v, lab in self._seen.items() if v == lab)
-            label = value if passed < self.limit and value != OTHER else OTHER
-        if len(self._seen) < 10 * self.limit:  # the memo is bounded too
             self._seen[value] = label
         return label
 
@@ -151,6 +148,9 @@ class CoordinatorStats:
     retries_by_type: dict[str, int] = field(default_factory=dict)
     duplicates_by_type: dict[str, int] = field(default_factory=dict)
     ops_by_target: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: :attr:`storm_spread` and :attr:`storm_engaged` by (target, event type) label values.
+    storm_spread_by_target: dict[tuple[str, str], int] = field(default_factory=dict)
+    storm_engaged_by_target: dict[tuple[str, str], int] = field(default_factory=dict)
     #: The targets whose ops are counted (an agent's own); None: every target.
     served: frozenset[str] | None = None
 
@@ -214,6 +214,14 @@ class CoordinatorStats:
         if isinstance(storm, tuple):
             self.storm_engaged += len(storm)
 
+    def add_engagement(self, target: str, event_type: str | None, spread: int) -> None:
+        """Count one storm guard engagement on ``target`` that spread ``spread`` keys, for
+        events of ``event_type`` (None: events of several types, :data:`MIXED`). The totals
+        come from :meth:`add_purge`."""
+        key = (self.targets(target), MIXED if event_type is None else self.types(event_type))
+        self.storm_engaged_by_target[key] = self.storm_engaged_by_target.get(key, 0) + 1
+        self.storm_spread_by_target[key] = self.storm_spread_by_target.get(key, 0) + spread
+
 
 class _Collector:
     """Reads a :class:`CoordinatorStats` at every scrape."""
@@ -266,6 +274,19 @@ class _Collector:
             "Times the storm guard engaged: ops of a stage whose keys it spread (some).",
             value=s.storm_engaged,
         )
+        storm = (
+            ("storm_spread_keys", "Keys the storm guard spread", s.storm_spread_by_target),
+            ("storm_engaged", "Storm guard engagements", s.storm_engaged_by_target),
+        )
+        for name, text, pairs in storm:
+            family = CounterMetricFamily(
+                f"{prefix}{name}_by_target",
+                f"{text}, by target and event type.",
+                labels=["target", "type"],
+            )
+            for (target, type_), n in sorted(pairs.items()):
+                family.add_metric([target, type_], n)
+            yield family
         yield CounterMetricFamily(
             prefix + "dead_lettered", "Entries moved to the dead-letter stream.", s.dead_lettered
         )

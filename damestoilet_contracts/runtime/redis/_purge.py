@@ -19,6 +19,7 @@ is shared with :class:`AsyncRedisPurgeTarget` in :mod:`runtime.redis._purge_asyn
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,6 +166,8 @@ class ScanOp:
     guard: StormGuard | None = None
     #: ``prefix`` or ``tag`` (a prefix and a tag of the same text are two ops).
     kind: str = ""
+    #: The target whose settings (guard, grace) the op purges with, for metrics.
+    target: str = ""
 
 
 @dataclass(slots=True)
@@ -177,9 +180,11 @@ class StagePlan:
     prefixes: list[ScanOp] = field(default_factory=list)
     tags: list[ScanOp] = field(default_factory=list)
     #: Exact keys the storm guard spreads (past ``max_keys`` of one event and target), with
-    #: the guard and grace (a key-kind :class:`ScanOp`) they are spread by.
-    spread: list[tuple[ScanOp, list[str]]] = field(default_factory=list)
-    #: What the guard did to the exact keys, one record per event and target.
+    #: the guard and grace (a key-kind :class:`ScanOp`) they are spread by, and the index in
+    #: :attr:`storm` of their engagement.
+    spread: list[tuple[ScanOp, list[str], int]] = field(default_factory=list)
+    #: What the guard did to the exact keys, one record per event and target (``spread``:
+    #: the keys it means to spread; :func:`stage_stats` puts in those it did).
     storm: list[Engagement] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -252,7 +257,8 @@ class PurgePlanner:
             elif op.op in ("prefix", "tag"):
                 indexed = op.op == "prefix" and op.target in self.prefix_index
                 guard = self.storm.get(op.target) if op.mode == "delete" else None
-                scan = ScanOp(op.key, is_soft, self.grace_ms(op.target), indexed, guard, op.op)
+                grace_ms = self.grace_ms(op.target)
+                scan = ScanOp(op.key, is_soft, grace_ms, indexed, guard, op.op, op.target)
                 prior = scans.get((op.op, op.key))
                 if prior is not None:
                     # hard beats a guarded delete, delete beats soft; between two soft windows
@@ -266,6 +272,7 @@ class PurgePlanner:
                         indexed and prior.indexed,
                         best.guard,
                         op.op,
+                        best.target,
                     )
                 scans[(op.op, op.key)] = scan
             else:
@@ -310,8 +317,8 @@ class PurgePlanner:
             for k in spread:
                 deleted.pop(k, None)
             if spread:
-                scan = ScanOp(spread[0], False, self.grace_ms(target), False, guard, "key")
-                plan.spread.append((scan, spread))
+                scan = ScanOp(spread[0], False, self.grace_ms(target), False, guard, "key", target)
+                plan.spread.append((scan, spread, len(plan.storm)))
             plan.storm.append(
                 Engagement(
                     "key",
@@ -321,6 +328,7 @@ class PurgePlanner:
                     guard.max_keys,
                     guard.spread_seconds,
                     event_id,
+                    target,
                 )
             )
 
@@ -360,19 +368,31 @@ def engagements(budget: StormBudget) -> tuple[Engagement, ...]:
                 seen.spread,
                 guard.max_keys,
                 guard.spread_seconds,
+                target=scan.target,
             )
         )
     return tuple(out)
 
 
 def stage_stats(
-    plan: StagePlan, counts: tuple[int, int, int, int, int], budget: StormBudget
+    plan: StagePlan,
+    counts: tuple[int, int, int, int],
+    budget: StormBudget,
+    touched: Sequence[int],
 ) -> PurgeStats:
-    """The :class:`PurgeStats` of ``plan``: ``counts`` are its keys, prefix keys, tag keys,
-    soft-marked keys and exact keys spread; its guarded prefixes and tags asked ``budget``."""
-    keys, prefix_keys, tag_keys, soft_marked, keys_spread = counts
-    storm = (*plan.storm, *engagements(budget))
-    return PurgeStats(keys, prefix_keys, tag_keys, soft_marked, keys_spread + budget.spread, storm)
+    """The :class:`PurgeStats` of ``plan``: ``counts`` are its keys (exact keys spread
+    included), prefix keys, tag keys and soft-marked keys; ``touched`` the exact keys each
+    entry of ``plan.spread`` spread (those that still existed), which its engagement then
+    counts, so that the engagements' ``spread`` add up to the stage's; its guarded prefixes
+    and tags asked ``budget``."""
+    keys, prefix_keys, tag_keys, soft_marked = counts
+    exact = list(plan.storm)
+    for (_, planned, i), n in zip(plan.spread, touched, strict=True):
+        if n != len(planned):
+            exact[i] = dataclasses.replace(exact[i], spread=n)
+    storm = (*exact, *engagements(budget))
+    spread = sum(touched) + budget.spread
+    return PurgeStats(keys, prefix_keys, tag_keys, soft_marked, spread, storm)
 
 
 def purge_error(what: str, exc: Exception) -> PurgeError:
@@ -454,10 +474,13 @@ class PurgeTargetBase:
         self, keys: Sequence[Key], scan: ScanOp, budget: StormBudget
     ) -> list[tuple[Any, ...]]:
         """Spread-script calls for ``keys`` of the guarded op ``scan``, chunked like
-        :meth:`unlink_calls`."""
+        :meth:`unlink_calls`. The moments are drawn once for all of ``keys`` (a page of the
+        op), not per call: a cluster's calls hold a slot's few keys each, and stratifying so
+        few would leave the page's moments as bunched as independent ones."""
         assert scan.guard is not None
+        moments = dict(zip(keys, budget.delays_ms(scan.guard, len(keys)), strict=True))
         return [
-            self.spread_call(batch, scan.grace_ms, budget.delays_ms(scan.guard, len(batch)))
+            self.spread_call(batch, scan.grace_ms, [moments[k] for k in batch])
             for batch in self.planner.batches(keys, self.slot_of)
         ]
 
@@ -577,7 +600,7 @@ class RedisPurgeTarget(PurgeTargetBase):
         plan = self.planner.plan(ops)
         if not plan:
             return PurgeStats()
-        keys = soft_marked = prefix_keys = tag_keys = keys_spread = 0
+        keys = soft_marked = prefix_keys = tag_keys = 0
         budget = StormBudget()
         try:
             if plan.unlink:
@@ -586,9 +609,8 @@ class RedisPurgeTarget(PurgeTargetBase):
                 n = self._purge_keys(soft_keys, True, grace_ms)
                 keys += n
                 soft_marked += n
-            for scan, spread_keys in plan.spread:
-                keys_spread += self._spread_keys(spread_keys, scan, budget)
-            keys += keys_spread
+            touched = [self._spread_keys(k, scan, budget) for scan, k, _ in plan.spread]
+            keys += sum(touched)
             for purge in (self._purge_indexed, self._purge_scanned):
                 n, soft = purge(plan.prefixes, budget)
                 prefix_keys += n
@@ -600,8 +622,7 @@ class RedisPurgeTarget(PurgeTargetBase):
         except redis.exceptions.RedisError as exc:
             self._after_error(exc)
             raise purge_error("executing a stage", exc) from exc
-        counts = (keys, prefix_keys, tag_keys, soft_marked, keys_spread)
-        return stage_stats(plan, counts, budget)
+        return stage_stats(plan, (keys, prefix_keys, tag_keys, soft_marked), budget, touched)
 
     def _purge_keys(self, keys: Sequence[Key], soft: bool, grace_ms: int) -> int:
         """Purge ``keys``; on a cluster, one plain pipeline per primary (a cluster pipeline

@@ -91,7 +91,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
         plan = self.planner.plan(ops)
         if not plan:
             return PurgeStats()
-        keys = soft_marked = prefix_keys = tag_keys = keys_spread = 0
+        keys = soft_marked = prefix_keys = tag_keys = 0
         budget = StormBudget()
         try:
             if plan.unlink:
@@ -100,9 +100,8 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
                 n = await self._run(self.soft_calls(soft_keys, grace_ms))
                 keys += n
                 soft_marked += n
-            for scan, spread_keys in plan.spread:
-                keys_spread += await self._spread_keys(spread_keys, scan, budget)
-            keys += keys_spread
+            touched = [await self._spread_keys(k, scan, budget) for scan, k, _ in plan.spread]
+            keys += sum(touched)
             for purge in (self._purge_indexed, self._purge_scanned):
                 n, soft = await purge(plan.prefixes, budget)
                 prefix_keys += n
@@ -114,8 +113,7 @@ class AsyncRedisPurgeTarget(PurgeTargetBase):
         except redis.exceptions.RedisError as exc:
             await self._after_error(exc)
             raise purge_error("executing a stage", exc) from exc
-        counts = (keys, prefix_keys, tag_keys, soft_marked, keys_spread)
-        return stage_stats(plan, counts, budget)
+        return stage_stats(plan, (keys, prefix_keys, tag_keys, soft_marked), budget, touched)
 
     async def _run(self, calls: Iterable[tuple[Any, ...]]) -> int:
         total = 0
