@@ -7,7 +7,10 @@ Throughput, for each shape of --shapes (default 1,4,10 exact keys per event): --
 drains the backlog, and the script prints keys purged per second next to a plain pipelined
 UNLINK of the same keys from Python (median of three), in the same run, and checks that every
 target is gone and every resident key is still there. With --profile, the 1-key shape is
-drained once more under cProfile and the functions that cost most are printed.
+drained once more under cProfile and the functions that cost most are printed; with
+--phases, the 5-key shape is drained once more with each step of the coordinator timed in
+process CPU (fetch, decode, done check, plan check, purge, done mark, settle, counting),
+printed per event beside redis-server's CPU per event.
 
 Latency: a ``damestoilet coordinator`` process consumes while this script emits --rate
 events per second (default 2,000) for --seconds (default 10), one XADD per event; each purged
@@ -39,7 +42,7 @@ Whether redis-py uses hiredis (the ``fast`` extra) is printed first: it speeds u
     python benchmarks/coordinator.py [--sections throughput,scaling,scale,latency]
                                      [--events 100000] [--shapes 1,4,10] [--batch 500]
                                      [--resident 1000000] [--rate 2000] [--seconds 10]
-                                     [--profile] [--sizes 10000,1000000]
+                                     [--profile] [--phases] [--sizes 10000,1000000]
                                      [--exact-events 20000] [--prefix-events 2000]
                                      [--seed-seconds 20]
                                      [--processes 1,2,4] [--scaling-shapes 5,1]
@@ -64,6 +67,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 import redis.utils
@@ -147,6 +151,7 @@ def coordinator_backlog(
     batch: int,
     per_event: int,
     profile: cProfile.Profile | None = None,
+    phases: dict[str, float] | None = None,
 ) -> float:
     client.delete(STREAM)
     load(client, keys)
@@ -156,14 +161,31 @@ def coordinator_backlog(
         emitter.emit_envelopes([envelope(*e) for e in events[start : start + 1000]])
     config = CoordinatorConfig(stream=STREAM, consumer="bench", batch=batch, block_ms=1)
     bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer="bench")
-    worker = Coordinator(bus, RedisPurgeTarget(client), RedisDoneStore(client), config)
+    target, done = RedisPurgeTarget(client), RedisDoneStore(client)
+    worker = Coordinator(bus, target, done, config)
+    if phases is not None:
+        steps = {
+            "fetch": (bus, "fetch"),
+            "settle": (bus, "settle"),
+            "done check": (done, "seen"),
+            "done mark": (done, "mark"),
+            "purge": (target, "purge_stage"),
+            "decode": (worker.core, "_decode"),
+            "plan check": (worker.core, "_plan"),
+            "counting": (worker.core, "record"),
+        }
+        for name, (owner, method) in steps.items():
+            setattr(owner, method, timed(getattr(owner, method), name, phases))
     gc.collect()
     if profile is not None:
         profile.enable()
     cpu = server_us(client)
     started = time.perf_counter()
+    own_cpu = time.process_time()
     worker.run(stop_when_idle=True)
     elapsed = time.perf_counter() - started
+    if phases is not None:
+        phases["total"] = time.process_time() - own_cpu
     if profile is not None:
         profile.disable()
     SERVER_US["coordinator"] = (server_us(client) - cpu) / len(events)
@@ -174,6 +196,19 @@ def coordinator_backlog(
     client.xgroup_destroy(STREAM, config.group)
     client.delete(STREAM)
     return len(keys) / elapsed
+
+
+def timed(method: Any, name: str, into: dict[str, float]) -> Any:
+    """``method``, adding the process CPU each call takes to ``into[name]``."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        began = time.process_time()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            into[name] = into.get(name, 0.0) + time.process_time() - began
+
+    return wrapper
 
 
 def load_entries(client: redis.Redis, keys: list[str]) -> None:
@@ -485,6 +520,20 @@ def throughput(client: redis.Redis, args: argparse.Namespace) -> None:
         for area, own in sorted(areas.items(), key=lambda item: -item[1]):
             print(f"  {area:<58} {own / total:>6.1%}  {own * 1e6 / args.events:>6.2f} us/event")
         stats.sort_stats("tottime").print_stats(12)
+    if args.phases:
+        keys = [f"catalog:product:{i}" for i in range(args.events * 5)]
+        phases: dict[str, float] = {}
+        coordinator_backlog(client, keys, args.batch, 5, phases=phases)
+        total = phases.pop("total")
+        print("phases of the 5-key shape, process CPU per event (us):")
+        for name, seconds in sorted(phases.items(), key=lambda item: -item[1]):
+            print(f"  {name:<12} {seconds * 1e6 / args.events:>6.2f}")
+        rest = total - sum(phases.values())
+        print(f"  {'the rest':<12} {rest * 1e6 / args.events:>6.2f}")
+        print(
+            f"  client total {total * 1e6 / args.events:.1f}, redis-server "
+            f"{SERVER_US['coordinator']:.1f}"
+        )
 
 
 # -- several coordinator processes in one group -----------------------------------------------
@@ -769,6 +818,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2000, help="events/s for the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     parser.add_argument("--profile", action="store_true", help="profile the 1-key shape")
+    parser.add_argument(
+        "--phases", action="store_true", help="time each step of the 5-key shape (CPU)"
+    )
     parser.add_argument(
         "--sections", default="throughput,scale,latency", help="which parts to run, in order"
     )
