@@ -5,39 +5,27 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from damestoilet_contracts._process import (
+    free_port,
+    free_ports,
+    redis_args,
+    running,
+    wait_for_port,
+)
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports on 127.0.0.1 that nothing listens on right now (held open
-    together while chosen, so the OS cannot hand out the same one twice)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                 for _ in range(n)]  # fmt: skip
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    """Block until 127.0.0.1:port accepts connections, or raise TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+__all__ = [
+    "free_port",
+    "free_ports",
+    "redis_cluster",
+    "redis_server",
+    "wait_for_cluster",
+    "wait_for_port",
+]
 
 
 def redis_server_binary() -> str:
@@ -55,28 +43,8 @@ def redis_server(
     (port, process)."""
     port = free_port() if port is None else port
     workdir.mkdir(parents=True, exist_ok=True)
-    args = [
-        redis_server_binary(),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(workdir),
-        "--save", "",
-        "--appendonly", "no",
-        "--protected-mode", "yes",
-        "--logfile", str(workdir / "redis.log"),
-        *extra,
-    ]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
+    with running(redis_args(redis_server_binary(), port, workdir, *extra), port=port) as proc:
         yield port, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def redis_cli_binary() -> str:

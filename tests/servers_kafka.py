@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.servers import free_port, wait_for_port
+from damestoilet_contracts._process import free_port, running
 
 #: Set to ``HOST:PORT[,HOST:PORT]`` to run the Kafka tests against that broker instead of Tansu.
 BOOTSTRAP_ENV = "DAMESTOILET_KAFKA_BOOTSTRAP"
@@ -60,18 +60,8 @@ def tansu_broker(
         "--storage-engine", "memory://tansu/",
         "--cluster-id", f"damestoilet-test-{port}",
     ]  # fmt: skip
-    with (workdir / "tansu.log").open("wb") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    try:
-        wait_for_port(port)
+    with running(args, port=port, log=workdir / "tansu.log", cwd=workdir) as proc:
         yield f"127.0.0.1:{port}", proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wait_for_broker(bootstrap: str, timeout: float = 20.0) -> None:

@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.servers import free_port, wait_for_port
+from damestoilet_contracts._process import free_port, running
 
 
 def nats_server_binary() -> str:
@@ -29,16 +29,5 @@ def nats_server(
     port = free_port() if port is None else port
     workdir.mkdir(parents=True, exist_ok=True)
     args = [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(workdir)]
-    log = (workdir / "nats.log").open("ab")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port)
+    with running(args, port=port, log=workdir / "nats.log") as proc:
         yield port, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()

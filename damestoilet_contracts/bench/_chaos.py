@@ -35,7 +35,9 @@ from typing import Any
 
 import redis
 
-from damestoilet_contracts.bench._local import free_port, redis_server_binary, wait_for_port
+from damestoilet_contracts._process import free_port, redis_args, wait_for_port
+from damestoilet_contracts._process import stop as stop_process
+from damestoilet_contracts.bench._local import redis_server_binary
 from damestoilet_contracts.model import FlushOp, Plan
 from damestoilet_contracts.runtime import DEFAULT_GROUP, DEFAULT_STREAM, Envelope
 from damestoilet_contracts.runtime.redis._trust import lost_key
@@ -136,11 +138,7 @@ class _Redis:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        args = [
-            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.workdir), "--appendonly", "yes", "--save", "",
-            "--logfile", str(self.workdir / "redis.log"),
-        ]  # fmt: skip
+        args = redis_args(redis_server_binary(), self.port, self.workdir, "--appendonly", "yes")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, 30)
         client = redis.Redis.from_url(self.url)
@@ -157,8 +155,7 @@ class _Redis:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
+            stop_process(self.proc, 30)
 
 
 def _v1_blob(fields: dict[bytes, bytes]) -> bytes:

@@ -1,39 +1,22 @@
 """A throw-away redis-server for the demo and the benchmark: a free loopback port, a temp
 directory, no persistence, stopped (and its directory removed) on exit.
 
-``tests/servers.py`` starts its servers the same way; it is test code, this is the library's.
+The process handling is :mod:`damestoilet_contracts._process`'s, shared with the pytest plugin
+and ``tests/servers.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from damestoilet_contracts._errors import DamestoiletError
+from damestoilet_contracts._process import free_port, redis_args, running, wait_for_port
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    """Block until 127.0.0.1:``port`` accepts connections; raises TimeoutError after
-    ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+__all__ = ["default_schemas", "free_port", "local_redis", "redis_server_binary", "wait_for_port"]
 
 
 def redis_server_binary() -> str:
@@ -60,34 +43,17 @@ def local_redis(*extra: str, workdir: Path | None = None) -> Iterator[str]:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dsredis-")))
         workdir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        args = [
-            binary,
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--dir", str(workdir),
-            "--save", "",
-            "--appendonly", "no",
-            "--protected-mode", "yes",
-            "--logfile", str(workdir / "redis.log"),
-            *extra,
-        ]  # fmt: skip
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port, up = free_port(), False
         try:
-            try:
-                wait_for_port(port)
-            except TimeoutError as exc:
-                log = workdir / "redis.log"
-                tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
-                raise DamestoiletError(f"redis-server did not start: {exc}\n{tail}") from exc
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            with running(redis_args(binary, port, workdir, *extra), port=port):
+                up = True
+                yield f"redis://127.0.0.1:{port}/0"
+        except (TimeoutError, RuntimeError) as exc:
+            if up:  # raised by the caller's block, not by the start
+                raise
+            log = workdir / "redis.log"
+            tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+            raise DamestoiletError(f"redis-server did not start: {exc}\n{tail}") from exc
 
 
 def default_schemas() -> Path:

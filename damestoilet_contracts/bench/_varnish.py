@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from damestoilet_contracts._errors import DamestoiletError
-from damestoilet_contracts.bench._local import free_port
+from damestoilet_contracts._process import free_port, running
 
 #: Where Debian's varnish-modules puts libvmod_xkey.so.
 VMOD_DIRS = ("/usr/lib/x86_64-linux-gnu/varnish/vmods", "/usr/lib/varnish/vmods")
@@ -180,33 +179,30 @@ def local_varnish(
             "-s", "malloc,64m",
             *(a for p in params for a in ("-p", p)),
         ]  # fmt: skip
-        with log.open("wb") as out:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        url, up = f"http://127.0.0.1:{port}", False
+        log.write_bytes(b"")
         try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_answering(url, proc, log, timeout)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_answering(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
+            with running(args, port=port, log=log, ready=lambda: _answers(url), timeout=timeout):
+                up = True
+                yield url
+        except RuntimeError as exc:
+            if up:  # raised by the caller's block, not by the start
+                raise
             tail = log.read_text(errors="replace")[-2000:]
-            raise DamestoiletError(f"varnishd exited with {proc.returncode}:\n{tail}")
-        try:
-            # any HTTP answer (a 404 of the origin, a 503) means the child is up
-            with urllib.request.urlopen(url + "/__damestoilet_ready__", timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise DamestoiletError(f"varnishd did not answer at {url} within {timeout}s")
+            raise DamestoiletError(f"varnishd did not start ({exc}):\n{tail}") from exc
+        except TimeoutError as exc:
+            if up:
+                raise
+            raise DamestoiletError(f"varnishd did not answer at {url} within {timeout}s") from exc
+
+
+def _answers(url: str) -> bool:
+    """Whether varnishd answers HTTP at ``url``: any answer (a 404 of the origin, a 503)
+    means the child is up."""
+    try:
+        with urllib.request.urlopen(url + "/__damestoilet_ready__", timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
