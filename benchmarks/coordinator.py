@@ -198,6 +198,50 @@ def coordinator_backlog(
     return len(keys) / elapsed
 
 
+def bare_backlog(client: redis.Redis, keys: list[str], batch: int, per_event: int) -> float:
+    """The floor under any consumer of this stream: the same backlog drained by a loop that
+    only reads a batch (``XREADGROUP``), takes each envelope's keys out of its JSON head,
+    unlinks them and acks the batch, in one pipeline per batch. No dedup, no done markers,
+    no checks, no retries, no objects: what the coordinator does beyond this is what its
+    guarantees cost. Returns keys/s."""
+    client.delete(STREAM)
+    load(client, keys)
+    emitter = Emitter(client, source="//bench", stream=STREAM, maxlen=None)
+    events = [keys[i : i + per_event] for i in range(0, len(keys), per_event)]
+    for start in range(0, len(events), 1000):
+        emitter.emit_envelopes([envelope(*e) for e in events[start : start + 1000]])
+    group = "bare"
+    client.xgroup_create(STREAM, group, id="0")
+    loads = json.loads
+    gc.collect()
+    started = time.perf_counter()
+    while True:
+        reply = client.xreadgroup(group, "bare", {STREAM: ">"}, count=batch)
+        if not reply:
+            break
+        entries = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))[0]
+        if not entries:
+            break
+        ids, purge = [], []
+        for entry_id, fields in entries:
+            blob = fields[b"e"]
+            head = loads(blob[8 : 8 + int.from_bytes(blob[4:8], "big")])
+            for stage in head[8]:
+                for group_ops in stage:
+                    purge += group_ops[3]
+            ids.append(entry_id)
+        pipe = client.pipeline(transaction=False)
+        pipe.unlink(*purge)
+        pipe.xack(STREAM, group, *ids)
+        pipe.execute()
+    elapsed = time.perf_counter() - started
+    if left_of(client, keys):
+        raise SystemExit("the bare consumer left keys")
+    client.xgroup_destroy(STREAM, group)
+    client.delete(STREAM)
+    return len(keys) / elapsed
+
+
 def timed(method: Any, name: str, into: dict[str, float]) -> Any:
     """``method``, adding the process CPU each call takes to ``into[name]``."""
 
@@ -486,16 +530,18 @@ def throughput(client: redis.Redis, args: argparse.Namespace) -> None:
     )
     print(
         f"  {'keys/event':>10}  {'plain UNLINK':>14}  {'coordinator':>12}  {'ratio':>6}  "
-        f"{'events/s':>8}  redis-server CPU: us/key plain, us/event coordinator"
+        f"{'events/s':>8}  {'bare':>10}  {'ratio':>6}  "
+        "redis-server CPU: us/key plain, us/event coordinator"
     )
     for per_event in shapes:
         keys = [f"catalog:product:{i}" for i in range(args.events * per_event)]
         plain = statistics.median(plain_unlink(client, keys) for _ in range(3))
         rate = coordinator_backlog(client, keys, args.batch, per_event)
+        bare = bare_backlog(client, keys, args.batch, per_event)
         print(
             f"  {per_event:>10}  {plain:>14,.0f}  {rate:>12,.0f}  {rate / plain:>6.1%}  "
-            f"{rate / per_event:>8,.0f}  {SERVER_US['plain']:.2f}, "
-            f"{SERVER_US['coordinator']:.2f}",
+            f"{rate / per_event:>8,.0f}  {bare:>10,.0f}  {bare / plain:>6.1%}  "
+            f"{SERVER_US['plain']:.2f}, {SERVER_US['coordinator']:.2f}",
             flush=True,
         )
         # only the done markers may remain besides the resident keys; then they go, so that
@@ -506,6 +552,10 @@ def throughput(client: redis.Redis, args: argparse.Namespace) -> None:
             client.unlink(*batch)
         del keys
     print("  target: coordinator >= 25% of plain (keys/s, same server, same run)")
+    print(
+        "  bare: keys/s of a loop that only reads, takes the keys from the JSON head, unlinks and "
+        "acks (no dedup, no checks): the floor under any consumer of this stream"
+    )
     if args.profile:
         keys = [f"catalog:product:{i}" for i in range(args.events)]
         profile = cProfile.Profile()
