@@ -820,11 +820,17 @@ def scaling_reading(drains: list[Drain], cores: int) -> list[str]:
         f"of CPU from {first.processes} to {at.processes} processes"
     )
     ceiling = at.events / at.server_s if at.server_s else float("inf")
+    # /proc counts CPU in 10 ms ticks: a drain shorter than a tick may show none
+    per_core = (
+        f"{at.events / at.clients_s:,.0f} events/s per core they get"
+        if at.clients_s
+        else "no figure per core (the drain was shorter than /proc's 10 ms CPU ticks)"
+    )
     out.append(
         f"redis-server's CPU per event with {at.processes} processes would allow "
         f"{ceiling:,.0f} events/s on one full core, {ceiling / best.events_per_s:.1f}x the best "
         f"measured; the coordinators' {at.clients_s * 1e6 / at.events:.1f} us per event allow "
-        f"{at.events / at.clients_s:,.0f} events/s per core they get"
+        f"{per_core}"
     )
     return out
 
