@@ -67,7 +67,8 @@ _SHOWN_ERRORS = 20
     "--signing-key-file",
     "signing_key_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Sign every entry with this key (HMAC-SHA256) [default: $DAMESTOILET_SIGNING_KEY].",
+    help="Sign every entry or message with this key (HMAC-SHA256) "
+    "[default: $DAMESTOILET_SIGNING_KEY].",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the envelope ids.")
 def emit(

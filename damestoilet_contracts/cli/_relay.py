@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from damestoilet_contracts._errors import DamestoiletError
-from damestoilet_contracts.cli._worker import configure_logging
+from damestoilet_contracts.cli._worker import configure_logging, resolve_signing
 from damestoilet_contracts.outbox import (
     DEFAULT_TABLE,
     Relay,
@@ -71,6 +73,13 @@ from damestoilet_contracts.runtime._redact import redact
     show_default=True,
     help="Seconds between backlog lines (rows waiting, oldest age, published/s).",
 )
+@click.option(
+    "--signing-key-file",
+    "signing_key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sign every entry or message with this key (HMAC-SHA256), as `damestoilet emit` "
+    "does [default: $DAMESTOILET_SIGNING_KEY].",
+)
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics.")
 @click.option("--metrics-addr", default="0.0.0.0", show_default=True, help="Metrics address.")
 @click.option(
@@ -99,6 +108,7 @@ def relay(
     poll_s: float,
     lease_s: float,
     report_s: float,
+    signing_key_file: Path | None,
     metrics_port: int | None,
     metrics_addr: str,
     log_level: str,
@@ -121,10 +131,15 @@ def relay(
       damestoilet relay --db sqlite:///service.db --bus redis://127.0.0.1:6379/0
       damestoilet relay --db postgresql://app@db:5432/shop --bus redis://bus:6379/0 --batch 1000
       damestoilet relay --db sqlite:///service.db --bus nats://127.0.0.1:4222
+      damestoilet relay --db sqlite:///service.db --bus kafka://127.0.0.1:9092 \\
+        --signing-key-file /run/secrets/damestoilet-key
     """
     configure_logging(log_level, log_format)
+    signing = resolve_signing([signing_key_file] if signing_key_file else [])
     try:
-        publisher = open_publisher(bus_url, stream=stream, maxlen=maxlen, cluster=bus_cluster)
+        publisher = open_publisher(
+            bus_url, stream=stream, maxlen=maxlen, cluster=bus_cluster, signing=signing
+        )
     except ValueError as exc:
         raise click.BadParameter(redact(str(exc)), param_hint="--bus") from exc
     except DamestoiletError as exc:  # the bus cannot be reached at start

@@ -11,9 +11,9 @@ Per batch, in this order (docs/runtime.md, the coordinator):
 
 1. every delivery on its own (poison is per entry, never per batch): one the bus lost, or
    one delivered more often than ``crash_deliveries`` without a settle (it may be what kills
-   consumers) is dead unread; with signing keys, an unsigned or badly signed one is dead
-   unread; one that does not decode (only :class:`EnvelopeError`, or any decoder bug) is
-   dead with the reason;
+   consumers) is dead unread; with signing keys, an unsigned or badly signed one (a stream
+   entry's ``s`` field, a message's signature header) is dead unread; one that does not
+   decode (only :class:`EnvelopeError`, or any decoder bug) is dead with the reason;
 2. the same event twice in the batch is purged once (the copies are duplicates); the done
    store says which event ids this group already purged: duplicates, settled done;
 3. take each plan from its envelope, or from a flush handler of its type; none: dead; a plan
@@ -238,7 +238,12 @@ class BatchCore:
                 dead.append((Dead(delivery, reason), None))
                 continue
             if signing is not None:
-                refused = signing.check(delivery.fields)
+                if delivery.headers is None:
+                    refused = signing.check(delivery.fields)
+                else:
+                    refused = signing.check_message(
+                        delivery.headers, delivery.body, delivery.binding
+                    )
                 if refused is not None:
                     dead.append((Dead(delivery, f"signature: {refused}"), None))
                     continue

@@ -3,8 +3,8 @@ Redis stream, a JetStream subject, an outbox: :class:`~runtime._seams.Publisher`
 
 :class:`Emitter` (sync) and :class:`AsyncEmitter` share one base that does everything but
 I/O: building and planning the envelopes. ``from_url`` picks the publisher by the URL's
-scheme (``redis://``, ``rediss://``, ``nats://``); a redis-py client passed in place of a
-publisher is wrapped in a Redis stream publisher, as before the seams.
+scheme (``redis://``, ``rediss://``, ``nats://``, ``kafka://``); a redis-py client passed in
+place of a publisher is wrapped in a Redis stream publisher, as before the seams.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from damestoilet_contracts.runtime._uri import check_source
 from damestoilet_contracts.runtime._wiring import check_signing
 
 _UNSIGNED = (
-    "signing is implemented for the Redis stream bus only (an `s` field of each entry); "
-    "emit onto a redis:// bus, or leave --signing-key-file and $DAMESTOILET_SIGNING_KEY unset"
+    "the publisher given does not sign with these keys: build it with the same signing= "
+    "(RedisPublisher, JetStreamPublisher, KafkaPublisher), or use Emitter.from_url(..., "
+    "signing=keys)"
 )
 
 
@@ -105,7 +106,8 @@ class Emitter(_EmitterBase):
         """Emit through ``publisher``; ``source`` is the CloudEvents source. A redis-py
         client in its place is wrapped in a Redis stream publisher onto ``stream``, capped
         near ``maxlen`` entries (None: no cap), signing every entry with ``signing`` (an
-        ``s`` field, docs/trust.md). ``owns_client``: close it on close()."""
+        ``s`` field, docs/trust.md); any other publisher given with ``signing`` must have
+        been built with the same keys (ConfigError). ``owns_client``: close it on close()."""
         super().__init__(source=source, stream=stream, maxlen=maxlen, signing=signing)
         if _is_redis_client(publisher):
             from damestoilet_contracts.runtime.redis._publisher import RedisPublisher
@@ -131,8 +133,9 @@ class Emitter(_EmitterBase):
     ) -> Emitter:
         """An emitter with its own publisher for ``url``: ``redis://host:port/db`` (with
         ``cluster``, any node of a Redis Cluster; ``maxlen`` caps the stream) or
-        ``nats://host:port`` (``stream`` is the subject). Raises :class:`ConfigError` for an
-        unknown scheme, :class:`MissingExtraError` when its client library is missing."""
+        ``nats://host:port`` (``stream`` is the subject) or ``kafka://host:port``; ``signing``
+        signs every message (docs/trust.md). Raises :class:`ConfigError` for an unknown
+        scheme, :class:`MissingExtraError` when its client library is missing."""
         options = _publisher_options(url, stream, maxlen, cluster, signing)
         publisher = open_backend("publisher", url, **options)
         return cls(

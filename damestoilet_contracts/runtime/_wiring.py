@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from damestoilet_contracts.runtime._coordinator import CoordinatorConfig
 
 _REDIS_SCHEMES = ("redis", "rediss")
+#: The bus schemes whose publishers sign and whose messages the coordinator can check.
+SIGNING_SCHEMES = ("kafka", "nats", "redis", "rediss")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +74,14 @@ def _done_url(
 
 
 def check_signing(signing: object | None, bus_url: str | None) -> None:
-    """Refuse signing keys with a bus that is not a Redis stream: only Redis entries carry
-    the ``s`` field, so every message would be dead-lettered as unsigned."""
-    if signing is not None and bus_url is not None and scheme_of(bus_url) not in _REDIS_SCHEMES:
+    """Refuse signing keys with a bus whose messages are not signed: a Redis stream entry
+    carries an ``s`` field, a NATS or Kafka message a signature header; a bus of another
+    scheme (one registered by an application) neither, so every message would be
+    dead-lettered as unsigned, or sent unsigned."""
+    if signing is not None and bus_url is not None and scheme_of(bus_url) not in SIGNING_SCHEMES:
+        listed = ", ".join(f"{scheme}://" for scheme in SIGNING_SCHEMES)
         raise ConfigError(
-            f"signing is implemented for the Redis stream bus only, not {scheme_of(bus_url)}://; "
+            f"signing is implemented for the {listed} buses, not {scheme_of(bus_url)}://; "
             "leave --signing-key-file and $DAMESTOILET_SIGNING_KEY unset for this bus"
         )
 

@@ -1,7 +1,8 @@
 """Kafka as a publisher: each envelope one record, in CloudEvents binary mode (docs/kafka.md),
 keyed by the event's partition key, from an idempotent producer (``enable.idempotence``,
-``acks=all``). A batch counts as sent only once every record's delivery report came back
-without an error. :class:`AsyncKafkaPublisher` runs the same producer off the event loop."""
+``acks=all``), signed when given keys (``damestoilet_signature``). A batch counts as sent
+only once every record's delivery report came back without an error.
+:class:`AsyncKafkaPublisher` runs the same producer off the event loop."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import confluent_kafka
 
 from damestoilet_contracts.runtime._envelope import Envelope
 from damestoilet_contracts.runtime._seams import DEFAULT_MAXLEN, DEFAULT_STREAM
+from damestoilet_contracts.runtime._signing import SigningKeys
 from damestoilet_contracts.runtime.kafka._binding import to_record
 from damestoilet_contracts.runtime.kafka._layout import (
     delivery_errors,
@@ -34,10 +36,13 @@ class KafkaPublisher:
         *,
         stream: str = DEFAULT_STREAM,
         partitions: int = 4,
+        signing: SigningKeys | None = None,
     ) -> None:
         """Produce with librdkafka ``config`` (``bootstrap.servers`` and any TLS or SASL
-        options) to the topic of ``stream``, created with ``partitions`` if missing."""
+        options) to the topic of ``stream``, created with ``partitions`` if missing;
+        ``signing`` signs every record (docs/trust.md)."""
         self.config = config
+        self.signing = signing
         self.stream = stream
         self.topic = topic_name(stream)
         self.partitions = partitions
@@ -47,12 +52,17 @@ class KafkaPublisher:
 
     @classmethod
     def from_url(
-        cls, url: str, *, stream: str = DEFAULT_STREAM, maxlen: int | None = DEFAULT_MAXLEN
+        cls,
+        url: str,
+        *,
+        stream: str = DEFAULT_STREAM,
+        maxlen: int | None = DEFAULT_MAXLEN,
+        signing: SigningKeys | None = None,
     ) -> KafkaPublisher:
         """A publisher for ``kafka://HOST:PORT[,HOST:PORT][?librdkafka options]``. ``maxlen``
         is Redis's cap; a topic's size is its retention, set on the topic."""
         config, partitions = parse_url(url)
-        return cls(config, stream=stream, partitions=partitions)
+        return cls(config, stream=stream, partitions=partitions, signing=signing)
 
     def publish(self, envelopes: Sequence[Envelope]) -> None:
         """Produce ``envelopes`` in order and wait until the broker stored every one."""
@@ -68,7 +78,7 @@ class KafkaPublisher:
 
         with translated(f"producing to {self.topic} failed"):
             for env in envelopes:
-                record = to_record(env)
+                record = to_record(env, self.signing)
                 while True:
                     try:
                         self._producer.produce(
@@ -97,13 +107,19 @@ class AsyncKafkaPublisher:
         self._inner = inner
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="damestoilet-kafka-publish")
         self.stream = inner.stream
+        self.signing = inner.signing
 
     @classmethod
     def from_url(
-        cls, url: str, *, stream: str = DEFAULT_STREAM, maxlen: int | None = DEFAULT_MAXLEN
+        cls,
+        url: str,
+        *,
+        stream: str = DEFAULT_STREAM,
+        maxlen: int | None = DEFAULT_MAXLEN,
+        signing: SigningKeys | None = None,
     ) -> AsyncKafkaPublisher:
         """See :meth:`KafkaPublisher.from_url`."""
-        return cls(KafkaPublisher.from_url(url, stream=stream, maxlen=maxlen))
+        return cls(KafkaPublisher.from_url(url, stream=stream, maxlen=maxlen, signing=signing))
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         """See :meth:`KafkaPublisher.publish`."""
