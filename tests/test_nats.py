@@ -284,17 +284,28 @@ def test_a_letter_is_written_once_per_group_and_dlq_drop_deletes_it(
     assert again.output.strip() == ""
 
 
-def test_signing_keys_with_a_nats_bus_refuse_to_start_rather_than_dead_letter_everything(
+def test_signing_keys_start_on_nats_and_refuse_only_a_bus_that_cannot_sign(
     redis_url: str, nats_url: str, nats_subject: str
 ) -> None:
+    """NATS messages are signed now (test_trust_signing_buses.py); a bus scheme an
+    application registers has no signature to give or check, so keys still refuse it at
+    start rather than dead-letter (or send) every message unsigned."""
     from damestoilet_contracts._errors import ConfigError
-    from damestoilet_contracts.runtime import SigningKeys
+    from damestoilet_contracts.runtime import FlushAgent, SigningKeys
 
     keys = SigningKeys(b"k" * 32)
-    with pytest.raises(ConfigError, match="Redis stream bus only"):
-        Coordinator.from_url(redis_url, bus_url=nats_url, signing=keys)
-    with pytest.raises(ConfigError, match="Redis stream bus only"):
-        Emitter.from_url(nats_url, source="//t", stream=nats_subject, signing=keys)
+    config = CoordinatorConfig(stream=nats_subject, consumer="c1", block_ms=50)
+    with Coordinator.from_url(redis_url, config, bus_url=nats_url, signing=keys) as worker:
+        worker.run(stop_when_idle=True)
+    with Emitter.from_url(nats_url, source="//t", stream=nats_subject, signing=keys) as emitter:
+        assert emitter.publisher.signing is keys  # type: ignore[attr-defined]
+    refused = r"signing is implemented for the kafka://, nats://, redis://, rediss:// buses"
+    with pytest.raises(ConfigError, match=refused):
+        Coordinator.from_url(redis_url, bus_url="homegrown://bus", signing=keys)
+    with pytest.raises(ConfigError, match=refused):
+        FlushAgent.from_url(redis_url, ["default"], bus_url="homegrown://bus", signing=keys)
+    with pytest.raises(ConfigError, match=refused):
+        Emitter.from_url("homegrown://bus", source="//t", signing=keys)
 
 
 def test_a_missing_nats_client_names_the_extra_to_install(

@@ -1,8 +1,10 @@
 """Issue 9: optional HMAC signing with key rotation, and a stop that interrupts a long stage
-between round trips; on the real redis-server."""
+between round trips; on the real redis-server. The canonical form a NATS or Kafka message is
+signed over (pure logic); those buses themselves: test_trust_signing_buses.py."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from pathlib import Path
@@ -10,6 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from damestoilet_contracts.cli import main
 from damestoilet_contracts.runtime import (
@@ -21,7 +25,8 @@ from damestoilet_contracts.runtime import (
     RedisStreamBus,
     SigningKeys,
 )
-from damestoilet_contracts.runtime._signing import signed_bytes
+from damestoilet_contracts.runtime._cloudevents import from_binary, to_binary
+from damestoilet_contracts.runtime._signing import SIGNATURE_HEADERS, message_bytes, signed_bytes
 from damestoilet_contracts.runtime.redis._trust import attempts_key
 from tests.runtime_support import KeysChanged
 
@@ -132,6 +137,109 @@ def test_emit_signs_with_a_key_file_and_a_short_key_exits_1(
     assert "at least 16 bytes" in result.output
 
 
+# -- messages with headers (NATS, Kafka): the canonical form ---------------------------------
+
+
+def _message(binding: str = "nats") -> tuple[dict[str, str], bytes]:
+    env = Envelope.from_event(KeysChanged(keys=["sig:a"], tags=["t"]), source="//tests")
+    binary = to_binary(env, binding)  # type: ignore[arg-type]
+    return binary.headers, binary.body
+
+
+@given(st.randoms(use_true_random=False), st.lists(st.booleans(), min_size=16, max_size=16))
+def test_header_order_and_name_case_do_not_change_a_message_signature(
+    rng: random.Random, upper: list[bool]
+) -> None:
+    headers, body = _message()
+    cases = upper[: len(headers)]
+    pairs = [(n.upper() if up else n, v) for (n, v), up in zip(headers.items(), cases, strict=True)]
+    rng.shuffle(pairs)
+    assert message_bytes(pairs, body) == message_bytes(headers, body)
+    signature = ("DameStoilet-Signature", NEW.sign_message(headers, body))
+    assert NEW.check_message([*pairs, signature], body, "nats") is None
+
+
+@pytest.mark.parametrize("binding", ["nats", "kafka"])
+def test_every_header_the_decoder_reads_and_the_body_are_signed(binding: str) -> None:
+    """Each CloudEvents header an emitter writes (the plan, the type, content-type, ...), a
+    new ``ce-`` one, a removed one or a changed body changes the signed bytes."""
+    headers, body = _message(binding)
+    assert len(headers) >= 8 and "content-type" in headers
+    signed = message_bytes(headers, body)
+    for name, value in headers.items():
+        assert message_bytes({**headers, name: value + "x"}, body) != signed, name
+        assert message_bytes({k: v for k, v in headers.items() if k != name}, body) != signed
+    prefix = "ce_" if binding == "kafka" else "ce-"
+    assert message_bytes({**headers, f"{prefix}extra": "1"}, body) != signed
+    assert message_bytes(headers, body + b"x") != signed
+    from_binary(headers, body, binding)  # type: ignore[arg-type]  # what the decoder reads
+
+
+def test_bus_headers_are_not_signed_and_text_or_bytes_sign_alike() -> None:
+    """Nats-Msg-Id, Nats-Expected-*, dead-letter and tracing headers are the bus's, not the
+    event's: adding or changing them keeps the signature, so a replayed letter verifies."""
+    headers, body = _message()
+    signed = message_bytes(headers, body)
+    extra = {
+        "Nats-Msg-Id": "x:replay:9",
+        "Nats-Expected-Stream": "S",
+        "dlq_reason": "why",
+        "traceparent": "00-ab-cd-01",
+        "damestoilet-signature": "v1=00",
+    }
+    assert message_bytes({**headers, **extra}, body) == signed
+    as_bytes = [(name, value.encode()) for name, value in headers.items()]  # confluent-kafka's
+    assert message_bytes(as_bytes, body) == signed
+    assert message_bytes([*as_bytes, ("ce_gone", None)], body) == signed  # the bus drops None
+
+
+def test_a_message_signature_is_never_a_stream_entrys() -> None:
+    """Domain separation: a blob signed for a Redis entry does not verify as a message whose
+    body is that blob (an envelope's bytes, no CloudEvents headers)."""
+    blob = Envelope.from_event(KeysChanged(keys=["k"]), source="//t").to_bytes()
+    assert message_bytes({}, blob) != signed_bytes({b"e": blob})
+    entry_signature = NEW.sign({b"e": blob}).decode()
+    assert NEW.check_message({"damestoilet-signature": entry_signature}, blob, "nats") == (
+        "the message's signature does not match any accepted key"
+    )
+
+
+def test_check_message_says_why_a_message_is_refused() -> None:
+    headers, body = _message("kafka")
+    signature = NEW.sign_message(headers, body)
+    kafka = SIGNATURE_HEADERS["kafka"]
+    assert kafka == "damestoilet_signature" and SIGNATURE_HEADERS["nats"] == "damestoilet-signature"
+    assert NEW.check_message({**headers, kafka: signature}, body, "kafka") is None
+    by_old = {**headers, kafka: OLD.sign_message(headers, body)}
+    assert NEW.check_message(by_old, body, "kafka") is None  # accepted during the rotation
+    assert SigningKeys(NEW.key).check_message(by_old, body, "kafka") == (
+        "the message's signature does not match any accepted key"
+    )
+    assert NEW.check_message(headers, body, "kafka") == (
+        "the message is not signed (no damestoilet_signature header) and this coordinator "
+        "requires signatures"
+    )
+    # the NATS name on a Kafka record is not its signature
+    assert NEW.check_message({**headers, "damestoilet-signature": signature}, body, "kafka") == (
+        NEW.check_message(headers, body, "kafka")
+    )
+    malformed = "the message's signature is malformed (expected one damestoilet_signature "
+    malformed += "header, v1=<hex HMAC-SHA256>)"
+    assert NEW.check_message({**headers, kafka: "v0=" + signature[3:]}, body, "kafka") == malformed
+    twice = [*headers.items(), (kafka, signature), (kafka.upper(), signature)]
+    assert NEW.check_message(twice, body, "kafka") == malformed
+    tampered = {**headers, "ce_type": "evil.v1.Other", kafka: signature}
+    assert NEW.check_message(tampered, body, "kafka") == (
+        "the message's signature does not match any accepted key"
+    )
+    doubled = {**headers, "CE_TYPE": "evil.v1.Other", kafka: signature}
+    assert NEW.check_message(doubled, body, "kafka") == (
+        "the message cannot be checked: header ce_type is given twice (names differ only in case)"
+    )
+    with pytest.raises(ValueError, match="given twice"):
+        NEW.sign_message(doubled, body)
+
+
 # -- a stop interrupts a long stage ----------------------------------------------------------------
 
 
@@ -167,3 +275,20 @@ def test_a_stop_interrupts_a_long_prefix_stage_and_leaves_the_event_pending(
     again.run(stop_when_idle=True)
     assert redis_client.exists("p:1") == 0
     assert redis_client.xpending(STREAM, FAST.group)["pending"] == 0
+
+
+def test_an_emitter_refuses_a_publisher_that_does_not_sign_with_its_keys() -> None:
+    from damestoilet_contracts._errors import ConfigError
+    from damestoilet_contracts.runtime.kafka._publisher import KafkaPublisher
+
+    unsigned = KafkaPublisher({"bootstrap.servers": "127.0.0.1:9"})
+    signed = KafkaPublisher({"bootstrap.servers": "127.0.0.1:9"}, signing=NEW)
+    try:
+        with pytest.raises(ConfigError, match="does not sign with these keys"):
+            Emitter(unsigned, source="//t", signing=NEW)
+        with pytest.raises(ConfigError, match="does not sign with these keys"):
+            Emitter(signed, source="//t", signing=OLD)
+        assert Emitter(signed, source="//t", signing=NEW).publisher is signed
+    finally:
+        unsigned.close()
+        signed.close()

@@ -250,9 +250,10 @@ class FlushAgent:
         the default purge backend (None: only ``target_urls``, name -> URL), ``bus_url``
         the bus (any registered scheme), ``done_url`` the done store. The other arguments
         are those of :class:`FlushAgent`. Raises :class:`ConfigError` or ValueError for a
-        wrong URL, binding or empty targets."""
-        from damestoilet_contracts.runtime._wiring import open_sync
+        wrong URL, binding or empty targets (or signing on a bus that cannot sign)."""
+        from damestoilet_contracts.runtime._wiring import check_signing, open_sync
 
+        check_signing(signing, bus_url or redis_url)
         names = check_targets(targets)
         config = cls._config(config, names, ephemeral)
         wired = open_sync(
