@@ -19,6 +19,10 @@ export {
   EmitterClosedError,
   type EmitterOptions,
   RedisEmitter,
+  SIGNATURE_FIELD,
+  SIGNING_KEY_ENV,
+  signature,
+  signingKeyFromEnv,
 } from "./redis.js";
 
 /** A generated event class: its type and how to decode it. */
