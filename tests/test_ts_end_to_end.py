@@ -8,14 +8,11 @@ would after ``npm install ../gen-ts``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import redis
-from click.testing import CliRunner
 
-from damestoilet_contracts.cli import main
 from damestoilet_contracts.runtime import (
     Coordinator,
     CoordinatorConfig,
@@ -26,7 +23,7 @@ from damestoilet_contracts.runtime import (
 )
 from damestoilet_contracts.runtime._signing import KEY_ENV as SIGNING_KEY_ENV
 from damestoilet_contracts.runtime._signing import SigningKeys
-from tests.typescript import ROOT, TESTS_NODE, link_node_modules, node, run, tsc
+from tests.typescript import node, node_service, run
 
 pytestmark = pytest.mark.redis
 
@@ -61,34 +58,8 @@ def _stale_keys() -> list[str]:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Node service folder importing the generated package ``reference`` by its npm name,
-    with the scripts of tests/node/ (the package generated with the CLI, built with tsc)."""
-    tmp_path = tmp_path_factory.mktemp("ts-service")
-    package = tmp_path / "gen-ts"
-    generated = CliRunner().invoke(
-        main,
-        [
-            "generate",
-            str(ROOT / "schemas"),
-            "--lang",
-            "ts",
-            "--out",
-            str(package),
-            "--package",
-            "reference",
-        ],
-    )
-    assert generated.exit_code == 0, generated.output
-    link_node_modules(package)
-    tsc(package, "-p", "tsconfig.json")
-    assert (package / "dist" / "index.d.ts").is_file()
-    service = tmp_path / "service"
-    (service / "node_modules").mkdir(parents=True)
-    (service / "node_modules" / "reference").symlink_to(package, target_is_directory=True)
-    (service / "package.json").write_text(json.dumps({"type": "module", "private": True}))
-    for script in ("service.mjs", "signed.mjs"):
-        (service / script).write_text((TESTS_NODE / script).read_text())
-    return service
+    """A Node service importing the generated package ``reference`` (see ``node_service``)."""
+    return node_service(tmp_path_factory.mktemp("ts-service"))
 
 
 def test_node_emits_and_the_python_coordinator_purges(
