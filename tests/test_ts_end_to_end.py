@@ -8,14 +8,11 @@ would after ``npm install ../gen-ts``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import redis
-from click.testing import CliRunner
 
-from damestoilet_contracts.cli import main
 from damestoilet_contracts.runtime import (
     Coordinator,
     CoordinatorConfig,
@@ -24,7 +21,9 @@ from damestoilet_contracts.runtime import (
     RedisPurgeTarget,
     RedisStreamBus,
 )
-from tests.typescript import ROOT, TESTS_NODE, link_node_modules, node, tsc
+from damestoilet_contracts.runtime._signing import KEY_ENV as SIGNING_KEY_ENV
+from damestoilet_contracts.runtime._signing import SigningKeys
+from tests.typescript import node, node_service, run
 
 pytestmark = pytest.mark.redis
 
@@ -57,33 +56,15 @@ def _stale_keys() -> list[str]:
     return keys
 
 
-def test_node_emits_and_the_python_coordinator_purges(
-    redis_client: redis.Redis, redis_url: str, tmp_path: Path
-) -> None:
-    package = tmp_path / "gen-ts"
-    generated = CliRunner().invoke(
-        main,
-        [
-            "generate",
-            str(ROOT / "schemas"),
-            "--lang",
-            "ts",
-            "--out",
-            str(package),
-            "--package",
-            "reference",
-        ],
-    )
-    assert generated.exit_code == 0, generated.output
-    link_node_modules(package)
-    tsc(package, "-p", "tsconfig.json")
-    assert (package / "dist" / "index.d.ts").is_file()
-    service = tmp_path / "service"
-    (service / "node_modules").mkdir(parents=True)
-    (service / "node_modules" / "reference").symlink_to(package, target_is_directory=True)
-    (service / "package.json").write_text(json.dumps({"type": "module", "private": True}))
-    (service / "service.mjs").write_text((TESTS_NODE / "service.mjs").read_text())
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Node service importing the generated package ``reference`` (see ``node_service``)."""
+    return node_service(tmp_path_factory.mktemp("ts-service"))
 
+
+def test_node_emits_and_the_python_coordinator_purges(
+    redis_client: redis.Redis, redis_url: str, service: Path
+) -> None:
     stale = _stale_keys()
     assert len(stale) >= 8
     redis_client.mset(dict.fromkeys([*stale, *FRESH], 1))
@@ -106,3 +87,48 @@ def test_node_emits_and_the_python_coordinator_purges(
     assert worker.stats.events == 3
     assert [k for k in stale if redis_client.exists(k)] == []
     assert [k for k in FRESH if not redis_client.exists(k)] == []
+
+
+KEY = "k" * 16 + "-node-signing-key"
+
+
+def test_node_signs_and_a_signing_coordinator_purges_only_what_it_signed(
+    redis_client: redis.Redis, redis_url: str, service: Path
+) -> None:
+    # the same key signs in Node and checks in Python: an entry signed with another key and
+    # an unsigned one are dead-lettered unread, with the reason; the signed one is purged
+    redis_client.delete(STREAM, f"{STREAM}:dlq")
+    stale = ["catalog:product:p1", "cart:c9", "cart:c8"]
+    redis_client.mset(dict.fromkeys(stale, 1))
+    wrong = "w" * 16 + "-another-key"
+    out = run(
+        ["node", str(service / "signed.mjs"), redis_url, wrong],
+        service,
+        env={SIGNING_KEY_ENV: KEY},
+    )
+    ids = out.split()
+    entries = redis_client.xrange(STREAM)
+    assert [Envelope.from_fields(fields).id for _, fields in entries] == ids
+    keys = SigningKeys(KEY.encode())
+    signed, forged, unsigned = (fields for _, fields in entries)
+    assert signed[b"s"] == keys.sign(signed)  # Python computes the very same signature
+    assert keys.check(signed) is None
+    assert forged[b"s"] == SigningKeys(wrong.encode()).sign(forged)
+    assert b"s" not in unsigned
+
+    config = CoordinatorConfig(stream=STREAM, consumer="c1", block_ms=20)
+    bus = RedisStreamBus(redis_client, stream=STREAM, group=config.group, consumer="c1")
+    target, done = RedisPurgeTarget(redis_client), RedisDoneStore(redis_client)
+    worker = Coordinator(bus, target, done, config, signing=keys)
+    worker.run(stop_when_idle=True)
+    assert (worker.stats.events, worker.stats.dead_lettered) == (1, 2)
+    assert not redis_client.exists("catalog:product:p1")
+    assert redis_client.exists("cart:c9", "cart:c8") == 2
+    reasons = {
+        Envelope.from_fields(f).id: f[b"dlq_reason"].decode()
+        for _, f in redis_client.xrange(f"{STREAM}:dlq")
+    }
+    assert reasons == {
+        ids[1]: "signature: the entry's signature does not match any accepted key",
+        ids[2]: "signature: the entry is not signed and this coordinator requires signatures",
+    }

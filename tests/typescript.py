@@ -134,3 +134,27 @@ def compile_together(root: Path, packages: Mapping[str, Mapping[str, str]]) -> d
 def node(script: Path, cwd: Path, *args: str, stdin: str = "", timeout: float = 300) -> str:
     """Run ``node script args`` in ``cwd``; returns its stdout."""
     return run(["node", str(script), *args], cwd, stdin=stdin, timeout=timeout)
+
+
+def node_service(root: Path) -> Path:
+    """A Node service folder under ``root`` that imports the package generated from
+    ``schemas/`` by its npm name ``reference`` (generated with the CLI, built with its own
+    tsconfig.json as its ``npm run build`` does), holding every script of tests/node/."""
+    from click.testing import CliRunner
+
+    from damestoilet_contracts.cli import main
+
+    package = root / "gen-ts"
+    command = ["generate", str(ROOT / "schemas"), "--lang", "ts", "--out", str(package)]
+    generated = CliRunner().invoke(main, [*command, "--package", "reference"])
+    assert generated.exit_code == 0, generated.output
+    link_node_modules(package)
+    tsc(package, "-p", "tsconfig.json")
+    assert (package / "dist" / "index.d.ts").is_file()
+    service = root / "service"
+    (service / "node_modules").mkdir(parents=True)
+    (service / "node_modules" / "reference").symlink_to(package, target_is_directory=True)
+    (service / "package.json").write_text(json.dumps({"type": "module", "private": True}))
+    for script in TESTS_NODE.glob("*.mjs"):
+        (service / script.name).write_text(script.read_text())
+    return service

@@ -6,7 +6,11 @@
 /**
  * The Redis Streams emitter: wraps events in version-2 envelopes and appends them with XADD,
  * the field `e` holding the envelope, capped near `maxlen` entries as the Python emitter does.
+ * With a signing key, each entry also carries the field `s`: `v1=` and the hex HMAC-SHA256 of
+ * the `e` blob, the signature a coordinator given the same key requires (docs/trust.md).
  */
+import { createHmac } from "node:crypto";
+
 import { Redis } from "ioredis";
 
 import { type ContractEvent, DamestoiletError, Envelope, STREAM_FIELD } from "./runtime.js";
@@ -21,11 +25,49 @@ export class EmitterClosedError extends DamestoiletError {
   override name = "EmitterClosedError";
 }
 
-/** How an emitter writes: CloudEvents source, stream, approximate cap (null: none). */
+/** The stream field holding an entry's signature, as the Python emitter writes it. */
+export const SIGNATURE_FIELD = "s";
+/** The environment variable the Python CLI reads its signing key from. */
+export const SIGNING_KEY_ENV = "DAMESTOILET_SIGNING_KEY";
+
+/**
+ * How an emitter writes: CloudEvents source, stream, approximate cap (null: none), and the
+ * key that signs every entry (text is taken as its UTF-8 bytes; at least 16 bytes; null or
+ * absent: entries are not signed).
+ */
 export interface EmitterOptions {
   readonly source: string;
   readonly stream?: string;
   readonly maxlen?: number | null;
+  readonly signingKey?: string | Uint8Array | null;
+}
+
+/**
+ * The signing key in `$DAMESTOILET_SIGNING_KEY` of `env` (default: `process.env`), or null
+ * when it is unset or empty: what `damestoilet coordinator` reads, for
+ * `{ signingKey: signingKeyFromEnv() }`.
+ */
+export function signingKeyFromEnv(
+  env: Record<string, string | undefined> = process.env,
+): string | null {
+  const key = env[SIGNING_KEY_ENV];
+  return key === undefined || key === "" ? null : key;
+}
+
+/** The value of the `s` field of an entry whose `e` field is `blob`, signed with `key`. */
+export function signature(key: Uint8Array, blob: Uint8Array): string {
+  return "v1=" + createHmac("sha256", key).update(blob).digest("hex");
+}
+
+function signingKeyBytes(key: string | Uint8Array | null | undefined): Buffer | null {
+  if (key === null || key === undefined) {
+    return null;
+  }
+  const bytes = typeof key === "string" ? Buffer.from(key, "utf8") : Buffer.from(key);
+  if (bytes.length < 16) {
+    throw new Error("a signing key needs at least 16 bytes (32 random ones is right)");
+  }
+  return bytes;
 }
 
 /** Appends events to a Redis stream, one XADD each or many in one pipeline. */
@@ -34,6 +76,7 @@ export class RedisEmitter {
   readonly stream: string;
   readonly maxlen: number | null;
   readonly #client: Redis;
+  readonly #signingKey: Buffer | null;
   readonly #ownsClient: boolean;
   #closed = false;
 
@@ -45,6 +88,7 @@ export class RedisEmitter {
     this.source = options.source;
     this.stream = options.stream ?? DEFAULT_STREAM;
     this.maxlen = options.maxlen === undefined ? DEFAULT_MAXLEN : options.maxlen;
+    this.#signingKey = signingKeyBytes(options.signingKey);
     this.#client = client;
     this.#ownsClient = ownsClient;
   }
@@ -75,6 +119,19 @@ export class RedisEmitter {
     return this.#closed;
   }
 
+  /** Whether every entry is signed (a signing key was given). */
+  get signed(): boolean {
+    return this.#signingKey !== null;
+  }
+
+  #fields(envelope: Envelope): (string | Buffer)[] {
+    const blob = Buffer.from(envelope.toBytes());
+    if (this.#signingKey === null) {
+      return [STREAM_FIELD, blob];
+    }
+    return [STREAM_FIELD, blob, SIGNATURE_FIELD, signature(this.#signingKey, blob)];
+  }
+
   /** Append ready envelopes in one pipeline; resolves to their envelope ids. */
   async emitEnvelopes(envelopes: readonly Envelope[]): Promise<string[]> {
     if (this.#closed) {
@@ -86,25 +143,11 @@ export class RedisEmitter {
     const cap = this.maxlen === null ? [] : ["MAXLEN", "~", String(this.maxlen)];
     if (envelopes.length === 1) {
       const only = envelopes[0] as Envelope;
-      await this.#client.call(
-        "XADD",
-        this.stream,
-        ...cap,
-        "*",
-        STREAM_FIELD,
-        Buffer.from(only.toBytes()),
-      );
+      await this.#client.call("XADD", this.stream, ...cap, "*", ...this.#fields(only));
     } else if (envelopes.length > 1) {
       const pipeline = this.#client.pipeline();
       for (const envelope of envelopes) {
-        pipeline.call(
-          "XADD",
-          this.stream,
-          ...cap,
-          "*",
-          STREAM_FIELD,
-          Buffer.from(envelope.toBytes()),
-        );
+        pipeline.call("XADD", this.stream, ...cap, "*", ...this.#fields(envelope));
       }
       const replies = await pipeline.exec();
       for (const [error] of replies ?? []) {

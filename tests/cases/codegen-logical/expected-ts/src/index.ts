@@ -16,7 +16,22 @@ export {
   EmitterClosedError,
   type EmitterOptions,
   RedisEmitter,
+  SIGNATURE_FIELD,
+  SIGNING_KEY_ENV,
+  signature,
+  signingKeyFromEnv,
 } from "./redis.js";
+export {
+  DEFAULT_MAX_MSGS,
+  DEFAULT_SUBJECT,
+  DUPLICATE_WINDOW_S,
+  JetStreamEmitter,
+  type JetStreamEmitterOptions,
+  messageHeaders,
+  NatsEmitterClosedError,
+  percentEncode,
+  streamName,
+} from "./nats.js";
 
 /** A generated event class: its type and how to decode it. */
 export interface EventClass {

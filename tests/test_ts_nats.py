@@ -1,0 +1,90 @@
+"""End to end on NATS JetStream: a Node service built on the generated TypeScript package
+publishes onto a real nats-server, the messages are what the Python emitter would publish
+(the same headers and body for the same envelope), and the Python coordinator reading the
+subject purges the keys they name in a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from damestoilet_contracts.runtime import Coordinator, CoordinatorConfig
+from damestoilet_contracts.runtime._cloudevents import from_binary
+from tests.typescript import node, node_service
+
+pytestmark = [pytest.mark.nats, pytest.mark.redis]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Node service importing the generated package ``reference`` (see ``node_service``)."""
+    return node_service(tmp_path_factory.mktemp("ts-nats-service"))
+
+
+def _stored(nats_url: str, subject: str) -> list[Any]:
+    import nats
+
+    from damestoilet_contracts.runtime.nats._layout import stream_name
+
+    async def main() -> list[Any]:
+        nc = await nats.connect(nats_url)
+        try:
+            js = nc.jetstream()
+            info = await js.stream_info(stream_name(subject))
+            count = int(info.state.messages)
+            return [await js.get_msg(stream_name(subject), seq) for seq in range(1, count + 1)]
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())
+
+
+def test_node_publishes_what_the_python_emitter_would_and_the_coordinator_purges_it(
+    service: Path, nats_url: str, nats_subject: str, redis_url: str, redis_client: redis.Redis
+) -> None:
+    from codegen import CartUpdated, ProductPriceChanged
+    from damestoilet_contracts.runtime.nats._layout import DUPLICATE_WINDOW_S
+    from damestoilet_contracts.runtime.nats._publisher import message_of
+
+    ids = node(service / "nats.mjs", service, nats_url, nats_subject).split()
+    stored = _stored(nats_url, nats_subject)
+    assert len(stored) == 3  # the re-sent first envelope was dropped by the duplicate window
+    envelopes = []
+    for raw in stored:
+        envelope = from_binary(raw.headers, raw.data, "nats")
+        body, headers = message_of(envelope)  # what Python publishes for this very envelope
+        assert (raw.data, dict(raw.headers)) == (body, headers)
+        envelopes.append(envelope)
+    assert [e.id for e in envelopes] == ids
+    price = ProductPriceChanged.from_bytes(envelopes[0].data)
+    assert (price.product_id, price.price_cents) == ("pé1", 9007199254740993)
+    assert envelopes[0].plan == price.flush_plan()
+    # the key past ASCII travels as Python's json.dumps writes it: escaped in the JSON (which
+    # percent-encoding then leaves alone), not as percent-encoded UTF-8
+    plan_header = stored[0].headers["ce-flushplan"]
+    assert "%22catalog:product:p\\u00e91%22" in plan_header and "%C3" not in plan_header
+    for envelope in envelopes[1:]:
+        assert envelope.plan == CartUpdated.from_bytes(envelope.data).flush_plan()
+
+    stale = [
+        op.key if op.op == "key" else f"{op.key}x"
+        for envelope in envelopes
+        for op in (envelope.plan.ops if envelope.plan else ())
+        if op.mode == "delete" and op.op in ("key", "prefix")
+    ]
+    assert "catalog:product:pé1" in stale
+    fresh = ["catalog:product:p2", "cart:c7"]
+    redis_client.mset(dict.fromkeys([*stale, *fresh], 1))
+    config = CoordinatorConfig(stream=nats_subject, consumer="c1", block_ms=50)
+    with Coordinator.from_url(redis_url, config, bus_url=nats_url) as worker:
+        worker.run(stop_when_idle=True)
+        assert worker.stats.events == 3
+    assert [k for k in stale if redis_client.exists(k)] == []
+    assert redis_client.exists(*fresh) == len(fresh)
+    # the TypeScript constant is the Python one
+    text = (service / "node_modules" / "reference" / "src" / "nats.ts").read_text()
+    assert f"export const DUPLICATE_WINDOW_S = {int(DUPLICATE_WINDOW_S)};" in text
