@@ -14,11 +14,15 @@ after the event, the reads per second achieved, how late the read loop ever fell
 schedule (a stall of this process, not of the system, bunches reads; a large lag makes that
 run's peak suspect), the reads that returned the old data within and after the window (spread
 + the target's grace; 0 expected after), and with --chart PATH draws the queries per second of
-every run from the event on.
+every run from the event on. With --refill-rate R (and --refill-burst B), each window runs a
+second time with the reading cache's refill budget (``AsyncCache(refill_rate=R)``), and the
+table counts the stale reads it deferred.
 
     python benchmarks/storm.py                          # the figures (about 18 minutes)
     python benchmarks/storm.py --entries 5000 --reads 500 --spread 30   # a quick look
     python benchmarks/storm.py --chart docs/benchmarks-storm.png
+    python benchmarks/storm.py --entries 5000 --reads 2000 --spread 30 --max-keys 100 \
+        --refill-rate 170 --refill-burst 5 --tail 10                  # the refill budget
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ class Run:
     spread: int = 0
     #: How far behind its schedule the read loop started a read, at worst (s).
     lag_max: float = 0.0
+    #: Stale values served without a refill because the cache's refill budget was spent.
+    deferred: int = 0
 
     def peak(self, scheduled: bool = False) -> float:
         """The most source queries in any 1 s window (10 buckets of 100 ms), by when they
@@ -90,11 +96,17 @@ def fill(url: str, entries: int) -> None:
     client.close()
 
 
-async def run_once(url: str, args: argparse.Namespace, guard: StormGuard | None) -> Run:
-    run = Run(f"on, {guard.spread_seconds:g} s" if guard else "guard off")
+async def run_once(
+    url: str, args: argparse.Namespace, guard: StormGuard | None, refill_rate: float | None = None
+) -> Run:
+    name = f"on, {guard.spread_seconds:g} s" if guard else "guard off"
+    run = Run(name if refill_rate is None else f"{name}, cap {refill_rate:g}/s")
     version = {"data": b"v1"}
     client = redis.asyncio.Redis.from_url(url, max_connections=4096)
-    cache = AsyncCache(client, ttl=3600, lease_wait=5.0)
+    burst = args.refill_burst if refill_rate is not None else None
+    cache = AsyncCache(
+        client, ttl=3600, lease_wait=5.0, refill_rate=refill_rate, refill_burst=burst
+    )
     start = time.monotonic()
     in_flight: set[asyncio.Task[None]] = set()
     rng = random.Random(7)
@@ -158,6 +170,7 @@ async def run_once(url: str, args: argparse.Namespace, guard: StormGuard | None)
         await asyncio.sleep(max(0.0, min(next_at - time.monotonic(), 0.005)))
     await asyncio.gather(*in_flight, *([purge] if purge else []))
     run.duration = time.monotonic() - start
+    run.deferred = cache.refill_budget.deferred if cache.refill_budget else 0
     await client.aclose()
     target.client.close()
     return run
@@ -201,18 +214,31 @@ def main() -> None:
         help="storm_spread_seconds, one guard-on run for each",
     )
     parser.add_argument("--grace", type=float, default=30.0, help="the target's grace_seconds")
+    parser.add_argument(
+        "--refill-rate",
+        type=float,
+        help="also run each guard-on window with the cache's refill budget at this many/s",
+    )
+    parser.add_argument(
+        "--refill-burst", type=int, help="the refill budget's burst (default: one second's worth)"
+    )
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--tail", type=float, default=40.0, help="seconds after the event, off")
     parser.add_argument("--chart", type=Path)
     args = parser.parse_args()
     runs = []
     with local_redis() as url:
-        guards = [None, *(StormGuard(args.max_keys, spread) for spread in args.spread)]
-        for guard in guards:
+        plans: list[tuple[StormGuard | None, float | None]] = [(None, None)]
+        for spread in args.spread:
+            plans.append((StormGuard(args.max_keys, spread), None))
+            if args.refill_rate is not None:
+                plans.append((StormGuard(args.max_keys, spread), args.refill_rate))
+        for guard, rate in plans:
             fill(url, args.entries)
             name = f"on, {guard.spread_seconds:g} s" if guard else "off"
-            print(f"filled {args.entries} entries; running {name}", flush=True)
-            runs.append(asyncio.run(run_once(url, args, guard)))
+            capped = f", refill budget {rate:g}/s" if rate is not None else ""
+            print(f"filled {args.entries} entries; running {name}{capped}", flush=True)
+            runs.append(asyncio.run(run_once(url, args, guard, rate)))
     spreads = ", ".join(f"{s:g}" for s in args.spread)
     print(
         f"\n{args.entries} entries under one tag, {args.reads:.0f} reads/s asked, source "
@@ -220,28 +246,32 @@ def main() -> None:
         f"storm_spread_seconds {spreads}, grace {args.grace:g} s\n"
     )
     header = (
-        f"{'run':<10} {'peak q/s':>9} {'by due':>7} {'queries':>8} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'reads/s':>8} {'lag max ms':>10} {'spread':>7} {'old in window':>13} {'old after':>9}"
+        f"{'run':<22} {'peak q/s':>9} {'by due':>7} {'queries':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'reads/s':>8} {'lag max ms':>10} {'spread':>7} {'old in window':>13} {'old after':>9} "
+        f"{'deferred':>8}"
     )
     print(header)
     for run in runs:
         print(
-            f"{run.name:<10} {run.peak():>9.0f} {run.peak(scheduled=True):>7.0f} "
+            f"{run.name:<22} {run.peak():>9.0f} {run.peak(scheduled=True):>7.0f} "
             f"{sum(run.queries.values()):>8} "
             f"{run.p(0.5):>7.1f} {run.p(0.99):>7.1f} {run.reads / run.duration:>8.0f} "
             f"{run.lag_max * 1000:>10.0f} {run.spread:>7} {run.stale_in_window:>13} "
-            f"{run.stale_after_window:>9}"
+            f"{run.stale_after_window:>9} {run.deferred:>8}"
         )
     off, *ons = runs
+    spreads_of_runs = [
+        spread for spread in args.spread for _ in range(1 + (args.refill_rate is not None))
+    ]
     print()
-    for on, spread in zip(ons, args.spread, strict=True):
+    for on, spread in zip(ons, spreads_of_runs, strict=True):
         # the steady refill rate the window allows: every spread key is refilled once
         steady = on.spread / spread
         ratio = off.peak() / on.peak() if on.peak() else float("inf")
         due = on.peak(scheduled=True)
         by_due = off.peak(scheduled=True) / due if due else float("inf")
         print(
-            f"guard on, {spread:g} s: peak {ratio:.1f}x lower than guard off "
+            f"{on.name}: peak {ratio:.1f}x lower than guard off "
             f"({by_due:.1f}x by when the reads were due); steady refill rate {steady:.0f}/s"
         )
     if args.chart:

@@ -61,7 +61,13 @@ from damestoilet_contracts.runtime._uri import SCHEMA_URN_PREFIX, schema_uri
 from damestoilet_contracts.runtime._verify import Verifier, VerifyReport
 from damestoilet_contracts.runtime.redis._bus import RedisStreamBus
 from damestoilet_contracts.runtime.redis._bus_async import AsyncRedisStreamBus
-from damestoilet_contracts.runtime.redis._cache import AsyncCache, Cache, JsonSerializer, Serializer
+from damestoilet_contracts.runtime.redis._cache import (
+    AsyncCache,
+    Cache,
+    JsonSerializer,
+    RefillBudget,
+    Serializer,
+)
 from damestoilet_contracts.runtime.redis._done import AsyncRedisDoneStore, RedisDoneStore
 from damestoilet_contracts.runtime.redis._publisher import AsyncRedisPublisher, RedisPublisher
 from damestoilet_contracts.runtime.redis._purge import PurgeStats, RedisPurgeTarget
@@ -118,6 +124,7 @@ __all__ = [
     "RedisPublisher",
     "RedisPurgeTarget",
     "RedisStreamBus",
+    "RefillBudget",
     "Retry",
     "Serializer",
     "Settlement",

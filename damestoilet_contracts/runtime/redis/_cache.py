@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -70,8 +72,9 @@ end
 """
 
 #: KEYS[1] the entry, then (standalone only) the prefix index if ARGV[4] is 1, then its tag
-#: sets; ARGV token, lease ttl ms, value ttl ms, 1/0. Returns {status} or {status, value}; see
-#: :class:`Status`.
+#: sets; ARGV token, lease ttl ms, value ttl ms, 1/0 (index), and ARGV[5] '0' when the
+#: caller's refill budget is spent (a stale value is then served, no lease taken; a miss
+#: still takes one). Returns {status} or {status, value}; see :class:`Status`.
 READ_LUA = (
     _ADD_TAGS_LUA
     + _ADD_INDEX_LUA
@@ -90,6 +93,7 @@ if value then
   end
   if not stale then return {{1, value}} end
   if lease then return {{2, value}} end
+  if ARGV[5] == '0' then return {{7, value}} end
   redis.call('HSET', KEYS[1], '{_L}', ARGV[1])
   add_tags(KEYS[1], tonumber(ARGV[3]), add_index(tonumber(ARGV[4])))
   return {{3, value}}
@@ -146,6 +150,7 @@ class Status(IntEnum):
     FILL = 4  # no value; the caller holds the lease and fills
     WAIT = 5  # no value; another caller holds the lease
     FOREIGN = 6  # the key is not a cache entry (another type): load, never fill
+    DEFERRED = 7  # a stale value, no lease held: this caller's refill budget is spent
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +185,57 @@ class JsonSerializer:
         return json.loads(data)
 
 
+class RefillBudget:
+    """A token bucket over the refills of stale values one cache object starts: at most
+    ``rate`` a second on average, ``burst`` at once (default: one second's worth, at least
+    one). Thread-safe; it counts only this process's refills (docs/cache.md, "Refill
+    budget")."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Raises ValueError for a ``rate`` or ``burst`` that is not positive."""
+        if not rate > 0 or math.isinf(rate):
+            raise ValueError(
+                f"refill_rate must be a positive number of refills a second, got {rate}"
+            )
+        size = max(1, math.ceil(rate)) if burst is None else burst
+        if size < 1:
+            raise ValueError(f"refill_burst must be at least 1, got {burst}")
+        self.rate = float(rate)
+        self.burst = size
+        self._clock = clock
+        self._tokens = float(size)
+        self._at = clock()
+        self._lock = threading.Lock()
+        #: Reads of a stale value served without a refill because the budget was spent.
+        self.deferred = 0
+
+    def take(self) -> bool:
+        """Take one refill if the budget has one (True), else False."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
+
+    def give_back(self) -> None:
+        """Return a refill taken for a read that did not refill."""
+        with self._lock:
+            self._tokens = min(float(self.burst), self._tokens + 1.0)
+
+    def count_deferred(self) -> None:
+        """Count one stale value served because the budget was spent."""
+        with self._lock:
+            self.deferred += 1
+
+
 class CacheCore:
     """The no-I/O half of the cache: settings, script arguments, reply decoding, polling."""
 
@@ -192,9 +248,15 @@ class CacheCore:
         lease_ttl_ms: int = layout.LEASE_TTL_MS,
         poll_interval: float = 0.005,
         indexed: bool = True,
+        refill_rate: float | None = None,
+        refill_burst: int | None = None,
     ) -> None:
         if ttl <= 0 or lease_wait < 0 or lease_ttl_ms <= 0 or poll_interval <= 0:
             raise ValueError("ttl, lease_ttl_ms and poll_interval must be > 0, lease_wait >= 0")
+        if refill_rate is None and refill_burst is not None:
+            raise ValueError("refill_burst needs a refill_rate")
+        #: The budget of refills of stale values (None: every stale read may refill).
+        self.refill = None if refill_rate is None else RefillBudget(refill_rate, refill_burst)
         self.cluster = cluster
         self.ttl = ttl
         self.lease_wait = lease_wait
@@ -204,6 +266,22 @@ class CacheCore:
         self.indexed = indexed
         #: The last script argument: 1 when the scripts add the key to the index themselves.
         self.index_arg = 1 if indexed and not cluster else 0
+
+    def read_args(self, token: str, ttl_ms: int) -> tuple[list[Any], bool]:
+        """ARGV of the read script, and whether a refill was taken from the budget for it
+        (give it back with :meth:`settle_refill` when the read did not refill)."""
+        took = self.refill is None or self.refill.take()
+        args = [token, self.lease_ttl_ms, ttl_ms, self.index_arg, 1 if took else 0]
+        return args, took and self.refill is not None
+
+    def settle_refill(self, read: Read, took: bool) -> None:
+        """Give back a refill taken for a read that did not refill; count a deferred one."""
+        if self.refill is None:
+            return
+        if took and read.status is not Status.REFILL:
+            self.refill.give_back()
+        if read.status is Status.DEFERRED:
+            self.refill.count_deferred()
 
     @staticmethod
     def token() -> str:
@@ -289,13 +367,18 @@ class Cache:
         lease_ttl_ms: int = layout.LEASE_TTL_MS,
         poll_interval: float = 0.005,
         prefix_index: bool = True,
+        refill_rate: float | None = None,
+        refill_burst: int | None = None,
     ) -> None:
         """Wrap ``client`` (standalone or cluster). ``ttl`` is the default backstop expiry
         of a fill (s); a miss waits up to ``lease_wait`` s for another caller's fill, polling
         from ``poll_interval`` s, before it loads without filling; ``lease_ttl_ms`` bounds a
         lease whose holder never fills; ``prefix_index`` (default on) adds every filled key
-        to the prefix index that purges of ``prefix_index: true`` targets read. Raises
-        ValueError for non-positive settings."""
+        to the prefix index that purges of ``prefix_index: true`` targets read.
+        ``refill_rate`` caps the refills of stale (soft-purged or spread) values this object
+        starts, a second, ``refill_burst`` at once: past it a stale value is served as it
+        is until the budget has room or the entry's grace window ends (a miss always
+        fills). Raises ValueError for non-positive settings."""
         self.client = client
         cluster = isinstance(client, redis.cluster.RedisCluster)
         self.core = CacheCore(
@@ -305,11 +388,19 @@ class Cache:
             lease_ttl_ms=lease_ttl_ms,
             poll_interval=poll_interval,
             indexed=prefix_index,
+            refill_rate=refill_rate,
+            refill_burst=refill_burst,
         )
         self._read = client.register_script(READ_LUA)
         self._fill = client.register_script(FILL_LUA)
         self._release = client.register_script(RELEASE_LUA)
         self._tags = client.register_script(TAGS_LUA)
+
+    @property
+    def refill_budget(self) -> RefillBudget | None:
+        """The budget of refills of stale values (None without ``refill_rate``): its
+        ``deferred`` counts the stale values served because it was spent."""
+        return self.core.refill
 
     def get_or_fill(
         self,
@@ -339,12 +430,15 @@ class Cache:
         keys = self.core.script_keys(key, tag_list)
         pauses = iter(self.core.pauses())
         while True:
-            read = self.core.decode(
-                self._read(
-                    keys=keys, args=[token, self.core.lease_ttl_ms, ttl_ms, self.core.index_arg]
-                )
-            )
-            if read.status in (Status.HIT, Status.STALE):
+            args, took = self.core.read_args(token, ttl_ms)
+            try:
+                read = self.core.decode(self._read(keys=keys, args=args))
+            except BaseException:
+                if took:
+                    self.core.settle_refill(Read(Status.WAIT), took)
+                raise
+            self.core.settle_refill(read, took)
+            if read.status in (Status.HIT, Status.STALE, Status.DEFERRED):
                 assert read.value is not None
                 return read.value
             if read.status is Status.FOREIGN:
@@ -424,6 +518,8 @@ class AsyncCache:
         lease_ttl_ms: int = layout.LEASE_TTL_MS,
         poll_interval: float = 0.005,
         prefix_index: bool = True,
+        refill_rate: float | None = None,
+        refill_burst: int | None = None,
     ) -> None:
         """Wrap ``client``; the settings are those of :class:`Cache`. On a cluster, await
         ``client.initialize()`` before tasks share it: concurrent first use of a
@@ -437,11 +533,19 @@ class AsyncCache:
             lease_ttl_ms=lease_ttl_ms,
             poll_interval=poll_interval,
             indexed=prefix_index,
+            refill_rate=refill_rate,
+            refill_burst=refill_burst,
         )
         self._read = client.register_script(READ_LUA)
         self._fill = client.register_script(FILL_LUA)
         self._release = client.register_script(RELEASE_LUA)
         self._tags = client.register_script(TAGS_LUA)
+
+    @property
+    def refill_budget(self) -> RefillBudget | None:
+        """The budget of refills of stale values (None without ``refill_rate``): its
+        ``deferred`` counts the stale values served because it was spent."""
+        return self.core.refill
 
     async def get_or_fill(
         self,
@@ -464,18 +568,21 @@ class AsyncCache:
         keys = self.core.script_keys(key, tag_list)
         pauses = iter(self.core.pauses())
         while True:
-            read = self.core.decode(
-                await self._read(
-                    keys=keys, args=[token, self.core.lease_ttl_ms, ttl_ms, self.core.index_arg]
-                )
-            )
+            args, took = self.core.read_args(token, ttl_ms)
+            try:
+                read = self.core.decode(await self._read(keys=keys, args=args))
+            except BaseException:
+                if took:
+                    self.core.settle_refill(Read(Status.WAIT), took)
+                raise
+            self.core.settle_refill(read, took)
             if _cancelling():
                 # a cancellation that reached us inside the client (which may absorb it)
                 # must not go on to load and fill; give back a lease just taken
                 if read.status in (Status.FILL, Status.REFILL):
                     await self._release(keys=[key], args=[token])
                 raise asyncio.CancelledError
-            if read.status in (Status.HIT, Status.STALE):
+            if read.status in (Status.HIT, Status.STALE, Status.DEFERRED):
                 assert read.value is not None
                 return read.value
             if read.status is Status.FOREIGN:
