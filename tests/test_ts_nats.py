@@ -14,7 +14,8 @@ import redis
 
 from damestoilet_contracts.runtime import Coordinator, CoordinatorConfig
 from damestoilet_contracts.runtime._cloudevents import from_binary
-from tests.typescript import node, node_service
+from damestoilet_contracts.runtime._signing import KEY_ENV
+from tests.typescript import node, node_service, run
 
 pytestmark = [pytest.mark.nats, pytest.mark.redis]
 
@@ -88,3 +89,51 @@ def test_node_publishes_what_the_python_emitter_would_and_the_coordinator_purges
     # the TypeScript constant is the Python one
     text = (service / "node_modules" / "reference" / "src" / "nats.ts").read_text()
     assert f"export const DUPLICATE_WINDOW_S = {int(DUPLICATE_WINDOW_S)};" in text
+
+
+KEY = "k" * 16 + "-node-nats-key"
+
+
+def test_node_signs_on_nats_and_a_signing_coordinator_purges_only_what_it_signed(
+    service: Path, nats_url: str, nats_subject: str, redis_url: str, redis_client: redis.Redis
+) -> None:
+    # the same key signs in Node and checks in Python; the wrongly signed and the unsigned
+    # messages are dead-lettered unread with their reasons, the signed one is purged
+    from damestoilet_contracts.runtime import SigningKeys, open_backend
+
+    wrong = "w" * 16 + "-another-nats-key"
+    out = run(
+        ["node", str(service / "nats_signed.mjs"), nats_url, nats_subject, wrong],
+        service,
+        env={KEY_ENV: KEY},
+    )
+    ids = out.split()
+    keys = SigningKeys(KEY.encode())
+    signed, forged, unsigned = _stored(nats_url, nats_subject)
+    # Python computes the very same signature over the same headers and body
+    assert signed.headers["damestoilet-signature"] == keys.sign_message(signed.headers, signed.data)
+    assert keys.check_message(signed.headers, signed.data, "nats") is None
+    assert forged.headers["damestoilet-signature"] == SigningKeys(wrong.encode()).sign_message(
+        forged.headers, forged.data
+    )
+    assert "damestoilet-signature" not in (unsigned.headers or {})
+
+    stale = ["catalog:product:pé1", "cart:c9", "cart:c8"]
+    redis_client.mset(dict.fromkeys(stale, 1))
+    config = CoordinatorConfig(stream=nats_subject, consumer="c1", block_ms=50)
+    with Coordinator.from_url(redis_url, config, bus_url=nats_url, signing=keys) as worker:
+        worker.run(stop_when_idle=True)
+        assert (worker.stats.events, worker.stats.dead_lettered) == (1, 2)
+    assert not redis_client.exists("catalog:product:pé1")
+    assert redis_client.exists("cart:c9", "cart:c8") == 2
+    letters = open_backend("dead_letters", nats_url)
+    try:
+        reasons = sorted(letter.reason for letter in letters.entries(f"{nats_subject}:dlq"))
+    finally:
+        letters.close()
+    assert reasons == [
+        "signature: the message is not signed (no damestoilet-signature header) and this "
+        "coordinator requires signatures",
+        "signature: the message's signature does not match any accepted key",
+    ]
+    assert len(ids) == 3

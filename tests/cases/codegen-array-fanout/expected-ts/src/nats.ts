@@ -8,7 +8,8 @@
  * (the NATS binding), as the Python emitter publishes it: the payload as the body, the
  * attributes as `ce-*` headers (percent-encoded; the plan in `ce-flushplan`, the content type
  * in `content-type`) and `Nats-Msg-Id` = the event id, so that the stream's duplicate window
- * drops a re-send. A message counts as sent once JetStream acknowledged storing it.
+ * drops a re-send. A message counts as sent once JetStream acknowledged storing it. With a
+ * signing key, each message also carries `damestoilet-signature`, as the Python publisher signs.
  */
 import {
   connect,
@@ -21,6 +22,7 @@ import {
 } from "nats";
 
 import { type ContractEvent, DamestoiletError, Envelope, planToJson } from "./runtime.js";
+import { messageSignature, NATS_SIGNATURE_HEADER, signingKeyBytes } from "./signing.js";
 
 /** The subject the Python coordinator reads by default (`--bus nats://...`). */
 export const DEFAULT_SUBJECT = "damestoilet:events";
@@ -36,11 +38,15 @@ export class NatsEmitterClosedError extends DamestoiletError {
   override name = "NatsEmitterClosedError";
 }
 
-/** How a NATS emitter writes: CloudEvents source, subject, cap on a stream it creates (null: none). */
+/**
+ * How a NATS emitter writes: CloudEvents source, subject, cap on a stream it creates (null:
+ * none), and the key that signs every message (as for `RedisEmitter`; null or absent: unsigned).
+ */
 export interface JetStreamEmitterOptions {
   readonly source: string;
   readonly subject?: string;
   readonly maxMsgs?: number | null;
+  readonly signingKey?: string | Uint8Array | null;
 }
 
 /** The JetStream stream storing `subject`: upper case, every other character as `_`. */
@@ -107,6 +113,7 @@ export class JetStreamEmitter {
   readonly maxMsgs: number | null;
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
+  readonly #signingKey: Buffer | null;
   readonly #ownsConnection: boolean;
   #ready = false;
   #closed = false;
@@ -119,6 +126,7 @@ export class JetStreamEmitter {
     this.source = options.source;
     this.subject = options.subject ?? DEFAULT_SUBJECT;
     this.maxMsgs = options.maxMsgs === undefined ? DEFAULT_MAX_MSGS : options.maxMsgs;
+    this.#signingKey = signingKeyBytes(options.signingKey);
     this.#nc = nc;
     this.#js = nc.jetstream();
     this.#ownsConnection = ownsConnection;
@@ -126,7 +134,14 @@ export class JetStreamEmitter {
 
   /** An emitter with its own connection to `url` (`nats://host:port`); close() drains it. */
   static async connect(url: string, options: JetStreamEmitterOptions): Promise<JetStreamEmitter> {
-    return new JetStreamEmitter(await connect({ servers: url }), options, true);
+    signingKeyBytes(options.signingKey); // a bad key throws before a connection is opened
+    const nc = await connect({ servers: url });
+    try {
+      return new JetStreamEmitter(nc, options, true);
+    } catch (error) {
+      await nc.close();
+      throw error;
+    }
   }
 
   /** The envelope `event` travels in; throws what flushPlan() throws. */
@@ -150,6 +165,11 @@ export class JetStreamEmitter {
     return this.#closed;
   }
 
+  /** Whether every message is signed (a signing key was given). */
+  get signed(): boolean {
+    return this.#signingKey !== null;
+  }
+
   /** Publish ready envelopes without waiting for each ack, then wait for every ack. */
   async emitEnvelopes(envelopes: readonly Envelope[]): Promise<string[]> {
     if (this.#closed) {
@@ -167,8 +187,12 @@ export class JetStreamEmitter {
     }
     const acks = envelopes.map((envelope) => {
       const h = headers();
-      for (const [name, value] of messageHeaders(envelope)) {
+      const pairs = messageHeaders(envelope);
+      for (const [name, value] of pairs) {
         h.set(name, value);
+      }
+      if (this.#signingKey !== null) {
+        h.set(NATS_SIGNATURE_HEADER, messageSignature(this.#signingKey, pairs, envelope.data));
       }
       return this.#js.publish(this.subject, envelope.data, { headers: h });
     });

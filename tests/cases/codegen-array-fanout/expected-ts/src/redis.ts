@@ -9,11 +9,10 @@
  * With a signing key, each entry also carries the field `s`: `v1=` and the hex HMAC-SHA256 of
  * the `e` blob, the signature a coordinator given the same key requires (docs/trust.md).
  */
-import { createHmac } from "node:crypto";
-
 import { Redis } from "ioredis";
 
 import { type ContractEvent, DamestoiletError, Envelope, STREAM_FIELD } from "./runtime.js";
+import { SIGNATURE_FIELD, signature, signingKeyBytes } from "./signing.js";
 
 /** The stream the Python coordinator reads by default. */
 export const DEFAULT_STREAM = "damestoilet:events";
@@ -25,11 +24,6 @@ export class EmitterClosedError extends DamestoiletError {
   override name = "EmitterClosedError";
 }
 
-/** The stream field holding an entry's signature, as the Python emitter writes it. */
-export const SIGNATURE_FIELD = "s";
-/** The environment variable the Python CLI reads its signing key from. */
-export const SIGNING_KEY_ENV = "DAMESTOILET_SIGNING_KEY";
-
 /**
  * How an emitter writes: CloudEvents source, stream, approximate cap (null: none), and the
  * key that signs every entry (text is taken as its UTF-8 bytes; at least 16 bytes; null or
@@ -40,34 +34,6 @@ export interface EmitterOptions {
   readonly stream?: string;
   readonly maxlen?: number | null;
   readonly signingKey?: string | Uint8Array | null;
-}
-
-/**
- * The signing key in `$DAMESTOILET_SIGNING_KEY` of `env` (default: `process.env`), or null
- * when it is unset or empty: what `damestoilet coordinator` reads, for
- * `{ signingKey: signingKeyFromEnv() }`.
- */
-export function signingKeyFromEnv(
-  env: Record<string, string | undefined> = process.env,
-): string | null {
-  const key = env[SIGNING_KEY_ENV];
-  return key === undefined || key === "" ? null : key;
-}
-
-/** The value of the `s` field of an entry whose `e` field is `blob`, signed with `key`. */
-export function signature(key: Uint8Array, blob: Uint8Array): string {
-  return "v1=" + createHmac("sha256", key).update(blob).digest("hex");
-}
-
-function signingKeyBytes(key: string | Uint8Array | null | undefined): Buffer | null {
-  if (key === null || key === undefined) {
-    return null;
-  }
-  const bytes = typeof key === "string" ? Buffer.from(key, "utf8") : Buffer.from(key);
-  if (bytes.length < 16) {
-    throw new Error("a signing key needs at least 16 bytes (32 random ones is right)");
-  }
-  return bytes;
 }
 
 /** Appends events to a Redis stream, one XADD each or many in one pipeline. */

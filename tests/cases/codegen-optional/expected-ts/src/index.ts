@@ -18,11 +18,17 @@ export {
   EmitterClosedError,
   type EmitterOptions,
   RedisEmitter,
+} from "./redis.js";
+export {
+  messageBytes,
+  messageSignature,
+  NATS_SIGNATURE_HEADER,
   SIGNATURE_FIELD,
   SIGNING_KEY_ENV,
   signature,
+  signingKeyBytes,
   signingKeyFromEnv,
-} from "./redis.js";
+} from "./signing.js";
 export {
   DEFAULT_MAX_MSGS,
   DEFAULT_SUBJECT,
