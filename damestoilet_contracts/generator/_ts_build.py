@@ -39,8 +39,10 @@ from damestoilet_contracts.generator._ts_types import (
     avro_schema_literal,
     check,
     from_avro,
+    from_json,
     from_proto,
     to_avro,
+    to_json,
     to_proto,
 )
 from damestoilet_contracts.generator._ts_views import (
@@ -364,9 +366,17 @@ def _record_view(
                 to_wire=wire_to,
                 from_wire=wire_from,
                 number=f.number,
+                from_json=from_json(
+                    f"data[{ts_str(f.name)}]", f"at.field({ts_str(f.name)})", f.type, field_names
+                ),
+                to_json=to_json(f"this.{member}", f.type, field_names),
             )
         )
+    fields_of = item.type.fields
     imports = names.imports
+    imports.runtime.update({"At", "jsonRecord"})
+    if item.event is not None:
+        imports.runtime.update({"jsonText", "parseJson"})
     if item.format == "avro":
         imports.avro.add("AvroDatum")
     else:
@@ -388,6 +398,9 @@ def _record_view(
         format=item.format,
         fields=tuple(fields),
         wire_constant=wire_constant,
+        json_fields="["
+        + ", ".join(f"[{ts_str(f.name)}, {str(not f.type.nullable).lower()}]" for f in fields_of)
+        + "] as const",
         event=event_view,
     )
 

@@ -380,3 +380,92 @@ def _lower(node: object) -> object:
         else:
             out[key] = value
     return out
+
+
+# -- the JSON form ----------------------------------------------------------------------------
+
+
+def from_json(expr: str, at: str, type_: TypeRef, names: TsTypes) -> str:
+    """The TypeScript value of the JSON-form value ``expr`` at the ``At`` expression ``at``: a
+    call of the runtime's coercers, as Python's from_dict() calls json_form's."""
+    if type_.nullable:
+        names.imports.runtime.add("jsonNullable")
+        return f"jsonNullable({expr}, {at}, (v, at) => {_from_json_bare('v', 'at', type_, names)})"
+    return _from_json_bare(expr, at, type_, names)
+
+
+def _from_json_bare(expr: str, at: str, type_: TypeRef, names: TsTypes) -> str:
+    kind = type_.kind
+    runtime = names.imports.runtime
+    simple = {
+        Kind.STRING: "jsonString",
+        Kind.BOOL: "jsonBoolean",
+        Kind.FLOAT: "jsonNumber",
+        Kind.BYTES: "jsonBytes",
+        Kind.UUID: "jsonUuid",
+        Kind.TIMESTAMP: "jsonTimestamp",
+        Kind.DATE: "jsonDate",
+        Kind.DECIMAL: "jsonDecimal",
+    }
+    if kind in simple:
+        runtime.add(simple[kind])
+        return f"{simple[kind]}({expr}, {at})"
+    if kind is Kind.INT:
+        # The range Python's json_form checks: the model's wire type (the constructor checks
+        # logical and wrapper types again).
+        coercer = "jsonBigInt" if is_bigint(type_) else "jsonInt"
+        runtime.add(coercer)
+        if type_.width is None:
+            return f"{coercer}({expr}, {at}, null, 0n, 0n)"
+        low, high = INT_BOUNDS[type_.width]
+        return f"{coercer}({expr}, {at}, {ts_str(type_.width)}, {low}n, {high}n)"
+    if kind is Kind.ENUM:
+        runtime.add("jsonSymbol")
+        return f"jsonSymbol({expr}, {at}, {_symbols_list(type_)})"
+    if kind is Kind.RECORD:
+        return f"{class_of(type_, names)}.fromDictAt({expr}, {at})"
+    if kind is Kind.ARRAY:
+        runtime.add("jsonArray")
+        inner = from_json("v", "at", _items(type_), names)
+        return f"jsonArray({expr}, {at}, (v, at) => {inner})"
+    if kind is Kind.MAP:
+        runtime.add("jsonMap")
+        inner = from_json("v", "at", _items(type_), names)
+        return f"jsonMap({expr}, {at}, (v, at) => {inner})"
+    raise TsCodegenError(f"type {type_.describe()} has no JSON form in generated code")
+
+
+def _symbols_list(type_: TypeRef) -> str:
+    return f"[{', '.join(ts_str(s) for s in type_.symbols)}] as const"
+
+
+def to_json(expr: str, type_: TypeRef, names: TsTypes) -> str:
+    """The JSON-form value of ``expr``, what ``toDict()`` holds and ``fromDict()`` takes
+    (bigints stay bigints: ``toJson()`` writes them with every digit)."""
+    inner = _to_json_bare("v", type_, names)
+    if inner == "v":
+        return expr
+    if type_.nullable:
+        names.imports.runtime.add("mapNullable")
+        return f"mapNullable({expr}, (v) => {inner})"
+    return _to_json_bare(expr, type_, names)
+
+
+def _to_json_bare(expr: str, type_: TypeRef, names: TsTypes) -> str:
+    kind = type_.kind
+    if kind is Kind.BYTES:
+        names.imports.runtime.add("bytesText")
+        return f"bytesText({expr})"
+    if kind is Kind.TIMESTAMP:
+        names.imports.runtime.add("timestampText")
+        return f"timestampText({expr})"
+    if kind is Kind.RECORD:
+        return f"{expr}.toDict()"
+    if kind is Kind.ARRAY:
+        inner = to_json("v", _items(type_), names)
+        return f"[...{expr}]" if inner == "v" else f"{expr}.map((v) => {inner})"
+    if kind is Kind.MAP:
+        names.imports.runtime.add("mapToDict")
+        inner = to_json("v", _items(type_), names)
+        return f"mapToDict({expr})" if inner == "v" else f"mapToDict({expr}, (v) => {inner})"
+    return expr

@@ -36,6 +36,8 @@ class TsFieldView:
     to_wire: str  # Avro datum value or Protobuf init value, over ``this``
     from_wire: str  # over ``datum`` (Avro) or ``message`` (Protobuf)
     number: int | None  # Protobuf field number
+    from_json: str  # JSON-form coercion of ``data[<name>]`` at ``at.field(<name>)``
+    to_json: str  # the JSON-form value, over ``this``
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class TsRecordView:
     format: str  # "avro" or "proto"
     fields: tuple[TsFieldView, ...]
     wire_constant: str  # Avro event: its avsc Type; Protobuf: its message descriptor; else ""
+    json_fields: str  # the [schema name, required] pairs fromDict() checks the object against
     event: TsEventView | None = None
 
 

@@ -5,6 +5,7 @@
 /** Events of golden.fanout.v1: typed classes, their encoding and flush plans. */
 import { AvroDatum, avroType, decodeAvro, encodeAvro } from "./avro.js";
 import {
+  At,
   ContractEvent,
   EmptyValueError,
   FlushOp,
@@ -15,6 +16,13 @@ import {
   checkInt,
   checkString,
   fanoutCap,
+  jsonArray,
+  jsonBoolean,
+  jsonInt,
+  jsonRecord,
+  jsonString,
+  jsonText,
+  parseJson,
   uniqueOps,
 } from "./runtime.js";
 
@@ -164,6 +172,61 @@ export class BundleRepriced implements ContractEvent {
   static fromBytes(bytes: Uint8Array): BundleRepriced {
     return BundleRepriced.fromAvro(
       decodeAvro(BUNDLE_REPRICED_TYPE, BundleRepriced.EVENT_TYPE, bytes),
+    );
+  }
+
+  /** The JSON form of this event: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return {
+      bundle_id: this.bundleId,
+      sku_ids: [...this.skuIds],
+      store_numbers: [...this.storeNumbers],
+      flags: [...this.flags],
+      notes: this.notes.map((v) => [...v]),
+    };
+  }
+
+  /**
+   * Build an event from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): BundleRepriced {
+    return BundleRepriced.fromDictAt(data, At.event("golden.fanout.v1.BundleRepriced"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): BundleRepriced {
+    const data = jsonRecord(value, at, [
+      ["bundle_id", true],
+      ["sku_ids", true],
+      ["store_numbers", true],
+      ["flags", true],
+      ["notes", true],
+    ] as const);
+    return new BundleRepriced({
+      bundleId: jsonString(data["bundle_id"], at.field("bundle_id")),
+      skuIds: jsonArray(data["sku_ids"], at.field("sku_ids"), (v, at) => jsonString(v, at)),
+      storeNumbers: jsonArray(data["store_numbers"], at.field("store_numbers"), (v, at) =>
+        jsonInt(v, at, "int", -2147483648n, 2147483647n),
+      ),
+      flags: jsonArray(data["flags"], at.field("flags"), (v, at) => jsonBoolean(v, at)),
+      notes: jsonArray(data["notes"], at.field("notes"), (v, at) =>
+        jsonArray(v, at, (v, at) => jsonString(v, at)),
+      ),
+    });
+  }
+
+  /** This event as JSON text, laid out as Python's to_json() (bigints with every digit). */
+  toJson(): string {
+    return jsonText(this.toDict());
+  }
+
+  /** Build an event from JSON text; PayloadError for text that is not JSON, and as fromDict(). */
+  static fromJson(text: string): BundleRepriced {
+    return BundleRepriced.fromDictAt(
+      parseJson(text, "event golden.fanout.v1.BundleRepriced"),
+      At.event("golden.fanout.v1.BundleRepriced"),
     );
   }
 

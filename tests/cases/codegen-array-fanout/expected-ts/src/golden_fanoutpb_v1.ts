@@ -14,6 +14,7 @@ import {
   protoInit,
 } from "./protobuf.js";
 import {
+  At,
   ContractEvent,
   EmptyValueError,
   FlushOp,
@@ -24,6 +25,13 @@ import {
   checkString,
   checkSymbol,
   fanoutCap,
+  jsonArray,
+  jsonBigInt,
+  jsonRecord,
+  jsonString,
+  jsonSymbol,
+  jsonText,
+  parseJson,
   uniqueOps,
 } from "./runtime.js";
 
@@ -190,6 +198,61 @@ export class TagsReplaced implements ContractEvent {
   /** The event of a payload; throws PayloadError for bytes that are not one. */
   static fromBytes(bytes: Uint8Array): TagsReplaced {
     return TagsReplaced.fromProto(decodeProto(TAGS_REPLACED_DESC, bytes));
+  }
+
+  /** The JSON form of this event: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return {
+      item_id: this.itemId,
+      tags: [...this.tags],
+      versions: [...this.versions],
+      colors: [...this.colors],
+      bundle_id: this.bundleId,
+    };
+  }
+
+  /**
+   * Build an event from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): TagsReplaced {
+    return TagsReplaced.fromDictAt(data, At.event("golden.fanoutpb.v1.TagsReplaced"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): TagsReplaced {
+    const data = jsonRecord(value, at, [
+      ["item_id", true],
+      ["tags", true],
+      ["versions", true],
+      ["colors", true],
+      ["bundle_id", true],
+    ] as const);
+    return new TagsReplaced({
+      itemId: jsonString(data["item_id"], at.field("item_id")),
+      tags: jsonArray(data["tags"], at.field("tags"), (v, at) => jsonString(v, at)),
+      versions: jsonArray(data["versions"], at.field("versions"), (v, at) =>
+        jsonBigInt(v, at, "int64", -9223372036854775808n, 9223372036854775807n),
+      ),
+      colors: jsonArray(data["colors"], at.field("colors"), (v, at) =>
+        jsonSymbol(v, at, ["COLOR_UNSPECIFIED", "COLOR_RED", "COLOR_BLUE"] as const),
+      ),
+      bundleId: jsonString(data["bundle_id"], at.field("bundle_id")),
+    });
+  }
+
+  /** This event as JSON text, laid out as Python's to_json() (bigints with every digit). */
+  toJson(): string {
+    return jsonText(this.toDict());
+  }
+
+  /** Build an event from JSON text; PayloadError for text that is not JSON, and as fromDict(). */
+  static fromJson(text: string): TagsReplaced {
+    return TagsReplaced.fromDictAt(
+      parseJson(text, "event golden.fanoutpb.v1.TagsReplaced"),
+      At.event("golden.fanoutpb.v1.TagsReplaced"),
+    );
   }
 
   /** The @bufbuild/protobuf init object of this event. */

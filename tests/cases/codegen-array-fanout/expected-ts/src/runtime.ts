@@ -385,6 +385,606 @@ export function plainBytes(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(bytes);
 }
 
+// -- The JSON form (docs/typescript.md): fromDict() / toDict(), as json_form.py in Python ------
+//
+// The generated fromDict() calls one coercer per field, as Python's from_dict() calls
+// json_form's; every refusal is a PayloadError with the text Python writes for the same
+// payload, so values are shown as Python's repr() shows them.
+
+const JSON_INTEGER_TEXT = /^-?[0-9]+$/;
+const JSON_TIMESTAMP_TEXT =
+  /^([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(Z|([+-])([0-9]{2}):([0-9]{2}))$/;
+const JSON_BASE64_TEXT = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Where a value sits: the event (or record) it belongs to and its field's path in the
+ * payload (`address.city`, `store_ids[1]`, `prices['eur']`). */
+export class At {
+  constructor(
+    readonly owner: string,
+    readonly path: string = "",
+  ) {}
+
+  /** The top of a payload of the event `type`. */
+  static event(type: string): At {
+    return new At(`event ${type}`);
+  }
+
+  /** The top of a record of the type `type`, built on its own. */
+  static record(type: string): At {
+    return new At(`record ${type}`);
+  }
+
+  /** The field `name` of the record here. */
+  field(name: string): At {
+    return new At(this.owner, this.path ? `${this.path}.${name}` : name);
+  }
+
+  /** Element `index` of the array here. */
+  item(index: number): At {
+    return new At(this.owner, `${this.path}[${String(index)}]`);
+  }
+
+  /** The value under `key` of the map here. */
+  key(key: string): At {
+    return new At(this.owner, `${this.path}[${pyRepr(key)}]`);
+  }
+
+  /** The PayloadError for `value`, which is not `expected`. */
+  wrong(expected: string, value: unknown): PayloadError {
+    let shown = Array.from(pyRepr(value));
+    shown = shown.length <= 60 ? shown : [...shown.slice(0, 57), "..."];
+    const where = this.path ? `field ${pyRepr(this.path)}` : "the payload";
+    return new PayloadError(
+      `${this.owner}: ${where} must be ${expected}, got ${jsonType(value)} ${shown.join("")}`,
+    );
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function jsonType(value: unknown): string {
+  if (value === null || value === undefined) return "null";
+  if (typeof value === "boolean") return "boolean";
+  if (typeof value === "string") return "string";
+  if (typeof value === "number" || typeof value === "bigint") return "number";
+  if (Array.isArray(value)) return "array";
+  if (isObject(value) || value instanceof Map) return "object";
+  return (value as object).constructor.name;
+}
+
+/** `value` as Python's repr() shows the same JSON value (a whole number as an int). */
+export function pyRepr(value: unknown): string {
+  if (value === null || value === undefined) return "None";
+  if (typeof value === "boolean") return value ? "True" : "False";
+  if (typeof value === "bigint") return String(value);
+  if (typeof value === "number") return pyNumber(value);
+  if (typeof value === "string") return pyString(value);
+  if (Array.isArray(value)) return `[${value.map(pyRepr).join(", ")}]`;
+  if (value instanceof Map) {
+    return `{${[...(value as Map<unknown, unknown>)].map(([k, v]) => `${pyRepr(k)}: ${pyRepr(v)}`).join(", ")}}`;
+  }
+  if (isObject(value)) {
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${pyString(k)}: ${pyRepr(v)}`)
+      .join(", ")}}`;
+  }
+  return String(value);
+}
+
+function pyNumber(value: number): string {
+  // parseJson gives integers past 2^53 as bigints, so a number there was written with a
+  // fraction or an exponent: a float to Python. Below it, 1.0 and 1 cannot be told apart.
+  if (Number.isSafeInteger(value)) return String(value);
+  if (Number.isNaN(value)) return "nan";
+  if (!Number.isFinite(value)) return value > 0 ? "inf" : "-inf";
+  // Python's repr: the shortest digits, positional for exponents -4 to 15, else 1.5e-05.
+  const [mantissa = "", exponentText = "0"] = value.toExponential().split("e");
+  const negative = mantissa.startsWith("-");
+  const digits = mantissa.replace("-", "").replace(".", "");
+  const exponent = Number(exponentText);
+  let text: string;
+  if (exponent < -4 || exponent >= 16) {
+    const fraction = digits.length > 1 ? `.${digits.slice(1)}` : "";
+    const sign = exponent < 0 ? "-" : "+";
+    text = `${digits[0] ?? ""}${fraction}e${sign}${String(Math.abs(exponent)).padStart(2, "0")}`;
+  } else if (exponent < 0) {
+    text = `0.${"0".repeat(-exponent - 1)}${digits}`;
+  } else {
+    const whole = digits.slice(0, exponent + 1).padEnd(exponent + 1, "0");
+    text = `${whole}.${digits.slice(exponent + 1) || "0"}`;
+  }
+  return negative ? `-${text}` : text;
+}
+
+function pyString(text: string): string {
+  const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
+  let out = quote;
+  for (const c of text) {
+    const code = c.codePointAt(0) ?? 0;
+    if (c === "\\" || c === quote) out += `\\${c}`;
+    else if (c === "\t") out += "\\t";
+    else if (c === "\n") out += "\\n";
+    else if (c === "\r") out += "\\r";
+    else if (c !== " " && /^[\p{C}\p{Z}]$/u.test(c)) {
+      const hex = code.toString(16);
+      out +=
+        code < 0x100
+          ? `\\x${hex.padStart(2, "0")}`
+          : code < 0x10000
+            ? `\\u${hex.padStart(4, "0")}`
+            : `\\U${hex.padStart(8, "0")}`;
+    } else out += c;
+  }
+  return out + quote;
+}
+
+/** Python's difflib.SequenceMatcher(None, a, b).ratio() (no junk: names are short). */
+function matchRatio(a: string, b: string): number {
+  const left = Array.from(a);
+  const right = Array.from(b);
+  const positions = new Map<string, number[]>();
+  right.forEach((c, j) => positions.set(c, [...(positions.get(c) ?? []), j]));
+  const longest = (
+    alo: number,
+    ahi: number,
+    blo: number,
+    bhi: number,
+  ): [number, number, number] => {
+    let [besti, bestj, bestsize] = [alo, blo, 0];
+    let lengths = new Map<number, number>();
+    for (let i = alo; i < ahi; i++) {
+      const next = new Map<number, number>();
+      for (const j of positions.get(left[i] ?? "") ?? []) {
+        if (j < blo) continue;
+        if (j >= bhi) break;
+        const k = (lengths.get(j - 1) ?? 0) + 1;
+        next.set(j, k);
+        if (k > bestsize) [besti, bestj, bestsize] = [i - k + 1, j - k + 1, k];
+      }
+      lengths = next;
+    }
+    return [besti, bestj, bestsize];
+  };
+  let matches = 0;
+  const queue: [number, number, number, number][] = [[0, left.length, 0, right.length]];
+  for (let block = queue.pop(); block !== undefined; block = queue.pop()) {
+    const [alo, ahi, blo, bhi] = block;
+    const [i, j, k] = longest(alo, ahi, blo, bhi);
+    if (k > 0) {
+      matches += k;
+      if (alo < i && blo < j) queue.push([alo, i, blo, j]);
+      if (i + k < ahi && j + k < bhi) queue.push([i + k, ahi, j + k, bhi]);
+    }
+  }
+  const total = left.length + right.length;
+  return total > 0 ? (2 * matches) / total : 1;
+}
+
+/** Python's difflib.get_close_matches(word, candidates, n=1): the closest, or undefined. */
+function closestName(word: string, candidates: readonly string[]): string | undefined {
+  let best: [number, string] | undefined;
+  for (const candidate of candidates) {
+    const score = matchRatio(candidate, word);
+    if (
+      score >= 0.6 &&
+      (best === undefined ||
+        score > best[0] ||
+        (score === best[0] && codePointOrder(candidate, best[1]) > 0))
+    ) {
+      best = [score, candidate];
+    }
+  }
+  return best?.[1];
+}
+
+/** `value` as the object of a record whose fields are `fields` ([schema name, required]);
+ * a PayloadError when it is not an object, names an unknown field, or lacks a required one. */
+export function jsonRecord(
+  value: unknown,
+  at: At,
+  fields: readonly (readonly [string, boolean])[],
+): Record<string, unknown> {
+  const map = value instanceof Map ? Object.fromEntries(value as Map<string, unknown>) : value;
+  if (!isObject(map)) {
+    throw at.wrong("an object (the fields by name)", value);
+  }
+  const names = fields.map(([name]) => name);
+  const unknown = Object.keys(map)
+    .filter((name) => !names.includes(name))
+    .sort(codePointOrder);
+  const [first, ...rest] = unknown;
+  if (first !== undefined) {
+    const close = closestName(first, names);
+    const hint = close === undefined ? "" : `; did you mean ${pyString(close)}?`;
+    const others = rest.length > 0 ? ` (and ${rest.map(pyString).join(", ")})` : "";
+    const where = at.path ? ` of ${pyString(at.path)}` : "";
+    throw new PayloadError(
+      `${at.owner}: unknown field ${pyString(first)}${where}${others}${hint} (the fields are: ${names.join(", ")})`,
+    );
+  }
+  for (const [name, required] of fields) {
+    if (required && (map[name] === null || map[name] === undefined)) {
+      const state = map[name] === undefined ? "missing" : "null";
+      throw new PayloadError(
+        `${at.owner}: required field ${pyString(at.field(name).path)} is ${state}; give it a value`,
+      );
+    }
+  }
+  return map;
+}
+
+/** A JSON string. */
+export function jsonString(value: unknown, at: At): string {
+  if (typeof value !== "string") throw at.wrong("a string", value);
+  return value;
+}
+
+function jsonWhole(value: unknown, at: At, wire: string | null, low: bigint, high: bigint): bigint {
+  const whole =
+    typeof value === "bigint"
+      ? value
+      : typeof value === "number" && Number.isInteger(value)
+        ? BigInt(value)
+        : typeof value === "string" && JSON_INTEGER_TEXT.test(value)
+          ? BigInt(value)
+          : null;
+  if (whole === null) throw at.wrong("an integer (a JSON number or decimal text)", value);
+  if (wire !== null && (whole < low || whole > high)) {
+    throw new PayloadError(
+      `${at.owner}: field ${pyString(at.path)} = ${String(whole)} does not fit the wire type ${wire} (${String(low)} to ${String(high)})`,
+    );
+  }
+  return whole;
+}
+
+/** An integer of the wire type `wire` (low to high; null: any) as a number: a JSON integer
+ * or decimal text (`"-12"`). */
+export function jsonInt(
+  value: unknown,
+  at: At,
+  wire: string | null,
+  low: bigint,
+  high: bigint,
+): number {
+  return Number(jsonWhole(value, at, wire, low, high));
+}
+
+/** A 64-bit integer as a bigint: a JSON integer (a bigint from parseJson past 2^53), or text. */
+export function jsonBigInt(
+  value: unknown,
+  at: At,
+  wire: string | null,
+  low: bigint,
+  high: bigint,
+): bigint {
+  return jsonWhole(value, at, wire, low, high);
+}
+
+/** JSON true or false. */
+export function jsonBoolean(value: unknown, at: At): boolean {
+  if (typeof value !== "boolean") throw at.wrong("true or false", value);
+  return value;
+}
+
+/** A JSON number. */
+export function jsonNumber(value: unknown, at: At): number {
+  if (typeof value === "bigint") return Number(value);
+  if (typeof value !== "number") throw at.wrong("a number", value);
+  return value;
+}
+
+/** Base64 text (standard alphabet, padded), or a Uint8Array. */
+export function jsonBytes(value: unknown, at: At): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  if (typeof value === "string" && JSON_BASE64_TEXT.test(value)) {
+    // Python's b64decode(validate=True): padding may be left out only after whole quads.
+    const data = value.replace(/=+$/, "");
+    const needed = [0, -1, 2, 1][data.length % 4] ?? -1;
+    if (needed >= 0 && value.length - data.length >= needed) {
+      return new Uint8Array(Buffer.from(data, "base64"));
+    }
+  }
+  throw at.wrong("base64 text", value);
+}
+
+/** Bytes in the JSON form: base64 text, padded. */
+export function bytesText(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("base64");
+}
+
+/** A UUID as text, 8-4-4-4-12 hex digits in either case; kept lowercase. */
+export function jsonUuid(value: unknown, at: At): string {
+  if (typeof value !== "string" || !UUID_TEXT.test(value)) {
+    throw at.wrong("a UUID (8-4-4-4-12 hex digits)", value);
+  }
+  return value.toLowerCase();
+}
+
+function utcMs(
+  year: number,
+  month: number,
+  day: number,
+  hour = 0,
+  minute = 0,
+  second = 0,
+  ms = 0,
+): number | null {
+  const moment = new Date(Date.UTC(2000, month - 1, day, hour, minute, second, ms));
+  moment.setUTCFullYear(year);
+  const valid =
+    year >= 1 &&
+    month >= 1 &&
+    month <= 12 &&
+    moment.getUTCMonth() === month - 1 &&
+    moment.getUTCDate() === day;
+  return valid && hour <= 23 && minute <= 59 && second <= 59 ? moment.getTime() : null;
+}
+
+/** An RFC 3339 timestamp with Z or an offset (`2026-01-02T03:04:05.123Z`), or a Date; a time
+ * without an offset, or a number, is refused; digits below the millisecond, which a Date
+ * would lose, are refused unless they are zeros. */
+export function jsonTimestamp(value: unknown, at: At): Date {
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value;
+  const match = typeof value === "string" ? JSON_TIMESTAMP_TEXT.exec(value) : null;
+  if (match !== null) {
+    const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const fraction = (match[7] ?? "").slice(0, 6).padEnd(6, "0"); // Python keeps microseconds
+    const [sign, offsetHours, offsetMinutes] = [
+      match[9] === "-" ? -1 : 1,
+      Number(match[10] ?? 0),
+      Number(match[11] ?? 0),
+    ];
+    const ms = utcMs(year, month, day, hour, minute, second, Number(fraction.slice(0, 3)));
+    if (ms !== null && offsetHours <= 23 && offsetMinutes <= 59) {
+      if (fraction.slice(3) !== "000") {
+        throw new PayloadError(
+          `${at.owner}: field ${pyString(at.path)} = ${pyString(String(value))} has digits below the millisecond, which a Date would lose`,
+        );
+      }
+      return new Date(ms - sign * (offsetHours * 60 + offsetMinutes) * 60_000);
+    }
+  }
+  throw at.wrong("an RFC 3339 timestamp with an offset, such as 2026-01-02T03:04:05Z", value);
+}
+
+/** A timestamp in the JSON form: RFC 3339 in UTC with Z, microseconds as Python writes them. */
+export function timestampText(moment: Date): string {
+  const iso = moment.toISOString(); // 2026-01-02T03:04:05.123Z (years 0 to 9999)
+  const ms = moment.getUTCMilliseconds();
+  return `${iso.slice(0, 19)}${ms === 0 ? "" : `.${String(ms).padStart(3, "0")}000`}Z`;
+}
+
+/** A date as `YYYY-MM-DD`. */
+export function jsonDate(value: unknown, at: At): string {
+  const match = typeof value === "string" ? DATE_TEXT.exec(value) : null;
+  if (match === null || utcMs(Number(match[1]), Number(match[2]), Number(match[3])) === null) {
+    throw at.wrong("a date as YYYY-MM-DD", value);
+  }
+  return value as string;
+}
+
+/** A decimal as text (`"12.30"`: a JSON number would already have lost digits). */
+export function jsonDecimal(value: unknown, at: At): string {
+  if (typeof value !== "string" || !DECIMAL_TEXT.test(value)) {
+    throw at.wrong('a decimal as text, such as "12.30"', value);
+  }
+  return value;
+}
+
+/** An enum's symbol as text. */
+export function jsonSymbol<T extends string>(value: unknown, at: At, symbols: readonly T[]): T {
+  if (typeof value !== "string" || !(symbols as readonly string[]).includes(value)) {
+    throw at.wrong(`one of the symbols ${symbols.join(", ")}`, value);
+  }
+  return value as T;
+}
+
+/** A JSON array whose elements `item` coerces. */
+export function jsonArray<T>(value: unknown, at: At, item: (v: unknown, at: At) => T): T[] {
+  if (!Array.isArray(value)) throw at.wrong("an array", value);
+  return value.map((v: unknown, index) => item(v, at.item(index)));
+}
+
+/** A JSON object with string keys (or a Map) whose values `item` coerces. */
+export function jsonMap<T>(
+  value: unknown,
+  at: At,
+  item: (v: unknown, at: At) => T,
+): Map<string, T> {
+  const entries =
+    value instanceof Map
+      ? [...(value as Map<unknown, unknown>)]
+      : isObject(value)
+        ? Object.entries(value)
+        : null;
+  if (entries === null) throw at.wrong("an object (a map with string keys)", value);
+  const out = new Map<string, T>();
+  for (const [key, v] of entries) {
+    if (typeof key !== "string") throw at.wrong("an object with string keys", key);
+    out.set(key, item(v, at.key(key)));
+  }
+  return out;
+}
+
+/** null for null or absent, else `value` coerced by `item`. */
+export function jsonNullable<T>(value: unknown, at: At, item: (v: unknown, at: At) => T): T | null {
+  return value === null || value === undefined ? null : item(value, at);
+}
+
+/** A map in the JSON form: an object, each value converted by `item` (default: as it is). */
+export function mapToDict<T>(
+  map: ReadonlyMap<string, T>,
+  item: (v: T) => unknown = (v) => v,
+): Record<string, unknown> {
+  return Object.fromEntries([...map].map(([key, v]) => [key, item(v)]));
+}
+
+/** JSON text of a JSON-form value as Python's json.dumps(..., ensure_ascii=False) lays it out;
+ * bigints are written as JSON integers, every digit kept. */
+export function jsonText(value: unknown): string {
+  if (value === null || value === undefined) return "null";
+  if (typeof value === "bigint") return String(value);
+  if (typeof value === "number") {
+    if (Number.isNaN(value)) return "NaN";
+    return Number.isFinite(value) ? JSON.stringify(value) : value > 0 ? "Infinity" : "-Infinity";
+  }
+  if (typeof value === "string" || typeof value === "boolean") return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(jsonText).join(", ")}]`;
+  const entries = Object.entries(value as Record<string, unknown>);
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}: ${jsonText(v)}`).join(", ")}}`;
+}
+
+/** JSON text as Python's json.loads reads it: integers past 2^53 as bigints, NaN and Infinity
+ * taken; a PayloadError `<owner>: not valid JSON: <Python's message>` otherwise. */
+export function parseJson(text: string, owner: string): unknown {
+  let at = 0;
+  const fail = (message: string, pos: number): never => {
+    const before = Array.from(text.slice(0, pos));
+    const line = before.filter((c) => c === "\n").length + 1;
+    const column = before.length - before.lastIndexOf("\n");
+    throw new PayloadError(
+      `${owner}: not valid JSON: ${message}: line ${String(line)} column ${String(column)} (char ${String(before.length)})`,
+    );
+  };
+  const space = (): void => {
+    while (at < text.length && " \t\n\r".includes(text.charAt(at))) at++;
+  };
+  const string = (): string => {
+    const begin = at++;
+    let out = "";
+    for (;;) {
+      if (at >= text.length) fail("Unterminated string starting at", begin);
+      const c = text.charAt(at);
+      if (c === '"') {
+        at++;
+        return out;
+      }
+      if (c === "\\") {
+        const e = text.charAt(at + 1);
+        if (at + 1 >= text.length) fail("Unterminated string starting at", begin);
+        const simple: Record<string, string> = {
+          '"': '"',
+          "\\": "\\",
+          "/": "/",
+          b: "\b",
+          f: "\f",
+          n: "\n",
+          r: "\r",
+          t: "\t",
+        };
+        if (e === "u") {
+          const hex = text.slice(at + 2, at + 6);
+          if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail("Invalid \\uXXXX escape", at + 1);
+          out += String.fromCharCode(parseInt(hex, 16));
+          at += 6;
+        } else if (e in simple) {
+          out += simple[e] ?? "";
+          at += 2;
+        } else {
+          fail("Invalid \\escape", at);
+        }
+      } else if (c.charCodeAt(0) <= 0x1f) {
+        fail("Invalid control character at", at);
+      } else {
+        out += c;
+        at++;
+      }
+    }
+  };
+  const value = (): unknown => {
+    const c = text.charAt(at);
+    if (c === '"') return string();
+    if (c === "{") {
+      const out: Record<string, unknown> = {};
+      at++;
+      space();
+      if (text.charAt(at) === "}") {
+        at++;
+        return out;
+      }
+      for (;;) {
+        if (text.charAt(at) !== '"') fail("Expecting property name enclosed in double quotes", at);
+        const key = string();
+        space();
+        if (text.charAt(at) !== ":") fail("Expecting ':' delimiter", at);
+        at++;
+        space();
+        // defineProperty: a key "__proto__" is a field like any other
+        Object.defineProperty(out, key, {
+          value: value(),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+        space();
+        const next = text.charAt(at);
+        at++;
+        if (next === "}") return out;
+        if (next !== ",") fail("Expecting ',' delimiter", at - 1);
+        space();
+      }
+    }
+    if (c === "[") {
+      const out: unknown[] = [];
+      at++;
+      space();
+      if (text.charAt(at) === "]") {
+        at++;
+        return out;
+      }
+      for (;;) {
+        out.push(value());
+        space();
+        const next = text.charAt(at);
+        at++;
+        if (next === "]") return out;
+        if (next !== ",") fail("Expecting ',' delimiter", at - 1);
+        space();
+      }
+    }
+    const number = /^-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?/.exec(text.slice(at));
+    if (number !== null) {
+      at += number[0].length;
+      if (number[1] !== undefined || number[2] !== undefined) return Number(number[0]);
+      const whole = BigInt(number[0]);
+      return whole >= BigInt(Number.MIN_SAFE_INTEGER) && whole <= BigInt(Number.MAX_SAFE_INTEGER)
+        ? Number(whole)
+        : whole;
+    }
+    for (const [word, meant] of [
+      ["null", null],
+      ["true", true],
+      ["false", false],
+      ["NaN", NaN],
+      ["Infinity", Infinity],
+      ["-Infinity", -Infinity],
+    ] as const) {
+      if (text.startsWith(word, at)) {
+        at += word.length;
+        return meant;
+      }
+    }
+    return fail("Expecting value", at);
+  };
+  if (text.startsWith("\ufeff")) fail("Unexpected UTF-8 BOM (decode using utf-8-sig)", 0);
+  space();
+  const result = value();
+  space();
+  if (at !== text.length) fail("Extra data", at);
+  return result;
+}
+
 /** `keys` in the order Python sorts them: by code point. */
 export function codePointOrder(a: string, b: string): number {
   const left = Array.from(a, (c) => c.codePointAt(0) ?? 0);

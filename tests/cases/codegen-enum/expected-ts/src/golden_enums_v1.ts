@@ -5,6 +5,7 @@
 /** Events of golden.enums.v1: typed classes, their encoding and flush plans. */
 import { AvroDatum, avroType, decodeAvro, encodeAvro } from "./avro.js";
 import {
+  At,
   ContractEvent,
   EmptyValueError,
   FlushOp,
@@ -14,7 +15,13 @@ import {
   checkString,
   checkSymbol,
   fanoutCap,
+  jsonNullable,
+  jsonRecord,
+  jsonString,
+  jsonSymbol,
+  jsonText,
   mapNullable,
+  parseJson,
   uniqueOps,
 } from "./runtime.js";
 
@@ -161,6 +168,55 @@ export class TicketEscalated implements ContractEvent {
   static fromBytes(bytes: Uint8Array): TicketEscalated {
     return TicketEscalated.fromAvro(
       decodeAvro(TICKET_ESCALATED_TYPE, TicketEscalated.EVENT_TYPE, bytes),
+    );
+  }
+
+  /** The JSON form of this event: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return { ticket_id: this.ticketId, priority: this.priority, previous: this.previous };
+  }
+
+  /**
+   * Build an event from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): TicketEscalated {
+    return TicketEscalated.fromDictAt(data, At.event("golden.enums.v1.TicketEscalated"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): TicketEscalated {
+    const data = jsonRecord(value, at, [
+      ["ticket_id", true],
+      ["priority", true],
+      ["previous", false],
+    ] as const);
+    return new TicketEscalated({
+      ticketId: jsonString(data["ticket_id"], at.field("ticket_id")),
+      priority: jsonSymbol(data["priority"], at.field("priority"), [
+        "LOW",
+        "NORMAL",
+        "HIGH",
+        "urgentNow",
+        "None",
+      ] as const),
+      previous: jsonNullable(data["previous"], at.field("previous"), (v, at) =>
+        jsonSymbol(v, at, ["LOW", "NORMAL", "HIGH", "urgentNow", "None"] as const),
+      ),
+    });
+  }
+
+  /** This event as JSON text, laid out as Python's to_json() (bigints with every digit). */
+  toJson(): string {
+    return jsonText(this.toDict());
+  }
+
+  /** Build an event from JSON text; PayloadError for text that is not JSON, and as fromDict(). */
+  static fromJson(text: string): TicketEscalated {
+    return TicketEscalated.fromDictAt(
+      parseJson(text, "event golden.enums.v1.TicketEscalated"),
+      At.event("golden.enums.v1.TicketEscalated"),
     );
   }
 

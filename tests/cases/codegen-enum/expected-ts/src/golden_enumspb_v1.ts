@@ -15,6 +15,7 @@ import {
   protoOptional,
 } from "./protobuf.js";
 import {
+  At,
   ContractEvent,
   EmptyValueError,
   FlushOp,
@@ -24,7 +25,13 @@ import {
   checkString,
   checkSymbol,
   fanoutCap,
+  jsonNullable,
+  jsonRecord,
+  jsonString,
+  jsonSymbol,
+  jsonText,
   mapNullable,
+  parseJson,
 } from "./runtime.js";
 
 const REFUND_ISSUED_DESC = messageDesc("golden.enumspb.v1.RefundIssued");
@@ -184,6 +191,64 @@ export class RefundIssued implements ContractEvent {
   /** The event of a payload; throws PayloadError for bytes that are not one. */
   static fromBytes(bytes: Uint8Array): RefundIssued {
     return RefundIssued.fromProto(decodeProto(REFUND_ISSUED_DESC, bytes));
+  }
+
+  /** The JSON form of this event: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return {
+      refund_id: this.refundId,
+      reason: this.reason,
+      prior: this.prior,
+      channel: this.channel,
+    };
+  }
+
+  /**
+   * Build an event from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): RefundIssued {
+    return RefundIssued.fromDictAt(data, At.event("golden.enumspb.v1.RefundIssued"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): RefundIssued {
+    const data = jsonRecord(value, at, [
+      ["refund_id", true],
+      ["reason", true],
+      ["prior", false],
+      ["channel", true],
+    ] as const);
+    return new RefundIssued({
+      refundId: jsonString(data["refund_id"], at.field("refund_id")),
+      reason: jsonSymbol(data["reason"], at.field("reason"), [
+        "REASON_UNSPECIFIED",
+        "REASON_DAMAGED",
+        "REASON_LATE",
+      ] as const),
+      prior: jsonNullable(data["prior"], at.field("prior"), (v, at) =>
+        jsonSymbol(v, at, ["REASON_UNSPECIFIED", "REASON_DAMAGED", "REASON_LATE"] as const),
+      ),
+      channel: jsonSymbol(data["channel"], at.field("channel"), [
+        "CHANNEL_UNSPECIFIED",
+        "CHANNEL_WEB",
+        "CHANNEL_STORE",
+      ] as const),
+    });
+  }
+
+  /** This event as JSON text, laid out as Python's to_json() (bigints with every digit). */
+  toJson(): string {
+    return jsonText(this.toDict());
+  }
+
+  /** Build an event from JSON text; PayloadError for text that is not JSON, and as fromDict(). */
+  static fromJson(text: string): RefundIssued {
+    return RefundIssued.fromDictAt(
+      parseJson(text, "event golden.enumspb.v1.RefundIssued"),
+      At.event("golden.enumspb.v1.RefundIssued"),
+    );
   }
 
   /** The @bufbuild/protobuf init object of this event. */

@@ -5,6 +5,7 @@
 /** Events of golden.logical.v1: typed classes, their encoding and flush plans. */
 import { AvroDatum, avroBytes, avroType, decodeAvro, encodeAvro } from "./avro.js";
 import {
+  At,
   ContractEvent,
   FlushOp,
   Plan,
@@ -19,7 +20,16 @@ import {
   decimalText,
   decimalToBytes,
   fanoutCap,
+  jsonDate,
+  jsonDecimal,
+  jsonNullable,
+  jsonRecord,
+  jsonText,
+  jsonTimestamp,
+  jsonUuid,
   mapNullable,
+  parseJson,
+  timestampText,
   uuidText,
 } from "./runtime.js";
 
@@ -134,6 +144,60 @@ export class PaymentCaptured implements ContractEvent {
   static fromBytes(bytes: Uint8Array): PaymentCaptured {
     return PaymentCaptured.fromAvro(
       decodeAvro(PAYMENT_CAPTURED_TYPE, PaymentCaptured.EVENT_TYPE, bytes),
+    );
+  }
+
+  /** The JSON form of this event: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return {
+      payment_id: this.paymentId,
+      captured_at: timestampText(this.capturedAt),
+      settled_at: timestampText(this.settledAt),
+      value_date: this.valueDate,
+      amount: this.amount,
+      refund_of: this.refundOf,
+    };
+  }
+
+  /**
+   * Build an event from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): PaymentCaptured {
+    return PaymentCaptured.fromDictAt(data, At.event("golden.logical.v1.PaymentCaptured"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): PaymentCaptured {
+    const data = jsonRecord(value, at, [
+      ["payment_id", true],
+      ["captured_at", true],
+      ["settled_at", true],
+      ["value_date", true],
+      ["amount", true],
+      ["refund_of", false],
+    ] as const);
+    return new PaymentCaptured({
+      paymentId: jsonUuid(data["payment_id"], at.field("payment_id")),
+      capturedAt: jsonTimestamp(data["captured_at"], at.field("captured_at")),
+      settledAt: jsonTimestamp(data["settled_at"], at.field("settled_at")),
+      valueDate: jsonDate(data["value_date"], at.field("value_date")),
+      amount: jsonDecimal(data["amount"], at.field("amount")),
+      refundOf: jsonNullable(data["refund_of"], at.field("refund_of"), (v, at) => jsonUuid(v, at)),
+    });
+  }
+
+  /** This event as JSON text, laid out as Python's to_json() (bigints with every digit). */
+  toJson(): string {
+    return jsonText(this.toDict());
+  }
+
+  /** Build an event from JSON text; PayloadError for text that is not JSON, and as fromDict(). */
+  static fromJson(text: string): PaymentCaptured {
+    return PaymentCaptured.fromDictAt(
+      parseJson(text, "event golden.logical.v1.PaymentCaptured"),
+      At.event("golden.logical.v1.PaymentCaptured"),
     );
   }
 

@@ -16,6 +16,7 @@ import {
   timestampInit,
 } from "./protobuf.js";
 import {
+  At,
   ContractEvent,
   EmptyValueError,
   FlushOp,
@@ -27,7 +28,16 @@ import {
   checkNullable,
   checkString,
   fanoutCap,
+  jsonArray,
+  jsonBigInt,
+  jsonNullable,
+  jsonRecord,
+  jsonString,
+  jsonText,
+  jsonTimestamp,
   mapNullable,
+  parseJson,
+  timestampText,
 } from "./runtime.js";
 
 const RESERVATION_HELD_DESC = messageDesc("golden.logicalpb.v1.ReservationHeld");
@@ -121,6 +131,58 @@ export class ReservationHeld implements ContractEvent {
   /** The event of a payload; throws PayloadError for bytes that are not one. */
   static fromBytes(bytes: Uint8Array): ReservationHeld {
     return ReservationHeld.fromProto(decodeProto(RESERVATION_HELD_DESC, bytes));
+  }
+
+  /** The JSON form of this event: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return {
+      reservation_id: this.reservationId,
+      held_until: mapNullable(this.heldUntil, (v) => timestampText(v)),
+      reminders: this.reminders.map((v) => timestampText(v)),
+      seats: this.seats,
+    };
+  }
+
+  /**
+   * Build an event from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): ReservationHeld {
+    return ReservationHeld.fromDictAt(data, At.event("golden.logicalpb.v1.ReservationHeld"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): ReservationHeld {
+    const data = jsonRecord(value, at, [
+      ["reservation_id", true],
+      ["held_until", false],
+      ["reminders", true],
+      ["seats", true],
+    ] as const);
+    return new ReservationHeld({
+      reservationId: jsonString(data["reservation_id"], at.field("reservation_id")),
+      heldUntil: jsonNullable(data["held_until"], at.field("held_until"), (v, at) =>
+        jsonTimestamp(v, at),
+      ),
+      reminders: jsonArray(data["reminders"], at.field("reminders"), (v, at) =>
+        jsonTimestamp(v, at),
+      ),
+      seats: jsonBigInt(data["seats"], at.field("seats"), "uint64", 0n, 18446744073709551615n),
+    });
+  }
+
+  /** This event as JSON text, laid out as Python's to_json() (bigints with every digit). */
+  toJson(): string {
+    return jsonText(this.toDict());
+  }
+
+  /** Build an event from JSON text; PayloadError for text that is not JSON, and as fromDict(). */
+  static fromJson(text: string): ReservationHeld {
+    return ReservationHeld.fromDictAt(
+      parseJson(text, "event golden.logicalpb.v1.ReservationHeld"),
+      At.event("golden.logicalpb.v1.ReservationHeld"),
+    );
   }
 
   /** The @bufbuild/protobuf init object of this event. */

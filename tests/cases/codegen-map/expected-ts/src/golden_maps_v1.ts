@@ -5,6 +5,7 @@
 /** Events of golden.maps.v1: typed classes, their encoding and flush plans. */
 import { AvroDatum, avroMap, avroType, decodeAvro, encodeAvro, fromAvroMap } from "./avro.js";
 import {
+  At,
   ContractEvent,
   EmptyValueError,
   FlushOp,
@@ -17,7 +18,16 @@ import {
   checkNullable,
   checkString,
   fanoutCap,
+  jsonBigInt,
+  jsonInt,
+  jsonMap,
+  jsonNullable,
+  jsonRecord,
+  jsonString,
+  jsonText,
   mapNullable,
+  mapToDict,
+  parseJson,
 } from "./runtime.js";
 
 const INVENTORY_SNAPSHOT_TYPE = avroType({
@@ -63,6 +73,32 @@ export class Slot {
     this.aisle = checkString("Slot.aisle", init.aisle);
     this.shelf = checkInt("Slot.shelf", init.shelf, "int", -2147483648, 2147483647);
     Object.freeze(this);
+  }
+
+  /** The JSON form of this record: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return { aisle: this.aisle, shelf: this.shelf };
+  }
+
+  /**
+   * Build a record from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): Slot {
+    return Slot.fromDictAt(data, At.record("golden.maps.v1.Slot"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): Slot {
+    const data = jsonRecord(value, at, [
+      ["aisle", true],
+      ["shelf", true],
+    ] as const);
+    return new Slot({
+      aisle: jsonString(data["aisle"], at.field("aisle")),
+      shelf: jsonInt(data["shelf"], at.field("shelf"), "int", -2147483648n, 2147483647n),
+    });
   }
 
   /** The avsc datum of this record. */
@@ -174,6 +210,61 @@ export class InventorySnapshot implements ContractEvent {
   static fromBytes(bytes: Uint8Array): InventorySnapshot {
     return InventorySnapshot.fromAvro(
       decodeAvro(INVENTORY_SNAPSHOT_TYPE, InventorySnapshot.EVENT_TYPE, bytes),
+    );
+  }
+
+  /** The JSON form of this event: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return {
+      snapshot_id: this.snapshotId,
+      counts: mapToDict(this.counts),
+      labels: mapToDict(this.labels),
+      slots: mapToDict(this.slots, (v) => v.toDict()),
+      reserved: mapNullable(this.reserved, (v) => mapToDict(v)),
+    };
+  }
+
+  /**
+   * Build an event from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): InventorySnapshot {
+    return InventorySnapshot.fromDictAt(data, At.event("golden.maps.v1.InventorySnapshot"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): InventorySnapshot {
+    const data = jsonRecord(value, at, [
+      ["snapshot_id", true],
+      ["counts", true],
+      ["labels", true],
+      ["slots", true],
+      ["reserved", false],
+    ] as const);
+    return new InventorySnapshot({
+      snapshotId: jsonString(data["snapshot_id"], at.field("snapshot_id")),
+      counts: jsonMap(data["counts"], at.field("counts"), (v, at) =>
+        jsonBigInt(v, at, "long", -9223372036854775808n, 9223372036854775807n),
+      ),
+      labels: jsonMap(data["labels"], at.field("labels"), (v, at) => jsonString(v, at)),
+      slots: jsonMap(data["slots"], at.field("slots"), (v, at) => Slot.fromDictAt(v, at)),
+      reserved: jsonNullable(data["reserved"], at.field("reserved"), (v, at) =>
+        jsonMap(v, at, (v, at) => jsonInt(v, at, "int", -2147483648n, 2147483647n)),
+      ),
+    });
+  }
+
+  /** This event as JSON text, laid out as Python's to_json() (bigints with every digit). */
+  toJson(): string {
+    return jsonText(this.toDict());
+  }
+
+  /** Build an event from JSON text; PayloadError for text that is not JSON, and as fromDict(). */
+  static fromJson(text: string): InventorySnapshot {
+    return InventorySnapshot.fromDictAt(
+      parseJson(text, "event golden.maps.v1.InventorySnapshot"),
+      At.event("golden.maps.v1.InventorySnapshot"),
     );
   }
 

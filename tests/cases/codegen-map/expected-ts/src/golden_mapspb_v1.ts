@@ -16,6 +16,7 @@ import {
   protoMap,
 } from "./protobuf.js";
 import {
+  At,
   ContractEvent,
   EmptyValueError,
   FlushOp,
@@ -28,6 +29,15 @@ import {
   checkString,
   checkSymbol,
   fanoutCap,
+  jsonBigInt,
+  jsonInt,
+  jsonMap,
+  jsonRecord,
+  jsonString,
+  jsonSymbol,
+  jsonText,
+  mapToDict,
+  parseJson,
 } from "./runtime.js";
 
 const TIER_DESC = messageDesc("golden.mapspb.v1.Tier");
@@ -73,6 +83,32 @@ export class Tier {
     this.name = checkString("Tier.name", init.name);
     this.level = checkInt("Tier.level", init.level, "uint32", 0, 4294967295);
     Object.freeze(this);
+  }
+
+  /** The JSON form of this record: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return { name: this.name, level: this.level };
+  }
+
+  /**
+   * Build a record from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): Tier {
+    return Tier.fromDictAt(data, At.record("golden.mapspb.v1.Tier"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): Tier {
+    const data = jsonRecord(value, at, [
+      ["name", true],
+      ["level", true],
+    ] as const);
+    return new Tier({
+      name: jsonString(data["name"], at.field("name")),
+      level: jsonInt(data["level"], at.field("level"), "uint32", 0n, 4294967295n),
+    });
   }
 
   /** The @bufbuild/protobuf init object of this message. */
@@ -181,6 +217,58 @@ export class PriceTable implements ContractEvent {
   /** The event of a payload; throws PayloadError for bytes that are not one. */
   static fromBytes(bytes: Uint8Array): PriceTable {
     return PriceTable.fromProto(decodeProto(PRICE_TABLE_DESC, bytes));
+  }
+
+  /** The JSON form of this event: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return {
+      table_id: this.tableId,
+      prices: mapToDict(this.prices),
+      tiers: mapToDict(this.tiers, (v) => v.toDict()),
+      currencies: mapToDict(this.currencies),
+    };
+  }
+
+  /**
+   * Build an event from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): PriceTable {
+    return PriceTable.fromDictAt(data, At.event("golden.mapspb.v1.PriceTable"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): PriceTable {
+    const data = jsonRecord(value, at, [
+      ["table_id", true],
+      ["prices", true],
+      ["tiers", true],
+      ["currencies", true],
+    ] as const);
+    return new PriceTable({
+      tableId: jsonString(data["table_id"], at.field("table_id")),
+      prices: jsonMap(data["prices"], at.field("prices"), (v, at) =>
+        jsonBigInt(v, at, "int64", -9223372036854775808n, 9223372036854775807n),
+      ),
+      tiers: jsonMap(data["tiers"], at.field("tiers"), (v, at) => Tier.fromDictAt(v, at)),
+      currencies: jsonMap(data["currencies"], at.field("currencies"), (v, at) =>
+        jsonSymbol(v, at, ["CURRENCY_UNSPECIFIED", "CURRENCY_EUR", "CURRENCY_USD"] as const),
+      ),
+    });
+  }
+
+  /** This event as JSON text, laid out as Python's to_json() (bigints with every digit). */
+  toJson(): string {
+    return jsonText(this.toDict());
+  }
+
+  /** Build an event from JSON text; PayloadError for text that is not JSON, and as fromDict(). */
+  static fromJson(text: string): PriceTable {
+    return PriceTable.fromDictAt(
+      parseJson(text, "event golden.mapspb.v1.PriceTable"),
+      At.event("golden.mapspb.v1.PriceTable"),
+    );
   }
 
   /** The @bufbuild/protobuf init object of this event. */

@@ -6,6 +6,7 @@
 /** Events of golden.nested.v1: typed classes, their encoding and flush plans. */
 import { AvroDatum, avroType, decodeAvro, encodeAvro } from "./avro.js";
 import {
+  At,
   ContractEvent,
   EmptyValueError,
   FlushOp,
@@ -15,7 +16,12 @@ import {
   checkNullable,
   checkString,
   fanoutCap,
+  jsonNullable,
+  jsonRecord,
+  jsonString,
+  jsonText,
   mapNullable,
+  parseJson,
 } from "./runtime.js";
 
 const SHIPMENT_DISPATCHED_TYPE = avroType({
@@ -68,6 +74,32 @@ export class GeoPoint {
     Object.freeze(this);
   }
 
+  /** The JSON form of this record: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return { country: this.country, region: this.region };
+  }
+
+  /**
+   * Build a record from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): GeoPoint {
+    return GeoPoint.fromDictAt(data, At.record("golden.nested.v1.GeoPoint"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): GeoPoint {
+    const data = jsonRecord(value, at, [
+      ["country", true],
+      ["region", true],
+    ] as const);
+    return new GeoPoint({
+      country: jsonString(data["country"], at.field("country")),
+      region: jsonString(data["region"], at.field("region")),
+    });
+  }
+
   /** The avsc datum of this record. */
   toAvro(): AvroDatum {
     return { country: this.country, region: this.region };
@@ -98,6 +130,32 @@ export class Location {
     this.warehouseId = checkString("Location.warehouseId", init.warehouseId);
     this.geo = checkInstance("Location.geo", init.geo, GeoPoint);
     Object.freeze(this);
+  }
+
+  /** The JSON form of this record: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return { warehouseId: this.warehouseId, geo: this.geo.toDict() };
+  }
+
+  /**
+   * Build a record from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): Location {
+    return Location.fromDictAt(data, At.record("golden.nested.v1.Location"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): Location {
+    const data = jsonRecord(value, at, [
+      ["warehouseId", true],
+      ["geo", true],
+    ] as const);
+    return new Location({
+      warehouseId: jsonString(data["warehouseId"], at.field("warehouseId")),
+      geo: GeoPoint.fromDictAt(data["geo"], at.field("geo")),
+    });
   }
 
   /** The avsc datum of this record. */
@@ -244,6 +302,53 @@ export class ShipmentDispatched implements ContractEvent {
   static fromBytes(bytes: Uint8Array): ShipmentDispatched {
     return ShipmentDispatched.fromAvro(
       decodeAvro(SHIPMENT_DISPATCHED_TYPE, ShipmentDispatched.EVENT_TYPE, bytes),
+    );
+  }
+
+  /** The JSON form of this event: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return {
+      shipment_id: this.shipmentId,
+      origin: this.origin.toDict(),
+      destination: mapNullable(this.destination, (v) => v.toDict()),
+    };
+  }
+
+  /**
+   * Build an event from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): ShipmentDispatched {
+    return ShipmentDispatched.fromDictAt(data, At.event("golden.nested.v1.ShipmentDispatched"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): ShipmentDispatched {
+    const data = jsonRecord(value, at, [
+      ["shipment_id", true],
+      ["origin", true],
+      ["destination", false],
+    ] as const);
+    return new ShipmentDispatched({
+      shipmentId: jsonString(data["shipment_id"], at.field("shipment_id")),
+      origin: Location.fromDictAt(data["origin"], at.field("origin")),
+      destination: jsonNullable(data["destination"], at.field("destination"), (v, at) =>
+        Location.fromDictAt(v, at),
+      ),
+    });
+  }
+
+  /** This event as JSON text, laid out as Python's to_json() (bigints with every digit). */
+  toJson(): string {
+    return jsonText(this.toDict());
+  }
+
+  /** Build an event from JSON text; PayloadError for text that is not JSON, and as fromDict(). */
+  static fromJson(text: string): ShipmentDispatched {
+    return ShipmentDispatched.fromDictAt(
+      parseJson(text, "event golden.nested.v1.ShipmentDispatched"),
+      At.event("golden.nested.v1.ShipmentDispatched"),
     );
   }
 

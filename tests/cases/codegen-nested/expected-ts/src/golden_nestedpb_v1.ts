@@ -14,6 +14,7 @@ import {
   protoOptional,
 } from "./protobuf.js";
 import {
+  At,
   ContractEvent,
   EmptyValueError,
   FlushOp,
@@ -23,7 +24,12 @@ import {
   checkNullable,
   checkString,
   fanoutCap,
+  jsonNullable,
+  jsonRecord,
+  jsonString,
+  jsonText,
   mapNullable,
+  parseJson,
 } from "./runtime.js";
 
 const ADDRESS_DESC = messageDesc("golden.nestedpb.v1.Address");
@@ -50,6 +56,32 @@ export class Address {
     this.country = checkString("Address.country", init.country);
     this.city = checkString("Address.city", init.city);
     Object.freeze(this);
+  }
+
+  /** The JSON form of this record: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return { country: this.country, city: this.city };
+  }
+
+  /**
+   * Build a record from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): Address {
+    return Address.fromDictAt(data, At.record("golden.nestedpb.v1.Address"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): Address {
+    const data = jsonRecord(value, at, [
+      ["country", true],
+      ["city", true],
+    ] as const);
+    return new Address({
+      country: jsonString(data["country"], at.field("country")),
+      city: jsonString(data["city"], at.field("city")),
+    });
   }
 
   /** The @bufbuild/protobuf init object of this message. */
@@ -87,6 +119,34 @@ export class Hub {
     this.hubId = checkString("Hub.hubId", init.hubId);
     this.address = checkNullable(init.address, (v) => checkInstance("Hub.address", v, Address));
     Object.freeze(this);
+  }
+
+  /** The JSON form of this record: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return { hub_id: this.hubId, address: mapNullable(this.address, (v) => v.toDict()) };
+  }
+
+  /**
+   * Build a record from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): Hub {
+    return Hub.fromDictAt(data, At.record("golden.nestedpb.v1.ParcelMoved.Hub"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): Hub {
+    const data = jsonRecord(value, at, [
+      ["hub_id", true],
+      ["address", false],
+    ] as const);
+    return new Hub({
+      hubId: jsonString(data["hub_id"], at.field("hub_id")),
+      address: jsonNullable(data["address"], at.field("address"), (v, at) =>
+        Address.fromDictAt(v, at),
+      ),
+    });
   }
 
   /** The @bufbuild/protobuf init object of this message. */
@@ -229,6 +289,53 @@ export class ParcelMoved implements ContractEvent {
   /** The event of a payload; throws PayloadError for bytes that are not one. */
   static fromBytes(bytes: Uint8Array): ParcelMoved {
     return ParcelMoved.fromProto(decodeProto(PARCEL_MOVED_DESC, bytes));
+  }
+
+  /** The JSON form of this event: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return {
+      parcel_id: this.parcelId,
+      from_hub: mapNullable(this.fromHub, (v) => v.toDict()),
+      to_hub: mapNullable(this.toHub, (v) => v.toDict()),
+    };
+  }
+
+  /**
+   * Build an event from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): ParcelMoved {
+    return ParcelMoved.fromDictAt(data, At.event("golden.nestedpb.v1.ParcelMoved"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): ParcelMoved {
+    const data = jsonRecord(value, at, [
+      ["parcel_id", true],
+      ["from_hub", false],
+      ["to_hub", false],
+    ] as const);
+    return new ParcelMoved({
+      parcelId: jsonString(data["parcel_id"], at.field("parcel_id")),
+      fromHub: jsonNullable(data["from_hub"], at.field("from_hub"), (v, at) =>
+        Hub.fromDictAt(v, at),
+      ),
+      toHub: jsonNullable(data["to_hub"], at.field("to_hub"), (v, at) => Hub.fromDictAt(v, at)),
+    });
+  }
+
+  /** This event as JSON text, laid out as Python's to_json() (bigints with every digit). */
+  toJson(): string {
+    return jsonText(this.toDict());
+  }
+
+  /** Build an event from JSON text; PayloadError for text that is not JSON, and as fromDict(). */
+  static fromJson(text: string): ParcelMoved {
+    return ParcelMoved.fromDictAt(
+      parseJson(text, "event golden.nestedpb.v1.ParcelMoved"),
+      At.event("golden.nestedpb.v1.ParcelMoved"),
+    );
   }
 
   /** The @bufbuild/protobuf init object of this event. */

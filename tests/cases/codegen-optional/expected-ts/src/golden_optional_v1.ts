@@ -5,6 +5,7 @@
 /** Events of golden.optional.v1: typed classes, their encoding and flush plans. */
 import { AvroDatum, avroType, decodeAvro, encodeAvro } from "./avro.js";
 import {
+  At,
   ContractEvent,
   EmptyValueError,
   FlushOp,
@@ -16,7 +17,14 @@ import {
   checkNullable,
   checkString,
   fanoutCap,
+  jsonBoolean,
+  jsonInt,
+  jsonNullable,
+  jsonRecord,
+  jsonString,
+  jsonText,
   mapNullable,
+  parseJson,
 } from "./runtime.js";
 
 const PROFILE_CHANGED_TYPE = avroType({
@@ -56,6 +64,26 @@ export class Referrer {
   constructor(init: ReferrerInit) {
     this.code = checkString("Referrer.code", init.code);
     Object.freeze(this);
+  }
+
+  /** The JSON form of this record: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return { code: this.code };
+  }
+
+  /**
+   * Build a record from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): Referrer {
+    return Referrer.fromDictAt(data, At.record("golden.optional.v1.Referrer"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): Referrer {
+    const data = jsonRecord(value, at, [["code", true]] as const);
+    return new Referrer({ code: jsonString(data["code"], at.field("code")) });
   }
 
   /** The avsc datum of this record. */
@@ -202,6 +230,61 @@ export class ProfileChanged implements ContractEvent {
   static fromBytes(bytes: Uint8Array): ProfileChanged {
     return ProfileChanged.fromAvro(
       decodeAvro(PROFILE_CHANGED_TYPE, ProfileChanged.EVENT_TYPE, bytes),
+    );
+  }
+
+  /** The JSON form of this event: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return {
+      user_id: this.userId,
+      nickname: this.nickname,
+      age: this.age,
+      verified: this.verified,
+      referrer: mapNullable(this.referrer, (v) => v.toDict()),
+    };
+  }
+
+  /**
+   * Build an event from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): ProfileChanged {
+    return ProfileChanged.fromDictAt(data, At.event("golden.optional.v1.ProfileChanged"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): ProfileChanged {
+    const data = jsonRecord(value, at, [
+      ["user_id", true],
+      ["nickname", false],
+      ["age", false],
+      ["verified", false],
+      ["referrer", false],
+    ] as const);
+    return new ProfileChanged({
+      userId: jsonString(data["user_id"], at.field("user_id")),
+      nickname: jsonNullable(data["nickname"], at.field("nickname"), (v, at) => jsonString(v, at)),
+      age: jsonNullable(data["age"], at.field("age"), (v, at) =>
+        jsonInt(v, at, "int", -2147483648n, 2147483647n),
+      ),
+      verified: jsonNullable(data["verified"], at.field("verified"), (v, at) => jsonBoolean(v, at)),
+      referrer: jsonNullable(data["referrer"], at.field("referrer"), (v, at) =>
+        Referrer.fromDictAt(v, at),
+      ),
+    });
+  }
+
+  /** This event as JSON text, laid out as Python's to_json() (bigints with every digit). */
+  toJson(): string {
+    return jsonText(this.toDict());
+  }
+
+  /** Build an event from JSON text; PayloadError for text that is not JSON, and as fromDict(). */
+  static fromJson(text: string): ProfileChanged {
+    return ProfileChanged.fromDictAt(
+      parseJson(text, "event golden.optional.v1.ProfileChanged"),
+      At.event("golden.optional.v1.ProfileChanged"),
     );
   }
 

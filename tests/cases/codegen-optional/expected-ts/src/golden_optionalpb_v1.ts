@@ -14,6 +14,7 @@ import {
   protoOptional,
 } from "./protobuf.js";
 import {
+  At,
   ContractEvent,
   EmptyValueError,
   FlushOp,
@@ -25,7 +26,14 @@ import {
   checkNullable,
   checkString,
   fanoutCap,
+  jsonBoolean,
+  jsonInt,
+  jsonNullable,
+  jsonRecord,
+  jsonString,
+  jsonText,
   mapNullable,
+  parseJson,
 } from "./runtime.js";
 
 const OWNER_DESC = messageDesc("golden.optionalpb.v1.Owner");
@@ -47,6 +55,26 @@ export class Owner {
   constructor(init: OwnerInit) {
     this.name = checkString("Owner.name", init.name);
     Object.freeze(this);
+  }
+
+  /** The JSON form of this record: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return { name: this.name };
+  }
+
+  /**
+   * Build a record from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): Owner {
+    return Owner.fromDictAt(data, At.record("golden.optionalpb.v1.Owner"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): Owner {
+    const data = jsonRecord(value, at, [["name", true]] as const);
+    return new Owner({ name: jsonString(data["name"], at.field("name")) });
   }
 
   /** The @bufbuild/protobuf init object of this message. */
@@ -226,6 +254,62 @@ export class SettingsChanged implements ContractEvent {
   /** The event of a payload; throws PayloadError for bytes that are not one. */
   static fromBytes(bytes: Uint8Array): SettingsChanged {
     return SettingsChanged.fromProto(decodeProto(SETTINGS_CHANGED_DESC, bytes));
+  }
+
+  /** The JSON form of this event: fields by schema name, as fromDict() takes them. */
+  toDict(): Record<string, unknown> {
+    return {
+      account_id: this.accountId,
+      theme: this.theme,
+      font_size: this.fontSize,
+      dark: this.dark,
+      locale: this.locale,
+      owner: mapNullable(this.owner, (v) => v.toDict()),
+    };
+  }
+
+  /**
+   * Build an event from its JSON form (docs/typescript.md). Throws PayloadError, with
+   * Python's from_dict() message, for an unknown, missing or mistyped field; and what the
+   * constructor throws.
+   */
+  static fromDict(data: unknown): SettingsChanged {
+    return SettingsChanged.fromDictAt(data, At.event("golden.optionalpb.v1.SettingsChanged"));
+  }
+
+  /** fromDict() of the value at `at` of a payload (nested records name their path). */
+  static fromDictAt(value: unknown, at: At): SettingsChanged {
+    const data = jsonRecord(value, at, [
+      ["account_id", true],
+      ["theme", false],
+      ["font_size", false],
+      ["dark", false],
+      ["locale", false],
+      ["owner", false],
+    ] as const);
+    return new SettingsChanged({
+      accountId: jsonString(data["account_id"], at.field("account_id")),
+      theme: jsonNullable(data["theme"], at.field("theme"), (v, at) => jsonString(v, at)),
+      fontSize: jsonNullable(data["font_size"], at.field("font_size"), (v, at) =>
+        jsonInt(v, at, "int32", -2147483648n, 2147483647n),
+      ),
+      dark: jsonNullable(data["dark"], at.field("dark"), (v, at) => jsonBoolean(v, at)),
+      locale: jsonNullable(data["locale"], at.field("locale"), (v, at) => jsonString(v, at)),
+      owner: jsonNullable(data["owner"], at.field("owner"), (v, at) => Owner.fromDictAt(v, at)),
+    });
+  }
+
+  /** This event as JSON text, laid out as Python's to_json() (bigints with every digit). */
+  toJson(): string {
+    return jsonText(this.toDict());
+  }
+
+  /** Build an event from JSON text; PayloadError for text that is not JSON, and as fromDict(). */
+  static fromJson(text: string): SettingsChanged {
+    return SettingsChanged.fromDictAt(
+      parseJson(text, "event golden.optionalpb.v1.SettingsChanged"),
+      At.event("golden.optionalpb.v1.SettingsChanged"),
+    );
   }
 
   /** The @bufbuild/protobuf init object of this event. */
