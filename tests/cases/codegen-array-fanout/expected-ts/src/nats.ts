@@ -97,6 +97,9 @@ export function messageHeaders(envelope: Envelope): [string, string][] {
   if (envelope.plan !== null) {
     out.push(["ce-flushplan", asciiJson(planToJson(envelope.plan))]);
   }
+  if (envelope.partitionkey !== "") {
+    out.push(["ce-partitionkey", envelope.partitionkey]);
+  }
   return [
     ...out.map(([name, value]): [string, string] => [
       name,
