@@ -145,6 +145,18 @@ def plain_unlink(client: redis.Redis, keys: list[str], per_call: int = 500) -> f
     return len(keys) / elapsed
 
 
+def backlog_of(client: redis.Redis, keys: list[str], per_event: int) -> list[list[str]]:
+    """Load ``keys`` and put a fresh stream of events purging ``per_event`` of them each in
+    front of a consumer; returns the events' keys."""
+    client.delete(STREAM)
+    load(client, keys)
+    emitter = Emitter(client, source="//bench", stream=STREAM, maxlen=None)
+    events = [keys[i : i + per_event] for i in range(0, len(keys), per_event)]
+    for start in range(0, len(events), 1000):
+        emitter.emit_envelopes([envelope(*e) for e in events[start : start + 1000]])
+    return events
+
+
 def coordinator_backlog(
     client: redis.Redis,
     keys: list[str],
@@ -153,12 +165,7 @@ def coordinator_backlog(
     profile: cProfile.Profile | None = None,
     phases: dict[str, float] | None = None,
 ) -> float:
-    client.delete(STREAM)
-    load(client, keys)
-    emitter = Emitter(client, source="//bench", stream=STREAM, maxlen=None)
-    events = [keys[i : i + per_event] for i in range(0, len(keys), per_event)]
-    for start in range(0, len(events), 1000):
-        emitter.emit_envelopes([envelope(*e) for e in events[start : start + 1000]])
+    events = backlog_of(client, keys, per_event)
     config = CoordinatorConfig(stream=STREAM, consumer="bench", batch=batch, block_ms=1)
     bus = RedisStreamBus(client, stream=STREAM, group=config.group, consumer="bench")
     target, done = RedisPurgeTarget(client), RedisDoneStore(client)
@@ -204,12 +211,7 @@ def bare_backlog(client: redis.Redis, keys: list[str], batch: int, per_event: in
     unlinks them and acks the batch, in one pipeline per batch. No dedup, no done markers,
     no checks, no retries, no objects: what the coordinator does beyond this is what its
     guarantees cost. Returns keys/s."""
-    client.delete(STREAM)
-    load(client, keys)
-    emitter = Emitter(client, source="//bench", stream=STREAM, maxlen=None)
-    events = [keys[i : i + per_event] for i in range(0, len(keys), per_event)]
-    for start in range(0, len(events), 1000):
-        emitter.emit_envelopes([envelope(*e) for e in events[start : start + 1000]])
+    backlog_of(client, keys, per_event)
     group = "bare"
     client.xgroup_create(STREAM, group, id="0")
     loads = json.loads

@@ -76,3 +76,24 @@ def plan_keys_changed(data: bytes) -> Plan:
 
 
 HANDLERS = {KeysChanged.EVENT_TYPE: plan_keys_changed}
+
+
+def produce_kafka(
+    bus_url: str,
+    stream: str,
+    value: bytes,
+    *,
+    key: bytes | None = None,
+    headers: Sequence[tuple[str, object]] | None = None,
+) -> None:
+    """Put one raw record on the topic of ``stream`` (created if missing) with confluent-kafka,
+    as a producer that is not damestoilet's would: a forger's, or a broken one."""
+    from confluent_kafka import Producer
+
+    from damestoilet_contracts.runtime.kafka._layout import ensure_topics, parse_url, topic_name
+
+    config, partitions = parse_url(bus_url)
+    ensure_topics(config, [topic_name(stream)], partitions)
+    producer = Producer(config)
+    producer.produce(topic_name(stream), value=value, key=key, headers=list(headers or []))
+    assert producer.flush(30) == 0

@@ -33,7 +33,7 @@ from damestoilet_contracts.runtime import (
 )
 from damestoilet_contracts.runtime._envelope import STREAM_VERSION
 from damestoilet_contracts.runtime.redis._layout import tag_key
-from tests.runtime_support import KeysChanged
+from tests.runtime_support import KeysChanged, produce_kafka
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -385,19 +385,7 @@ class TestKafka(BusPromises):
         return f"kafka://{kafka_bootstrap}?session.timeout.ms=6000"
 
     def publish_raw(self, bus_url: str, stream: str, body: bytes, msg_id: str) -> None:
-        from confluent_kafka import Producer
-
-        from damestoilet_contracts.runtime.kafka._layout import (
-            ensure_topics,
-            parse_url,
-            topic_name,
-        )
-
-        config, partitions = parse_url(bus_url)
-        ensure_topics(config, [topic_name(stream)], partitions)
-        producer = Producer(config)
-        producer.produce(topic_name(stream), value=body, key=msg_id.encode())
-        assert producer.flush(30) == 0
+        produce_kafka(bus_url, stream, body, key=msg_id.encode())
 
     def backlog(self, bus_url: str, config: CoordinatorConfig) -> Any:
         """On Kafka a probe sees no one else's pending records; what the promise means there

@@ -39,7 +39,7 @@ from damestoilet_contracts.runtime import (
 )
 from damestoilet_contracts.runtime._cloudevents import from_binary
 from damestoilet_contracts.runtime.redis._layout import tag_key
-from tests.runtime_support import KeysChanged
+from tests.runtime_support import KeysChanged, produce_kafka
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -419,19 +419,7 @@ class TestSignedKafka(SignedBusPromises):
         return list(record.headers), record.value
 
     def publish_raw(self, bus_url: str, stream: str, headers: Pairs, body: bytes) -> None:
-        from confluent_kafka import Producer
-
-        from damestoilet_contracts.runtime.kafka._layout import (
-            ensure_topics,
-            parse_url,
-            topic_name,
-        )
-
-        config, partitions = parse_url(bus_url)
-        ensure_topics(config, [topic_name(stream)], partitions)
-        producer = Producer(config)
-        producer.produce(topic_name(stream), value=body, headers=headers)
-        assert producer.flush(30) == 0
+        produce_kafka(bus_url, stream, body, headers=headers)
 
     def read_back(self, bus_url: str, stream: str) -> tuple[dict[str, Any], bytes]:
         from confluent_kafka import Consumer

@@ -39,7 +39,14 @@ GOLDEN = sorted(name for name in ts_schema_dirs() if name.startswith("codegen-")
 
 #: The runtime modules of every output: the same text in each below the header that names
 #: the case's schemas. Golden files keep them once, in :data:`SHARED_CASE`.
-SHARED = ("src/avro.ts", "src/nats.ts", "src/redis.ts", "src/runtime.ts", "src/signing.ts")
+SHARED = (
+    "src/avro.ts",
+    "src/emitter.ts",
+    "src/nats.ts",
+    "src/redis.ts",
+    "src/runtime.ts",
+    "src/signing.ts",
+)
 SHARED_CASE = GOLDEN[0]
 
 

@@ -64,6 +64,7 @@ def test_node_publishes_what_the_python_emitter_would_and_the_coordinator_purges
     price = ProductPriceChanged.from_bytes(envelopes[0].data)
     assert (price.product_id, price.price_cents) == ("pé1", 9007199254740993)
     assert envelopes[0].plan == price.flush_plan()
+    assert envelopes[0].partitionkey == price.partition_key() == "pé1"  # ce-partitionkey
     # the key past ASCII travels as Python's json.dumps writes it: escaped in the JSON (which
     # percent-encoding then leaves alone), not as percent-encoded UTF-8
     plan_header = stored[0].headers["ce-flushplan"]

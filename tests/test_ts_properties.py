@@ -210,6 +210,7 @@ def test_envelopes_are_byte_identical_for_the_same_id_time_and_source(answers: l
             data=event.to_bytes(),
             plan=event.flush_plan(),
             rulesfingerprint=event.RULES_FINGERPRINT,
+            partitionkey=event.partition_key(),
         ).to_bytes(version=2)
         assert base64.b64decode(reply["envelope"]) == python, (ts_name, type_name, example)
         compared += 1

@@ -31,6 +31,7 @@ from damestoilet_contracts.generator._collect import (
 from damestoilet_contracts.generator._protobuf import OPTIONS_FILE, ProtoOutput
 from damestoilet_contracts.generator._ts_flush import plan_code
 from damestoilet_contracts.generator._ts_names import ts_str
+from damestoilet_contracts.generator._ts_partition import ts_partition_key_code
 from damestoilet_contracts.generator._ts_types import (
     TsCodegenError,
     TsImports,
@@ -413,6 +414,7 @@ def _event_view(
 ) -> TsEventView:
     spec = compile_event(event, contracts.graph)
     code = plan_code(event, spec, members, names.imports)
+    key, key_fields = ts_partition_key_code(event, contracts.graph, members)
     names.imports.runtime.add("fanoutCap")
     return TsEventView(
         type_name=ts_str(event.full_name),
@@ -423,4 +425,6 @@ def _event_view(
         template_checks=code.template_checks,
         key_count=code.key_count,
         plan=code.plan,
+        partition_key=key,
+        partition_key_fields=key_fields,
     )

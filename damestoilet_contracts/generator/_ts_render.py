@@ -65,6 +65,7 @@ def render_ts_package(view: TsPackageView, *, name: str) -> dict[str, str]:
         files["src/redis.ts"] = env.get_template("ts/redis.ts.j2").render(
             header=header, default_stream=_DEFAULT_STREAM, default_maxlen=_DEFAULT_MAXLEN
         )
+        files["src/emitter.ts"] = env.get_template("ts/emitter.ts.j2").render(header=header)
         files["src/signing.ts"] = env.get_template("ts/signing.ts.j2").render(header=header)
         files["src/nats.ts"] = env.get_template("ts/nats.ts.j2").render(
             header=header,

@@ -52,6 +52,8 @@ class TsEventView:
     template_checks: tuple[str, ...]
     key_count: tuple[str, ...]
     plan: tuple[str, ...]
+    partition_key: tuple[str, ...] = ('return "";',)  # body of partitionKey()
+    partition_key_fields: tuple[str, ...] = ()  # the dotted fields it reads, for its doc
 
 
 @dataclass(frozen=True, slots=True)

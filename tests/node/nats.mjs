@@ -28,5 +28,5 @@ try {
   await emitter.close();
 }
 await assert.rejects(emitter.emitMany([new CartUpdated({ cartId: "x", customerId: "x", lines: [] })]), {
-  name: "NatsEmitterClosedError",
+  name: "EmitterClosedError",
 });

@@ -163,6 +163,11 @@ export class BundleRepriced implements ContractEvent {
     return { type: "golden.fanout.v1.BundleRepriced", stages: [stage0, stage1] };
   }
 
+  /** The partition key, made of bundle_id: one entity, one partition. */
+  partitionKey(): string {
+    return this.bundleId;
+  }
+
   /** The payload: Avro binary, schemaless. */
   toBytes(): Uint8Array {
     return encodeAvro(BUNDLE_REPRICED_TYPE, this.toAvro());

@@ -190,6 +190,11 @@ export class TagsReplaced implements ContractEvent {
     return { type: "golden.fanoutpb.v1.TagsReplaced", stages: [stage0, stage1] };
   }
 
+  /** The partition key, made of item_id: one entity, one partition. */
+  partitionKey(): string {
+    return this.itemId;
+  }
+
   /** The payload: the message's wire encoding. */
   toBytes(): Uint8Array {
     return encodeProto(TAGS_REPLACED_DESC, this.toProto());

@@ -21,7 +21,8 @@ import {
   StorageType,
 } from "nats";
 
-import { type ContractEvent, DamestoiletError, Envelope, planToJson } from "./runtime.js";
+import { EmitterBase } from "./emitter.js";
+import { type Envelope, planToJson } from "./runtime.js";
 import { messageSignature, NATS_SIGNATURE_HEADER, signingKeyBytes } from "./signing.js";
 
 /** The subject the Python coordinator reads by default (`--bus nats://...`). */
@@ -32,11 +33,6 @@ export const DEFAULT_MAX_MSGS = 1000000;
 export const DUPLICATE_WINDOW_S = 120;
 const SCHEMA_URN_PREFIX = "urn:damestoilet:schema:";
 const STREAM_NOT_FOUND = 10059;
-
-/** A NATS emitter was used after close(): nothing was sent. */
-export class NatsEmitterClosedError extends DamestoiletError {
-  override name = "NatsEmitterClosedError";
-}
 
 /**
  * How a NATS emitter writes: CloudEvents source, subject, cap on a stream it creates (null:
@@ -97,6 +93,9 @@ export function messageHeaders(envelope: Envelope): [string, string][] {
   if (envelope.plan !== null) {
     out.push(["ce-flushplan", asciiJson(planToJson(envelope.plan))]);
   }
+  if (envelope.partitionkey !== "") {
+    out.push(["ce-partitionkey", envelope.partitionkey]);
+  }
   return [
     ...out.map(([name, value]): [string, string] => [
       name,
@@ -107,26 +106,19 @@ export function messageHeaders(envelope: Envelope): [string, string][] {
 }
 
 /** Publishes events to a JetStream subject, one message each; creates the stream if missing. */
-export class JetStreamEmitter {
-  readonly source: string;
+export class JetStreamEmitter extends EmitterBase {
   readonly subject: string;
   readonly maxMsgs: number | null;
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
-  readonly #signingKey: Buffer | null;
   readonly #ownsConnection: boolean;
   #ready = false;
-  #closed = false;
 
   /** Emit through the connection `nc`; `source` names the emitting service. */
   constructor(nc: NatsConnection, options: JetStreamEmitterOptions, ownsConnection = false) {
-    if (options.source === "") {
-      throw new Error("an emitter needs a source naming the emitting service");
-    }
-    this.source = options.source;
+    super(options.source, options.signingKey);
     this.subject = options.subject ?? DEFAULT_SUBJECT;
     this.maxMsgs = options.maxMsgs === undefined ? DEFAULT_MAX_MSGS : options.maxMsgs;
-    this.#signingKey = signingKeyBytes(options.signingKey);
     this.#nc = nc;
     this.#js = nc.jetstream();
     this.#ownsConnection = ownsConnection;
@@ -144,40 +136,13 @@ export class JetStreamEmitter {
     }
   }
 
-  /** The envelope `event` travels in; throws what flushPlan() throws. */
-  envelope(event: ContractEvent): Envelope {
-    return Envelope.fromEvent(event, { source: this.source });
-  }
-
-  /** Emit one event; resolves to its envelope id once JetStream stored it. */
-  async emit(event: ContractEvent): Promise<string> {
-    const [id] = await this.emitEnvelopes([this.envelope(event)]);
-    return id as string;
-  }
-
-  /** Emit events in order; every event is planned before anything is sent. */
-  async emitMany(events: Iterable<ContractEvent>): Promise<string[]> {
-    return this.emitEnvelopes(Array.from(events, (e) => this.envelope(e)));
-  }
-
-  /** Whether close() was called; a closed emitter refuses to emit. */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  /** Whether every message is signed (a signing key was given). */
-  get signed(): boolean {
-    return this.#signingKey !== null;
+  protected get destination(): string {
+    return this.subject;
   }
 
   /** Publish ready envelopes without waiting for each ack, then wait for every ack. */
   async emitEnvelopes(envelopes: readonly Envelope[]): Promise<string[]> {
-    if (this.#closed) {
-      throw new NatsEmitterClosedError(
-        `this emitter of ${this.source} onto ${this.subject} was closed; nothing was sent. ` +
-          "Emit before close(), or make a new emitter",
-      );
-    }
+    this.checkOpen();
     if (envelopes.length === 0) {
       return [];
     }
@@ -191,8 +156,8 @@ export class JetStreamEmitter {
       for (const [name, value] of pairs) {
         h.set(name, value);
       }
-      if (this.#signingKey !== null) {
-        h.set(NATS_SIGNATURE_HEADER, messageSignature(this.#signingKey, pairs, envelope.data));
+      if (this.signingKey !== null) {
+        h.set(NATS_SIGNATURE_HEADER, messageSignature(this.signingKey, pairs, envelope.data));
       }
       return this.#js.publish(this.subject, envelope.data, { headers: h });
     });
@@ -221,11 +186,7 @@ export class JetStreamEmitter {
 
   /** Refuse further emits, and drain the connection if this emitter made it. */
   async close(): Promise<void> {
-    if (this.#closed) {
-      return;
-    }
-    this.#closed = true;
-    if (this.#ownsConnection) {
+    if (this.markClosed() && this.#ownsConnection) {
       await this.#nc.drain();
     }
   }

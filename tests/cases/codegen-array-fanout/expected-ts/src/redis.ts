@@ -11,18 +11,14 @@
  */
 import { Redis } from "ioredis";
 
-import { type ContractEvent, DamestoiletError, Envelope, STREAM_FIELD } from "./runtime.js";
-import { SIGNATURE_FIELD, signature, signingKeyBytes } from "./signing.js";
+import { EmitterBase } from "./emitter.js";
+import { type Envelope, STREAM_FIELD } from "./runtime.js";
+import { SIGNATURE_FIELD, signature } from "./signing.js";
 
 /** The stream the Python coordinator reads by default. */
 export const DEFAULT_STREAM = "damestoilet:events";
 /** The approximate cap on the stream's length, as in the Python emitter. */
 export const DEFAULT_MAXLEN = 1000000;
-
-/** An emitter was used after close(): nothing was sent. */
-export class EmitterClosedError extends DamestoiletError {
-  override name = "EmitterClosedError";
-}
 
 /**
  * How an emitter writes: CloudEvents source, stream, approximate cap (null: none), and the
@@ -37,24 +33,17 @@ export interface EmitterOptions {
 }
 
 /** Appends events to a Redis stream, one XADD each or many in one pipeline. */
-export class RedisEmitter {
-  readonly source: string;
+export class RedisEmitter extends EmitterBase {
   readonly stream: string;
   readonly maxlen: number | null;
   readonly #client: Redis;
-  readonly #signingKey: Buffer | null;
   readonly #ownsClient: boolean;
-  #closed = false;
 
   /** Emit through `client`; `source` names the emitting service. */
   constructor(client: Redis, options: EmitterOptions, ownsClient = false) {
-    if (options.source === "") {
-      throw new Error("an emitter needs a source naming the emitting service");
-    }
-    this.source = options.source;
+    super(options.source, options.signingKey);
     this.stream = options.stream ?? DEFAULT_STREAM;
     this.maxlen = options.maxlen === undefined ? DEFAULT_MAXLEN : options.maxlen;
-    this.#signingKey = signingKeyBytes(options.signingKey);
     this.#client = client;
     this.#ownsClient = ownsClient;
   }
@@ -64,48 +53,21 @@ export class RedisEmitter {
     return new RedisEmitter(new Redis(url, { lazyConnect: false }), options, true);
   }
 
-  /** The envelope `event` travels in; throws what flushPlan() throws. */
-  envelope(event: ContractEvent): Envelope {
-    return Envelope.fromEvent(event, { source: this.source });
-  }
-
-  /** Emit one event; resolves to its envelope id. */
-  async emit(event: ContractEvent): Promise<string> {
-    const [id] = await this.emitEnvelopes([this.envelope(event)]);
-    return id as string;
-  }
-
-  /** Emit events in one pipeline, in order; every event is planned before anything is sent. */
-  async emitMany(events: Iterable<ContractEvent>): Promise<string[]> {
-    return this.emitEnvelopes(Array.from(events, (e) => this.envelope(e)));
-  }
-
-  /** Whether close() was called; a closed emitter refuses to emit. */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  /** Whether every entry is signed (a signing key was given). */
-  get signed(): boolean {
-    return this.#signingKey !== null;
+  protected get destination(): string {
+    return this.stream;
   }
 
   #fields(envelope: Envelope): (string | Buffer)[] {
     const blob = Buffer.from(envelope.toBytes());
-    if (this.#signingKey === null) {
+    if (this.signingKey === null) {
       return [STREAM_FIELD, blob];
     }
-    return [STREAM_FIELD, blob, SIGNATURE_FIELD, signature(this.#signingKey, blob)];
+    return [STREAM_FIELD, blob, SIGNATURE_FIELD, signature(this.signingKey, blob)];
   }
 
   /** Append ready envelopes in one pipeline; resolves to their envelope ids. */
   async emitEnvelopes(envelopes: readonly Envelope[]): Promise<string[]> {
-    if (this.#closed) {
-      throw new EmitterClosedError(
-        `this emitter of ${this.source} onto ${this.stream} was closed; nothing was sent. ` +
-          "Emit before close(), or make a new emitter",
-      );
-    }
+    this.checkOpen();
     const cap = this.maxlen === null ? [] : ["MAXLEN", "~", String(this.maxlen)];
     if (envelopes.length === 1) {
       const only = envelopes[0] as Envelope;
@@ -127,11 +89,7 @@ export class RedisEmitter {
 
   /** Refuse further emits, and close the client if this emitter created it. */
   async close(): Promise<void> {
-    if (this.#closed) {
-      return;
-    }
-    this.#closed = true;
-    if (this.#ownsClient) {
+    if (this.markClosed() && this.#ownsClient) {
       await this.#client.quit();
     }
   }

@@ -85,6 +85,8 @@ export interface ContractEvent {
   readonly contentType: string;
   toBytes(): Uint8Array;
   flushPlan(cap?: number): Plan;
+  /** The event's partition key (generated events have one; "" for none). */
+  partitionKey?(): string;
 }
 
 /** A stage without repeats, first occurrence kept (the Python plan's dict.fromkeys). */
@@ -1063,6 +1065,7 @@ export class Envelope {
     readonly data: Uint8Array,
     readonly plan: Plan | null = null,
     readonly rulesfingerprint: string = "",
+    readonly partitionkey: string = "",
   ) {
     for (const [name, value] of [
       ["id", id],
@@ -1084,8 +1087,8 @@ export class Envelope {
     }
   }
 
-  /** Wrap a generated event: a new UUIDv7 id (or `id`), the current time (or `ms`), its plan
-   * and payload. Throws what flushPlan() throws. */
+  /** Wrap a generated event: a new UUIDv7 id (or `id`), the current time (or `ms`), its plan,
+   * partition key and payload. Throws what flushPlan() throws. */
   static fromEvent(
     event: ContractEvent,
     options: { source: string; id?: string; ms?: number },
@@ -1104,6 +1107,7 @@ export class Envelope {
       event.toBytes(),
       plan,
       event.rulesFingerprint,
+      event.partitionKey?.() ?? "",
     );
   }
 
@@ -1121,8 +1125,11 @@ export class Envelope {
       this.rulesfingerprint,
       stages,
     ];
+    if (this.partitionkey !== "") {
+      head.push(this.partitionkey);
+    }
     // JSON.stringify would escape a lone surrogate where Python's encoder refuses it: refuse too.
-    const texts = head.slice(0, 8) as string[];
+    const texts = [...(head.slice(0, 8) as string[]), this.partitionkey];
     const keys = this.plan === null ? [] : this.plan.stages.flat().map((o) => o.key);
     if (!texts.every((t) => t.isWellFormed()) || !keys.every((k) => k.isWellFormed())) {
       throw new EnvelopeError(

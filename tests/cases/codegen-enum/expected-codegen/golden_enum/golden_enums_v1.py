@@ -40,7 +40,8 @@ _TICKET_ESCALATED_SCHEMA: Final = fastavro.parse_schema(
                 {"key": "ticket:{ticket_id}"},
                 {"tag": "priority:{priority}"},
                 {"if_absent": "skip", "key": "ticket:{ticket_id}:was:{previous}"},
-            ]
+            ],
+            "key": ["ticket_id", "priority", "previous"],
         },
         "doc": "A support ticket changed priority: enums render by symbol.",
         "fields": [
@@ -140,8 +141,13 @@ class TicketEscalated:
         return Plan("golden.enums.v1.TicketEscalated", (stage_0,))
 
     def partition_key(self) -> str:
-        """The partition key, made of ticket_id: one entity, one partition."""
-        return self.ticket_id
+        """The partition key, made of ticket_id, priority, previous: one entity, one partition."""
+        k1 = self.ticket_id
+        k2 = self.priority.value
+        k3 = ""
+        if self.previous is not None:
+            k3 = self.previous.value
+        return f"{k1}:{k2}:{k3}"
 
     def to_bytes(self) -> bytes:
         """The Avro binary encoding of this event (schemaless: no header, no schema)."""

@@ -159,6 +159,14 @@ export class TicketEscalated implements ContractEvent {
     return { type: "golden.enums.v1.TicketEscalated", stages: [stage0] };
   }
 
+  /** The partition key, made of ticket_id, priority, previous: one entity, one partition. */
+  partitionKey(): string {
+    const k1 = this.ticketId;
+    const k2 = this.priority;
+    const k3 = this.previous !== null ? this.previous : "";
+    return `${k1}:${k2}:${k3}`;
+  }
+
   /** The payload: Avro binary, schemaless. */
   toBytes(): Uint8Array {
     return encodeAvro(TICKET_ESCALATED_TYPE, this.toAvro());

@@ -183,6 +183,13 @@ export class RefundIssued implements ContractEvent {
     return { type: "golden.enumspb.v1.RefundIssued", stages: [stage0] };
   }
 
+  /** The partition key, made of refund_id, reason: one entity, one partition. */
+  partitionKey(): string {
+    const k1 = this.refundId;
+    const k2 = this.reason;
+    return `${k1}:${k2}`;
+  }
+
   /** The payload: the message's wire encoding. */
   toBytes(): Uint8Array {
     return encodeProto(REFUND_ISSUED_DESC, this.toProto());

@@ -135,6 +135,11 @@ export class PaymentCaptured implements ContractEvent {
     return { type: "golden.logical.v1.PaymentCaptured", stages: [stage0] };
   }
 
+  /** The partition key, made of payment_id: one entity, one partition. */
+  partitionKey(): string {
+    return this.paymentId;
+  }
+
   /** The payload: Avro binary, schemaless. */
   toBytes(): Uint8Array {
     return encodeAvro(PAYMENT_CAPTURED_TYPE, this.toAvro());

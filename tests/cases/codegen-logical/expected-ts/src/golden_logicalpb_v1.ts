@@ -123,6 +123,11 @@ export class ReservationHeld implements ContractEvent {
     return { type: "golden.logicalpb.v1.ReservationHeld", stages: [stage0] };
   }
 
+  /** The partition key, made of reservation_id: one entity, one partition. */
+  partitionKey(): string {
+    return this.reservationId;
+  }
+
   /** The payload: the message's wire encoding. */
   toBytes(): Uint8Array {
     return encodeProto(RESERVATION_HELD_DESC, this.toProto());

@@ -10,13 +10,8 @@ import * as golden_logical_v1 from "./golden_logical_v1.js";
 import * as golden_logicalpb_v1 from "./golden_logicalpb_v1.js";
 import type { ContractEvent, Plan } from "./runtime.js";
 export * from "./runtime.js";
-export {
-  DEFAULT_MAXLEN,
-  DEFAULT_STREAM,
-  EmitterClosedError,
-  type EmitterOptions,
-  RedisEmitter,
-} from "./redis.js";
+export { EmitterBase, EmitterClosedError } from "./emitter.js";
+export { DEFAULT_MAXLEN, DEFAULT_STREAM, type EmitterOptions, RedisEmitter } from "./redis.js";
 export {
   messageBytes,
   messageSignature,
@@ -34,7 +29,6 @@ export {
   JetStreamEmitter,
   type JetStreamEmitterOptions,
   messageHeaders,
-  NatsEmitterClosedError,
   percentEncode,
   streamName,
 } from "./nats.js";

@@ -201,6 +201,11 @@ export class InventorySnapshot implements ContractEvent {
     return { type: "golden.maps.v1.InventorySnapshot", stages: [stage0] };
   }
 
+  /** The partition key, made of snapshot_id: one entity, one partition. */
+  partitionKey(): string {
+    return this.snapshotId;
+  }
+
   /** The payload: Avro binary, schemaless. */
   toBytes(): Uint8Array {
     return encodeAvro(INVENTORY_SNAPSHOT_TYPE, this.toAvro());

@@ -209,6 +209,11 @@ export class PriceTable implements ContractEvent {
     return { type: "golden.mapspb.v1.PriceTable", stages: [stage0] };
   }
 
+  /** The partition key, made of table_id: one entity, one partition. */
+  partitionKey(): string {
+    return this.tableId;
+  }
+
   /** The payload: the message's wire encoding. */
   toBytes(): Uint8Array {
     return encodeProto(PRICE_TABLE_DESC, this.toProto());

@@ -13,13 +13,8 @@ import * as golden_maps_v1 from "./golden_maps_v1.js";
 import * as golden_mapspb_v1 from "./golden_mapspb_v1.js";
 import type { ContractEvent, Plan } from "./runtime.js";
 export * from "./runtime.js";
-export {
-  DEFAULT_MAXLEN,
-  DEFAULT_STREAM,
-  EmitterClosedError,
-  type EmitterOptions,
-  RedisEmitter,
-} from "./redis.js";
+export { EmitterBase, EmitterClosedError } from "./emitter.js";
+export { DEFAULT_MAXLEN, DEFAULT_STREAM, type EmitterOptions, RedisEmitter } from "./redis.js";
 export {
   messageBytes,
   messageSignature,
@@ -37,7 +32,6 @@ export {
   JetStreamEmitter,
   type JetStreamEmitterOptions,
   messageHeaders,
-  NatsEmitterClosedError,
   percentEncode,
   streamName,
 } from "./nats.js";

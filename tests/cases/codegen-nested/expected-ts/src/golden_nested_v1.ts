@@ -293,6 +293,11 @@ export class ShipmentDispatched implements ContractEvent {
     return { type: "golden.nested.v1.ShipmentDispatched", stages: [stage0] };
   }
 
+  /** The partition key, made of shipment_id: one entity, one partition. */
+  partitionKey(): string {
+    return this.shipmentId;
+  }
+
   /** The payload: Avro binary, schemaless. */
   toBytes(): Uint8Array {
     return encodeAvro(SHIPMENT_DISPATCHED_TYPE, this.toAvro());

@@ -281,6 +281,11 @@ export class ParcelMoved implements ContractEvent {
     return { type: "golden.nestedpb.v1.ParcelMoved", stages: [stage0] };
   }
 
+  /** The partition key, made of parcel_id: one entity, one partition. */
+  partitionKey(): string {
+    return this.parcelId;
+  }
+
   /** The payload: the message's wire encoding. */
   toBytes(): Uint8Array {
     return encodeProto(PARCEL_MOVED_DESC, this.toProto());

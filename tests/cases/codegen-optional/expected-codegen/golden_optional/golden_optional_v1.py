@@ -40,7 +40,8 @@ _PROFILE_CHANGED_SCHEMA: Final = fastavro.parse_schema(
                 {"if_absent": "skip", "key": "nick:{nickname}"},
                 {"if_absent": "error", "key": "age:{age}"},
                 {"if_absent": "skip", "key": "ref:{referrer.code}:{verified}"},
-            ]
+            ],
+            "key": ["user_id", "age", "verified", "referrer.code", "nickname"],
         },
         "doc": ("A profile changed: optional fields with if_absent skip and error."),
         "fields": [
@@ -222,8 +223,22 @@ class ProfileChanged:
         return Plan("golden.optional.v1.ProfileChanged", (stage_0,))
 
     def partition_key(self) -> str:
-        """The partition key, made of user_id: one entity, one partition."""
-        return self.user_id
+        """The partition key, made of user_id, age, verified, referrer.code, nickname: one
+        entity, one partition."""
+        k1 = self.user_id
+        k2 = ""
+        if self.age is not None:
+            k2 = str(self.age)
+        k3 = ""
+        if self.verified is not None:
+            k3 = "true" if self.verified else "false"
+        k4 = ""
+        if self.referrer is not None:
+            k4 = self.referrer.code
+        k5 = ""
+        if self.nickname is not None:
+            k5 = self.nickname
+        return f"{k1}:{k2}:{k3}:{k4}:{k5}"
 
     def to_bytes(self) -> bytes:
         """The Avro binary encoding of this event (schemaless: no header, no schema)."""

@@ -221,6 +221,16 @@ export class ProfileChanged implements ContractEvent {
     return { type: "golden.optional.v1.ProfileChanged", stages: [stage0] };
   }
 
+  /** The partition key, made of user_id, age, verified, referrer.code, nickname: one entity, one partition. */
+  partitionKey(): string {
+    const k1 = this.userId;
+    const k2 = this.age !== null ? String(this.age) : "";
+    const k3 = this.verified !== null ? (this.verified ? "true" : "false") : "";
+    const k4 = this.referrer !== null ? this.referrer.code : "";
+    const k5 = this.nickname !== null ? this.nickname : "";
+    return `${k1}:${k2}:${k3}:${k4}:${k5}`;
+  }
+
   /** The payload: Avro binary, schemaless. */
   toBytes(): Uint8Array {
     return encodeAvro(PROFILE_CHANGED_TYPE, this.toAvro());

@@ -246,6 +246,11 @@ export class SettingsChanged implements ContractEvent {
     return { type: "golden.optionalpb.v1.SettingsChanged", stages: [stage0] };
   }
 
+  /** The partition key, made of account_id: one entity, one partition. */
+  partitionKey(): string {
+    return this.accountId;
+  }
+
   /** The payload: the message's wire encoding. */
   toBytes(): Uint8Array {
     return encodeProto(SETTINGS_CHANGED_DESC, this.toProto());

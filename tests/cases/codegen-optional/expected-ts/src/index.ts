@@ -12,13 +12,8 @@ import * as golden_optional_v1 from "./golden_optional_v1.js";
 import * as golden_optionalpb_v1 from "./golden_optionalpb_v1.js";
 import type { ContractEvent, Plan } from "./runtime.js";
 export * from "./runtime.js";
-export {
-  DEFAULT_MAXLEN,
-  DEFAULT_STREAM,
-  EmitterClosedError,
-  type EmitterOptions,
-  RedisEmitter,
-} from "./redis.js";
+export { EmitterBase, EmitterClosedError } from "./emitter.js";
+export { DEFAULT_MAXLEN, DEFAULT_STREAM, type EmitterOptions, RedisEmitter } from "./redis.js";
 export {
   messageBytes,
   messageSignature,
@@ -36,7 +31,6 @@ export {
   JetStreamEmitter,
   type JetStreamEmitterOptions,
   messageHeaders,
-  NatsEmitterClosedError,
   percentEncode,
   streamName,
 } from "./nats.js";
