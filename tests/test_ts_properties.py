@@ -345,6 +345,7 @@ REFUSED = [
     *(
         _bad(json.dumps({**_STOCK, "changed_at": bad}), type_name="catalog.v1.ProductStockChanged")
         for bad in ("2026-01-02T03:04:05", 1767323045, "2026-02-30T03:04:05Z", "2026-01-02")
+        + ("2026-01-02T03:04:05+23:60", "2026-01-02T24:00:00Z", "2026-01-02T03:04:60Z")
     ),
     *(
         _bad(json.dumps({**_PAYMENT, field: bad}), *_LOGICAL)
@@ -420,6 +421,12 @@ ACCEPTED = [
         "catalog.v1.ProductStockChanged",
         json.dumps({**_STOCK, "changed_at": "2026-01-02 03:04:05.5-02:30"}),
         id="offset",
+    ),
+    pytest.param(
+        "reference",
+        "catalog.v1.ProductStockChanged",
+        json.dumps({**_STOCK, "changed_at": "2026-01-02T03:04:05.120+02:60"}),
+        id="offset-of-60-minutes",
     ),
     pytest.param(*_LOGICAL, json.dumps(_PAYMENT), id="logical"),
     pytest.param(*_MAP, json.dumps({**_SNAPSHOT, "counts": {"b": 2**40, "a": -1}}), id="map"),

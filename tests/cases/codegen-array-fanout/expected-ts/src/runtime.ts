@@ -748,7 +748,8 @@ export function jsonTimestamp(value: unknown, at: At): Date {
       Number(match[11] ?? 0),
     ];
     const ms = utcMs(year, month, day, hour, minute, second, Number(fraction.slice(0, 3)));
-    if (ms !== null && offsetHours <= 23 && offsetMinutes <= 59) {
+    // Python takes any offset under a day, +02:60 too (as +03:00).
+    if (ms !== null && offsetHours * 60 + offsetMinutes < 24 * 60) {
       if (fraction.slice(3) !== "000") {
         throw new PayloadError(
           `${at.owner}: field ${pyString(at.path)} = ${pyString(String(value))} has digits below the millisecond, which a Date would lose`,
