@@ -397,3 +397,32 @@ def test_worker_commands_refuse_a_broken_flush_graph(redis_url: str, tmp_path: P
         assert result.exit_code == 1, result.output
         assert "is not a valid flush graph" in result.output
         assert "grace_seconds of target pricing is -1" in result.output
+
+
+def test_agent_command_with_a_signing_key_purges_the_signed_and_dead_letters_the_rest(
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    from damestoilet_contracts.runtime import SigningKeys
+
+    key_file = tmp_path / "key"
+    key_file.write_bytes(b"agent-signing-key-0123456789\n")  # a trailing newline is no part
+    keys = SigningKeys(b"agent-signing-key-0123456789")
+    redis_client.mset({"price:signed": b"1", "price:unsigned": b"1"})
+    signed = _envelope([FlushOp("key", "pricing", "price:signed")])
+    Emitter(redis_client, source="//tests", stream=STREAM, signing=keys).emit_envelopes([signed])
+    _emit(redis_client, _envelope([FlushOp("key", "pricing", "price:unsigned")]))
+    result = CliRunner().invoke(
+        main,
+        [
+            *("agent", "--redis", redis_url, "--targets", "pricing", "--stream", STREAM),
+            *("--consumer", "cli", "--block-ms", "20", "--until-idle"),
+            *("--signing-key-file", str(key_file)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert redis_client.exists("price:signed") == 0
+    assert redis_client.get("price:unsigned") == b"1"
+    letters = redis_client.xrange(f"{STREAM}:dlq")
+    assert [f[b"dlq_reason"] for _, f in letters] == [
+        b"signature: the entry is not signed and this coordinator requires signatures"
+    ]

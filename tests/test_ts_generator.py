@@ -41,7 +41,9 @@ GOLDEN = sorted(name for name in ts_schema_dirs() if name.startswith("codegen-")
 #: the case's schemas. Golden files keep them once, in :data:`SHARED_CASE`.
 SHARED = (
     "src/avro.ts",
+    "src/cloudevents.ts",
     "src/emitter.ts",
+    "src/kafka.ts",
     "src/nats.ts",
     "src/redis.ts",
     "src/runtime.ts",

@@ -29,6 +29,7 @@ NPM_DEPENDENCIES = (
     ("@bufbuild/protobuf", "2.10.1"),
     ("avsc", "5.7.9"),
     ("ioredis", "5.9.2"),
+    ("kafkajs", "2.2.4"),
     ("nats", "2.29.3"),
 )
 NPM_DEV_DEPENDENCIES = (("@types/node", "20.19.8"), ("typescript", "5.9.3"))
@@ -40,6 +41,8 @@ _DEFAULT_STREAM = "damestoilet:events"
 _DEFAULT_MAXLEN = 1_000_000
 # How long JetStream remembers a Nats-Msg-Id (damestoilet_contracts.runtime.nats._layout).
 _DUPLICATE_WINDOW_S = 120.0
+# Partitions of a topic the Kafka emitter creates (damestoilet_contracts.runtime.kafka._layout).
+_DEFAULT_PARTITIONS = 4
 
 
 def render_ts_package(view: TsPackageView, *, name: str) -> dict[str, str]:
@@ -64,6 +67,10 @@ def render_ts_package(view: TsPackageView, *, name: str) -> dict[str, str]:
         )
         files["src/redis.ts"] = env.get_template("ts/redis.ts.j2").render(
             header=header, default_stream=_DEFAULT_STREAM, default_maxlen=_DEFAULT_MAXLEN
+        )
+        files["src/cloudevents.ts"] = env.get_template("ts/cloudevents.ts.j2").render(header=header)
+        files["src/kafka.ts"] = env.get_template("ts/kafka.ts.j2").render(
+            header=header, default_stream=_DEFAULT_STREAM, default_partitions=_DEFAULT_PARTITIONS
         )
         files["src/emitter.ts"] = env.get_template("ts/emitter.ts.j2").render(header=header)
         files["src/signing.ts"] = env.get_template("ts/signing.ts.j2").render(header=header)

@@ -21,8 +21,9 @@ import {
   StorageType,
 } from "nats";
 
+import { binaryHeaders } from "./cloudevents.js";
 import { EmitterBase } from "./emitter.js";
-import { type Envelope, planToJson } from "./runtime.js";
+import type { Envelope } from "./runtime.js";
 import { messageSignature, NATS_SIGNATURE_HEADER, signingKeyBytes } from "./signing.js";
 
 /** The subject the Python coordinator reads by default (`--bus nats://...`). */
@@ -31,7 +32,6 @@ export const DEFAULT_SUBJECT = "damestoilet:events";
 export const DEFAULT_MAX_MSGS = 1000000;
 /** How long JetStream remembers a `Nats-Msg-Id` to drop a re-send (s), as in Python. */
 export const DUPLICATE_WINDOW_S = 120;
-const SCHEMA_URN_PREFIX = "urn:damestoilet:schema:";
 const STREAM_NOT_FOUND = 10059;
 
 /**
@@ -50,59 +50,9 @@ export function streamName(subject: string): string {
   return subject.replace(/[^A-Za-z0-9_-]/g, "_").toUpperCase();
 }
 
-/** Percent-encode what the CloudEvents HTTP (and so NATS) binding encodes in a header value:
- * space, `"`, `%` and every byte outside printable ASCII, as Python's `urllib.parse.quote`. */
-export function percentEncode(value: string): string {
-  let out = "";
-  for (const byte of new TextEncoder().encode(value)) {
-    out +=
-      byte >= 0x21 && byte <= 0x7e && byte !== 0x22 && byte !== 0x25
-        ? String.fromCharCode(byte)
-        : "%" + byte.toString(16).toUpperCase().padStart(2, "0");
-  }
-  return out;
-}
-
-/** JSON text with every character past ASCII escaped, as Python's `json.dumps` writes it. */
-function asciiJson(text: string): string {
-  return text.replace(
-    /[\u0080-\uffff]/g,
-    (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"),
-  );
-}
-
 /** The binary-mode headers of `envelope` on NATS, in Python's order, `Nats-Msg-Id` last. */
 export function messageHeaders(envelope: Envelope): [string, string][] {
-  const out: [string, string][] = [
-    ["ce-specversion", envelope.specversion],
-    ["ce-id", envelope.id],
-    ["ce-source", envelope.source],
-    ["ce-type", envelope.type],
-    ["ce-time", envelope.time],
-    ["content-type", envelope.datacontenttype],
-  ];
-  if (envelope.dataschema !== "") {
-    const uri = envelope.dataschema.includes(":")
-      ? envelope.dataschema
-      : SCHEMA_URN_PREFIX + envelope.dataschema;
-    out.push(["ce-dataschema", uri]);
-  }
-  if (envelope.rulesfingerprint !== "") {
-    out.push(["ce-rulesfingerprint", envelope.rulesfingerprint]);
-  }
-  if (envelope.plan !== null) {
-    out.push(["ce-flushplan", asciiJson(planToJson(envelope.plan))]);
-  }
-  if (envelope.partitionkey !== "") {
-    out.push(["ce-partitionkey", envelope.partitionkey]);
-  }
-  return [
-    ...out.map(([name, value]): [string, string] => [
-      name,
-      name === "content-type" ? value : percentEncode(value),
-    ]),
-    ["Nats-Msg-Id", envelope.id],
-  ];
+  return [...binaryHeaders(envelope, "nats"), ["Nats-Msg-Id", envelope.id]];
 }
 
 /** Publishes events to a JetStream subject, one message each; creates the stream if missing. */

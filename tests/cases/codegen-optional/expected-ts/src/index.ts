@@ -31,9 +31,18 @@ export {
   JetStreamEmitter,
   type JetStreamEmitterOptions,
   messageHeaders,
-  percentEncode,
   streamName,
 } from "./nats.js";
+export { asciiJson, binaryHeaders, type Binding, percentEncode } from "./cloudevents.js";
+export {
+  brokersOf,
+  DEFAULT_KAFKA_STREAM,
+  DEFAULT_PARTITIONS,
+  KAFKA_SIGNATURE_HEADER,
+  KafkaEmitter,
+  type KafkaEmitterOptions,
+  topicName,
+} from "./kafka.js";
 
 /** A generated event class: its type and how to decode it. */
 export interface EventClass {
